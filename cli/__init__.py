@@ -1,0 +1,1 @@
+"""Command-line tools for Tinkerbell users (``cli.tinkerbell``) and the demo."""

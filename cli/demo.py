@@ -1,0 +1,106 @@
+"""``make demo``: one brief through the local stack, followed live.
+
+Signs up an anonymous user in the Auth emulator, submits a sample brief (in
+Romanian) over HTTP, follows the task document with a Firestore realtime
+listener, and prints the strategy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cli.render import render_strategy
+from shared.models import MarketingStrategy, TaskStatus
+
+STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/dev/state.json"))
+TIMEOUT_S = 180
+SAMPLE_BRIEF = (
+    "Lansăm o cafenea de specialitate în Cluj-Napoca, lângă campusul universitar. "
+    "Vrem să atragem studenți și tineri profesioniști în primele trei luni, "
+    "cu un buget modest și accent pe comunitate și evenimente."
+)
+
+
+def main() -> None:
+    if not STATE_FILE.exists():
+        sys.exit(f"the local stack is not running ({STATE_FILE} missing): run `make up`")
+    env: dict[str, str] = json.loads(STATE_FILE.read_text())["env"]
+    os.environ.update(
+        {k: v for k, v in env.items() if k.endswith("_EMULATOR_HOST") or k.startswith("GOOGLE_")}
+    )
+    with httpx.Client(timeout=60) as http:
+        signup = http.post(
+            f"{env['AUTH_EMULATOR_URL']}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+            params={"key": "emulator-key"},
+            json={"returnSecureToken": True},
+        ).json()
+        headers = {"Authorization": f"Bearer {signup['idToken']}"}
+        print(f"signed in as emulator user {signup['localId']}")
+        started = time.monotonic()
+        answer = http.post(
+            f"{env['SUBMIT_URL']}/v1/strategies",
+            headers=headers,
+            json={"brief": SAMPLE_BRIEF, "language": "ro", "urls": ["https://example.com/"]},
+        )
+        print(f"POST /v1/strategies -> {answer.status_code} {answer.text}")
+        answer.raise_for_status()
+        task_id = answer.json()["task_id"]
+        task = follow(task_id, started)
+        print(
+            f"GET {answer.json()['status_url']} -> {http.get(answer.json()['status_url'], headers=headers).status_code}"
+        )
+    if task["status"] != TaskStatus.COMPLETED:
+        sys.exit(f"task ended {task['status']}: {task.get('error')}")
+    strategy = MarketingStrategy.model_validate(task["result"]["strategy"])
+    print()
+    print(render_strategy(strategy))
+    usage = task["result"]["usage"]
+    print(f"\nmodel {task['result']['model']}, {usage['total_tokens']} tokens")
+    for source in task["result"].get("sources") or []:
+        print(f"source: {source['url']} ({source['status']})")
+
+
+def follow(task_id: str, started: float) -> dict[str, Any]:
+    """Print each status change as the Firestore listener reports it."""
+    from google.cloud import firestore
+
+    from shared.settings import get_settings
+
+    done = threading.Event()
+    latest: dict[str, Any] = {}
+
+    def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        for snap in snapshots:
+            data = snap.to_dict() or {}
+            progress = data.get("progress") or {}
+            if (data.get("status"), progress.get("stage")) != (
+                latest.get("status"),
+                (latest.get("progress") or {}).get("stage"),
+            ):
+                elapsed = time.monotonic() - started
+                print(f"  {elapsed:6.2f}s  {data.get('status'):<10} {progress.get('stage', '')}")
+            latest.clear()
+            latest.update(data)
+            if TaskStatus(data["status"]).is_terminal:
+                done.set()
+
+    db = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+    watch = db.collection(get_settings().tasks_collection).document(task_id).on_snapshot(on_change)
+    try:
+        if not done.wait(TIMEOUT_S):
+            sys.exit(f"task {task_id} did not finish in {TIMEOUT_S}s")
+    finally:
+        watch.unsubscribe()
+    return latest
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin Cloud Functions adapters: parse the trigger, call ``shared``, map errors."""

@@ -1,0 +1,77 @@
+"""What the HTTP functions share: JSON answers, the error shape, routing helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+
+import flask
+from pydantic import BaseModel
+
+from shared.errors import InvalidArgument, MethodNotAllowed, RateLimited, TinkerbellError
+from shared.log import get_logger
+from shared.models import ErrorBody, ErrorDetail
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+log = get_logger("http")
+
+Handler = Callable[[flask.Request], flask.Response]
+
+
+def json_response(body: BaseModel, status: int = HTTPStatus.OK) -> flask.Response:
+    return flask.Response(body.model_dump_json(), status=status, content_type=JSON_CONTENT_TYPE)
+
+
+def error_response(error: TinkerbellError) -> flask.Response:
+    body = ErrorBody(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
+    response = json_response(body, error.http_status)
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(error.allowed)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response
+
+
+def handles_errors(handler: Handler) -> Handler:
+    """Map domain errors to their status; anything else to a bare 500."""
+
+    @functools.wraps(handler)
+    def wrapper(request: flask.Request) -> flask.Response:
+        try:
+            return handler(request)
+        except TinkerbellError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error")
+            return error_response(TinkerbellError("internal error; try again later"))
+
+    return wrapper
+
+
+def require_method(request: flask.Request, *allowed: str) -> None:
+    if request.method not in allowed:
+        raise MethodNotAllowed(f"method {request.method} is not allowed here", allowed=allowed)
+
+
+def read_json_object(raw: bytes) -> object:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument("the body is not valid UTF-8") from None
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [key for key, _ in pairs]
+        if len(keys) != len(set(keys)):
+            raise InvalidArgument("the body repeats a field")
+        return dict(pairs)
+
+    def no_constants(name: str) -> object:
+        raise InvalidArgument(f"the body contains {name}, which is not JSON")
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"the body is not valid JSON ({exc.msg})") from None

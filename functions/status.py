@@ -1,0 +1,27 @@
+"""``task_status``: GET (and DELETE) /v1/tasks/{task_id} for the task's owner."""
+
+from __future__ import annotations
+
+import re
+
+import flask
+
+from functions.http import handles_errors, json_response, require_method
+from shared import tasks
+from shared.auth import verify_user
+from shared.errors import NotFound
+
+_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})/?$")
+
+
+@handles_errors
+def task_status(request: flask.Request) -> flask.Response:
+    match = _ROUTE.search(request.path)
+    if match is None:
+        raise NotFound(f"no such route: {request.path}")
+    require_method(request, "GET", "DELETE")
+    uid = verify_user(request.headers.get("Authorization"))
+    task_id = match["task_id"]
+    if request.method == "DELETE":
+        return json_response(tasks.cancel_task(task_id, uid=uid).public())
+    return json_response(tasks.get_owned_task(task_id, uid=uid).public())

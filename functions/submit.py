@@ -1,0 +1,89 @@
+"""``submit_strategy``: POST /v1/strategies (SPEC §2.2) → 202 with the task id."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import flask
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from functions.http import handles_errors, json_response, read_json_object, require_method
+from shared import submission
+from shared.auth import verify_user
+from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.models import StrategyRequest
+from shared.settings import get_settings
+from shared.submission import PdfUpload
+from shared.validation import parse_strategy_request
+
+ROUTE_SUFFIX = "/v1/strategies"
+LIST_FIELDS = frozenset({"urls"})
+BOOL_FIELDS = frozenset({"image", "grounding"})
+PDF_FIELD = "pdf"
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+@handles_errors
+def submit_strategy(request: flask.Request) -> flask.Response:
+    if request.path.rstrip("/") not in ("", ROUTE_SUFFIX):
+        raise NotFound(f"no such route: {request.path}")
+    require_method(request, "POST")
+    uid = verify_user(request.headers.get("Authorization"))
+    body, pdf = _parse_body(request)
+    accepted = submission.submit(uid, body, pdf)
+    return json_response(accepted, HTTPStatus.ACCEPTED)
+
+
+def _parse_body(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:
+    limit = get_settings().max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the request must be at most {limit} bytes")
+    request.max_content_length = limit  # also bounds chunked bodies without a length
+    mimetype = request.mimetype
+    try:
+        if mimetype == "application/json":
+            return parse_strategy_request(read_json_object(request.get_data())), None
+        if mimetype == "multipart/form-data":
+            return _parse_multipart(request)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"the request must be at most {limit} bytes") from None
+    raise UnsupportedMediaType("send application/json or multipart/form-data")
+
+
+def _parse_multipart(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:
+    form: MultiDict[str, str] = request.form
+    files = request.files
+    if not form and not files and request.content_length:
+        raise InvalidArgument("the multipart body could not be read")
+    for name in files:
+        if name != PDF_FIELD:
+            raise InvalidArgument(f"{name}: unknown file field", field=name)
+    if len(files.getlist(PDF_FIELD)) > 1:
+        raise InvalidArgument("pdf: send one file", field=PDF_FIELD)
+    data: dict[str, Any] = {}
+    for name in form:
+        values = form.getlist(name)
+        if name in LIST_FIELDS:
+            data[name] = values
+        elif len(values) > 1:
+            raise InvalidArgument(f"{name}: give it once", field=name)
+        elif name in BOOL_FIELDS:
+            data[name] = _form_bool(name, values[0])
+        else:
+            data[name] = values[0]
+    body = parse_strategy_request(data)
+    upload = files.get(PDF_FIELD)
+    pdf = PdfUpload(data=upload.read(), filename=upload.filename) if upload else None
+    return body, pdf
+
+
+def _form_bool(name: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise InvalidArgument(f"{name}: must be true or false", field=name)

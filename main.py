@@ -1,0 +1,27 @@
+"""Cloud Functions entry points (SPEC §1).
+
+One source tree deploys all three: ``gcloud functions deploy NAME --gen2
+--source=. --entry-point=submit_strategy|process_task|task_status``. The
+entry points are resolved lazily, so that each function imports only its own
+dependencies: the HTTP functions never load ``google.genai``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_ENTRY_POINTS = {
+    "submit_strategy": "functions.submit",
+    "process_task": "functions.process",
+    "task_status": "functions.status",
+}
+
+__all__ = list(_ENTRY_POINTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _ENTRY_POINTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

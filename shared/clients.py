@@ -1,0 +1,112 @@
+"""The one place that builds Google clients: lazily, once per process.
+
+Nothing connects at import time, and each function imports only the client
+libraries it uses. Tests may install their own instance with ``override``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import Client as FirestoreClient
+    from google.cloud.pubsub_v1 import PublisherClient
+    from google.cloud.storage import Client as StorageClient
+    from google.genai import Client as GenaiClient
+
+T = TypeVar("T")
+_instances: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def _once(name: str, build: Callable[[], T]) -> T:
+    instance = _instances.get(name)
+    if instance is None:
+        with _lock:
+            instance = _instances.get(name)
+            if instance is None:
+                instance = _instances[name] = build()
+    return cast(T, instance)
+
+
+def override(name: str, instance: Any) -> None:
+    """Replace a client (tests); ``None`` forgets it so the next call rebuilds it."""
+    with _lock:
+        if instance is None:
+            _instances.pop(name, None)
+        else:
+            _instances[name] = instance
+
+
+def firestore() -> FirestoreClient:
+    def build() -> FirestoreClient:
+        from google.cloud import firestore as fs
+
+        return fs.Client(project=get_settings().google_cloud_project)
+
+    return _once("firestore", build)
+
+
+def storage() -> StorageClient:
+    def build() -> StorageClient:
+        import os
+
+        from google.cloud import storage as gcs
+
+        project = get_settings().google_cloud_project
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            from google.auth.credentials import AnonymousCredentials
+
+            return gcs.Client(project=project, credentials=AnonymousCredentials())
+        return gcs.Client(project=project)
+
+    return _once("storage", build)
+
+
+def publisher() -> PublisherClient:
+    def build() -> PublisherClient:
+        from google.cloud import pubsub_v1
+
+        # One message per batch: the accept path waits for its publish, and the
+        # default batching window would add ~10 ms to every request.
+        return pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)
+        )
+
+    return _once("publisher", build)
+
+
+# Gemini needs some key even when it talks to a stand-in that ignores it.
+PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
+
+
+def gemini() -> GenaiClient:
+    def build() -> GenaiClient:
+        from google import genai
+        from google.genai import types
+
+        settings = get_settings()
+        key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
+        if key is None and settings.gemini_base_url is None:
+            raise RuntimeError("GEMINI_API_KEY is not configured")
+        return genai.Client(
+            api_key=key or PLACEHOLDER_GEMINI_KEY,
+            http_options=types.HttpOptions(
+                base_url=settings.gemini_base_url,
+                api_version=settings.gemini_api_version,
+                timeout=int(settings.gemini_timeout_s * 1000),  # the SDK counts milliseconds
+                retry_options=types.HttpRetryOptions(
+                    attempts=settings.gemini_max_attempts,
+                    initial_delay=settings.gemini_retry_initial_delay_s,
+                    max_delay=settings.gemini_retry_max_delay_s,
+                    exp_base=2,
+                    jitter=settings.gemini_retry_jitter_s,
+                ),
+            ),
+        )
+
+    return _once("gemini", build)

@@ -1,0 +1,210 @@
+"""The Pydantic models of SPEC §3, one per concept, used everywhere.
+
+``MarketingStrategy`` is Gemini's ``response_schema``; ``TaskRecord`` is the
+Firestore document; ``TaskPublic`` is what the owner sees over HTTP; the
+request models are what a client may send (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ---------------------------------------------------------------- strategy
+
+
+class StrategyStep(BaseModel):
+    step_number: int = Field(ge=1, description="Position of the step in the plan, from 1.")
+    description: str = Field(description="What to do in this step, concretely.")
+
+
+class Channel(BaseModel):
+    name: str = Field(description="Marketing channel, e.g. 'Instagram', 'SEO', 'Radio'.")
+    rationale: str = Field(description="Why this channel reaches the target audience.")
+    budget_share: float = Field(
+        ge=0, le=1, description="Share of the total budget for this channel, from 0 to 1."
+    )
+
+
+class MarketingStrategy(BaseModel):
+    """The strategy Gemini must produce; every description is shown to the model."""
+
+    strategy_name: str = Field(description="Short, memorable name of the strategy.")
+    target_audience: str = Field(description="Who the strategy addresses, specifically.")
+    required_budget: float = Field(ge=0, description="Total budget needed, in EUR.")
+    steps: list[StrategyStep] = Field(
+        min_length=1, description="Ordered steps to carry out the strategy."
+    )
+    summary: str | None = Field(default=None, description="Two or three sentence overview.")
+    key_messages: list[str] = Field(
+        default_factory=list, description="Core messages the campaign repeats."
+    )
+    channels: list[Channel] = Field(
+        default_factory=list, description="Channels to use, with budget shares summing to 1."
+    )
+    kpis: list[str] = Field(default_factory=list, description="Measurable success indicators.")
+    timeline_weeks: int | None = Field(
+        default=None, ge=1, description="Duration of the campaign in weeks."
+    )
+    visual_brief: str | None = Field(
+        default=None,
+        description="What a preview image for this campaign should show (no text in the image).",
+    )
+
+
+# ---------------------------------------------------------------- requests
+
+
+class StrategyRequest(BaseModel):
+    """What a client may send to POST /v1/strategies (validated in ``shared.validation``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    brief: str
+    urls: list[str] = Field(default_factory=list)
+    upload_id: str | None = None
+    language: str = "en"
+    image: bool = True
+    grounding: bool = False
+
+
+class PdfRef(BaseModel):
+    gcs_uri: str
+    size_bytes: int = Field(ge=0)
+    sha256: str
+    filename: str | None = None
+
+
+class TaskRequest(BaseModel):
+    """The validated request, as stored on the task."""
+
+    brief: str
+    urls: list[str] = Field(default_factory=list)
+    language: str = "en"
+    image: bool = True
+    grounding: bool = False
+    pdf: PdfRef | None = None
+
+
+# ---------------------------------------------------------------- task
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class Progress(BaseModel):
+    stage: str
+    message: str = ""
+    percent: int = Field(default=0, ge=0, le=100)
+
+
+class ImageRef(BaseModel):
+    gcs_uri: str
+    mime_type: str
+    width: int | None = None
+    height: int | None = None
+
+
+class Source(BaseModel):
+    url: str
+    title: str | None = None
+    status: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class TaskResult(BaseModel):
+    strategy: MarketingStrategy
+    image: ImageRef | None = None
+    image_error: TaskError | None = None
+    sources: list[Source] = Field(default_factory=list)
+    model: str
+    usage: Usage
+
+
+class TaskError(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+class TaskPublic(BaseModel):
+    """A task as its owner sees it (GET /v1/tasks/{id})."""
+
+    task_id: str
+    uid: str
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    request: TaskRequest
+    attempts: int = 0
+    progress: Progress | None = None
+    result: TaskResult | None = None
+    error: TaskError | None = None
+
+
+class TaskRecord(TaskPublic):
+    """The Firestore document: the public task plus the worker's bookkeeping."""
+
+    lease_expires_at: datetime | None = None
+    # Which processing attempt holds the lease; a late writer with another id loses.
+    lease_owner: str | None = None
+
+    def public(self) -> TaskPublic:
+        return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))
+
+
+# ---------------------------------------------------------------- wire
+
+
+class TaskAccepted(BaseModel):
+    """The 202 answer of POST /v1/strategies."""
+
+    task_id: str
+    status: TaskStatus
+    status_url: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class TaskMessage(BaseModel):
+    """The Pub/Sub message data: everything a worker needs to find its task."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str = Field(min_length=1, max_length=128)
+
+
+TaskResult.model_rebuild()

@@ -1,0 +1,112 @@
+"""The worker's domain: one Pub/Sub delivery in, one finished task out (SPEC §4).
+
+``handle_delivery`` returns normally when the message may be acknowledged and
+raises ``RedeliverLater`` when Pub/Sub must bring it back. The claim makes
+sure that, however often a message arrives, Gemini is paid once per task.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from shared import gemini, tasks
+from shared.log import get_logger
+from shared.models import Progress, TaskError, TaskRecord, TaskResult
+from shared.queue import Delivery
+from shared.settings import get_settings
+from shared.tasks import ClaimOutcome
+
+log = get_logger("processing")
+
+
+class RedeliverLater(Exception):
+    """Answer non-2xx: the message must come back (task missing yet, or leased)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def handle_delivery(delivery: Delivery) -> None:
+    task_id = delivery.message.task_id
+    context = {"task_id": task_id, "delivery_attempt": delivery.delivery_attempt}
+    lease_owner = uuid.uuid4().hex
+    claim = tasks.claim_task(task_id, lease_owner=lease_owner, now=_now())
+    if claim.outcome is ClaimOutcome.MISSING:
+        if _is_orphan(delivery):
+            log.error("message for a task that never appeared: dropped", extra=context)
+            return
+        log.warning("task not found yet: asking for redelivery", extra=context)
+        raise RedeliverLater(f"task {task_id} does not exist yet")
+    if claim.outcome is ClaimOutcome.LEASED:
+        log.info("task leased by a live attempt: asking for redelivery", extra=context)
+        raise RedeliverLater(f"task {task_id} is being processed")
+    if claim.outcome in (ClaimOutcome.FINISHED, ClaimOutcome.EXHAUSTED):
+        log.info(f"nothing to do: {claim.outcome.value}", extra=context)
+        return
+    assert claim.task is not None
+    run_task(claim.task, lease_owner)
+
+
+def _is_orphan(delivery: Delivery) -> bool:
+    if delivery.publish_time is None:
+        return False
+    age = (_now() - delivery.publish_time).total_seconds()
+    return age > get_settings().orphan_message_max_age_s
+
+
+def run_task(task: TaskRecord, lease_owner: str) -> None:
+    """Do the work of a claimed task and record its outcome."""
+    started = time.monotonic()
+    context = {"task_id": task.task_id, "attempt": task.attempts}
+    log.info("processing started", extra=context)
+    tasks.record_progress(
+        task.task_id,
+        Progress(stage="writing_strategy", message="Writing the strategy", percent=20),
+        _now(),
+    )
+    try:
+        answer = gemini.generate_strategy(task.request)
+    except gemini.GeminiError as exc:
+        error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
+        _finish(task, lease_owner, error=error)
+        log.warning(
+            "task failed",
+            extra={**context, "code": exc.code, "retryable": exc.retryable},
+        )
+        return
+    result = TaskResult(
+        strategy=answer.strategy,
+        sources=answer.sources,
+        model=answer.model,
+        usage=answer.usage,
+    )
+    _finish(task, lease_owner, result=result)
+    log.info(
+        "task completed",
+        extra={
+            **context,
+            "model": answer.model,
+            "prompt_tokens": answer.usage.prompt_tokens,
+            "output_tokens": answer.usage.output_tokens,
+            "total_tokens": answer.usage.total_tokens,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
+
+
+def _finish(
+    task: TaskRecord,
+    lease_owner: str,
+    *,
+    result: TaskResult | None = None,
+    error: TaskError | None = None,
+) -> None:
+    kept = tasks.finish_task(
+        task.task_id, lease_owner=lease_owner, now=_now(), result=result, error=error
+    )
+    if not kept:
+        # Cancelled, or taken over after our lease expired: the other state wins.
+        log.warning("outcome discarded: task no longer ours", extra={"task_id": task.task_id})

@@ -1,0 +1,133 @@
+"""One settings object, read from the environment (SPEC §6).
+
+Every default (model ids, limits, timeouts, retry counts) lives here and
+nowhere else. The validators refuse combinations that would break the
+delivery guarantees of SPEC §4: a processing attempt must fit in its lease,
+and the lease in the subscription's ack deadline.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+# Env vars of the Google client libraries that point them at local emulators.
+EMULATOR_VARIABLES = (
+    "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "FIREBASE_AUTH_EMULATOR_HOST",
+)
+# Projects that exist only in emulators carry this prefix (Firebase convention).
+DEMO_PROJECT_PREFIX = "demo-"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    google_cloud_project: str = "demo-tinkerbell"
+    tasks_collection: str = "tasks"
+    idempotency_collection: str = "idempotency_keys"
+    tasks_topic: str = "tinkerbell-tasks"
+    dead_letter_topic: str = "tinkerbell-tasks-dead"
+    uploads_bucket: str = ""  # empty: "<project>-uploads"
+    status_base_url: str = "http://127.0.0.1:8003"
+
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    gemini_api_version: str = "v1beta"
+    gemini_text_model: str = "gemini-3.1-flash"
+    gemini_image_model: str = "gemini-3.1-flash-image"
+    gemini_timeout_s: float = Field(default=60.0, gt=0)
+    gemini_max_attempts: int = Field(default=3, ge=1, le=10)
+    gemini_retry_initial_delay_s: float = Field(default=2.0, ge=0)
+    gemini_retry_max_delay_s: float = Field(default=16.0, ge=0)
+    gemini_retry_jitter_s: float = Field(default=1.0, ge=0)
+
+    max_brief_chars: int = Field(default=20_000, ge=1)
+    max_urls: int = Field(default=20, ge=0)
+    max_url_chars: int = Field(default=2_048, ge=16)
+    max_pdf_bytes: int = Field(default=30 * MIB, ge=1)
+    # The platform refuses HTTP requests above 32 MiB; the multipart body carries
+    # the PDF plus a little form overhead.
+    max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
+
+    lease_seconds: int = Field(default=540, ge=1)
+    ack_deadline_seconds: int = Field(default=600, ge=10, le=600)
+    max_task_attempts: int = Field(default=5, ge=1)
+    # Pub/Sub subscription retry policy and dead-lettering (infra and the local
+    # stack both read these, so the numbers live in one place).
+    retry_min_backoff_s: int = Field(default=10, ge=0, le=600)
+    retry_max_backoff_s: int = Field(default=600, ge=0, le=600)
+    max_delivery_attempts: int = Field(default=20, ge=5, le=100)
+    # A message whose task never appears is retried for this long, then dropped.
+    orphan_message_max_age_s: float = Field(default=300.0, ge=0)
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    log_level: str = "INFO"
+
+    @property
+    def bucket_name(self) -> str:
+        return self.uploads_bucket or f"{self.google_cloud_project}-uploads"
+
+    @property
+    def is_demo_project(self) -> bool:
+        return self.google_cloud_project.startswith(DEMO_PROJECT_PREFIX)
+
+    def gemini_call_worst_case_s(self) -> float:
+        """Longest one Gemini call can take with all its SDK retries."""
+        delays = sum(
+            min(self.gemini_retry_initial_delay_s * 2**i, self.gemini_retry_max_delay_s)
+            + self.gemini_retry_jitter_s
+            for i in range(self.gemini_max_attempts - 1)
+        )
+        return self.gemini_max_attempts * self.gemini_timeout_s + delays
+
+    def attempt_worst_case_s(self) -> float:
+        """Longest one processing attempt can take: PDF upload, strategy, image.
+
+        The File API upload is bounded by one call timeout, the strategy and the
+        image calls by their retry budget each.
+        """
+        return self.gemini_timeout_s + 2 * self.gemini_call_worst_case_s()
+
+    @model_validator(mode="after")
+    def _check_budgets(self) -> Settings:
+        worst = self.attempt_worst_case_s()
+        if worst > self.lease_seconds:
+            raise ValueError(
+                f"LEASE_SECONDS={self.lease_seconds} is shorter than the worst case of one "
+                f"processing attempt ({worst:.0f} s from GEMINI_TIMEOUT_S, GEMINI_MAX_ATTEMPTS "
+                "and the retry delays): a live attempt could lose its lease"
+            )
+        if self.lease_seconds > self.ack_deadline_seconds:
+            raise ValueError(
+                f"LEASE_SECONDS={self.lease_seconds} exceeds ACK_DEADLINE_SECONDS="
+                f"{self.ack_deadline_seconds}: Pub/Sub would redeliver during a live lease"
+            )
+        if self.max_pdf_bytes > self.max_request_bytes:
+            raise ValueError("MAX_PDF_BYTES must stay below MAX_REQUEST_BYTES")
+        self._refuse_emulators_in_production()
+        return self
+
+    def _refuse_emulators_in_production(self) -> None:
+        # The Auth emulator makes firebase-admin accept unsigned tokens: a real
+        # project configured with it would let anyone in.
+        if self.is_demo_project:
+            return
+        present = [name for name in EMULATOR_VARIABLES if os.environ.get(name)]
+        if present:
+            raise ValueError(
+                f"{', '.join(present)} set for the real project {self.google_cloud_project!r}: "
+                f"emulators are for '{DEMO_PROJECT_PREFIX}*' projects only"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (tests call ``get_settings.cache_clear()``)."""
+    return Settings()

@@ -1,0 +1,108 @@
+"""The accept path of POST /v1/strategies: validate, store, record, enqueue.
+
+Order matters for "nothing half-made": the PDF upload and the task document
+are independent, so they run at once; the message is published only when
+both exist, and any failure removes what was already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared import queue, tasks, uploads
+from shared.errors import InvalidArgument, TinkerbellError, Unavailable
+from shared.log import get_logger
+from shared.models import (
+    PdfRef,
+    Progress,
+    StrategyRequest,
+    TaskAccepted,
+    TaskRecord,
+    TaskStatus,
+)
+from shared.settings import get_settings
+from shared.validation import to_task_request
+
+log = get_logger("submission")
+_io_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _io_pool
+    if _io_pool is None:
+        _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="accept-io")
+    return _io_pool
+
+
+@dataclass(frozen=True)
+class PdfUpload:
+    data: bytes
+    filename: str | None
+
+
+def status_url(task_id: str) -> str:
+    return f"{get_settings().status_base_url.rstrip('/')}/v1/tasks/{task_id}"
+
+
+def submit(uid: str, request: StrategyRequest, pdf: PdfUpload | None) -> TaskAccepted:
+    settings = get_settings()
+    task_request = to_task_request(request, settings)
+    if request.upload_id is not None:
+        raise InvalidArgument("upload_id: no such upload session", field="upload_id")
+    task_id = uuid.uuid4().hex
+    if pdf is not None:
+        uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)
+        task_request.pdf = PdfRef(
+            gcs_uri=f"gs://{settings.bucket_name}/{uploads.source_object_name(task_id)}",
+            size_bytes=len(pdf.data),
+            sha256=hashlib.sha256(pdf.data).hexdigest(),
+            filename=uploads.clean_filename(pdf.filename),
+        )
+    now = datetime.now(UTC)
+    task = TaskRecord(
+        task_id=task_id,
+        uid=uid,
+        status=TaskStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        request=task_request,
+        progress=Progress(stage="queued", message="Waiting for a worker", percent=0),
+    )
+    _write_task_and_upload(task, pdf)
+    try:
+        queue.publish_task(task_id)
+    except Exception as exc:
+        _remove(task)
+        raise Unavailable("could not queue the task; nothing was kept, try again") from exc
+    log.info("task accepted", extra={"task_id": task_id, "uid": uid})
+    return TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
+
+
+def _write_task_and_upload(task: TaskRecord, pdf: PdfUpload | None) -> None:
+    pool = _pool()
+    writes: list[Future[object]] = [pool.submit(tasks.create_task, task)]
+    if pdf is not None:
+        writes.append(pool.submit(uploads.store_pdf, task.task_id, pdf.data, pdf.filename))
+    errors = [f.exception() for f in writes]
+    if any(errors):
+        _remove(task, created=[e is None for e in errors])
+        first = next(e for e in errors if e is not None)
+        if isinstance(first, TinkerbellError):
+            raise first
+        raise Unavailable("could not store the task; nothing was kept, try again") from first
+
+
+def _remove(task: TaskRecord, created: list[bool] | None = None) -> None:
+    """Best-effort removal of a task that could not be completed as a whole."""
+    document_made, object_made = (created or [True, True]) + [False] * 2
+    try:
+        if document_made:
+            tasks.delete_task(task.task_id)
+        if object_made and task.request.pdf is not None:
+            uploads.delete_object(task.request.pdf.gcs_uri)
+    except Exception:
+        log.exception("cleanup after a failed submit failed", extra={"task_id": task.task_id})

@@ -1,0 +1,199 @@
+"""The task store: ``tasks/{task_id}`` documents in Firestore (SPEC §3, §4).
+
+State changes made by the worker go through transactions that check the
+lease owner, so that a late or duplicate attempt can never overwrite the
+outcome of another one, nor turn a cancelled task into a completed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from google.cloud import firestore
+
+from shared import clients
+from shared.errors import FailedPrecondition, NotFound
+from shared.models import Progress, TaskError, TaskRecord, TaskResult, TaskStatus
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import DocumentReference, Transaction
+
+# Contended claims (duplicate deliveries at once) retry their transaction a few
+# more times than the library's default of 5 before giving up.
+CLAIM_TRANSACTION_ATTEMPTS = 10
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # this attempt holds the lease: do the work
+    FINISHED = "finished"  # terminal already: acknowledge, do nothing
+    LEASED = "leased"  # a live attempt holds it: ask for redelivery later
+    MISSING = "missing"  # no such document (yet)
+    EXHAUSTED = "exhausted"  # attempt cap reached: now FAILED, acknowledge
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    task: TaskRecord | None = None
+
+
+def _ref(task_id: str) -> DocumentReference:
+    settings = get_settings()
+    return clients.firestore().collection(settings.tasks_collection).document(task_id)
+
+
+def to_document(task: TaskRecord) -> dict[str, Any]:
+    # Python mode keeps datetimes, which Firestore stores as timestamps.
+    return task.model_dump(mode="python")
+
+
+def create_task(task: TaskRecord) -> None:
+    """Create the document; fails if the id is taken (ids are random, so it is not)."""
+    _ref(task.task_id).create(to_document(task))
+
+
+def delete_task(task_id: str) -> None:
+    _ref(task_id).delete()
+
+
+def get_task(task_id: str) -> TaskRecord | None:
+    snapshot = _ref(task_id).get()
+    if not snapshot.exists:
+        return None
+    return TaskRecord.model_validate(snapshot.to_dict())
+
+
+def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
+    """Take the task for one processing attempt, in a transaction (SPEC §4)."""
+    settings = get_settings()
+    ref = _ref(task_id)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> Claim:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return Claim(ClaimOutcome.MISSING)
+        task = TaskRecord.model_validate(snapshot.to_dict())
+        if task.status.is_terminal:
+            return Claim(ClaimOutcome.FINISHED, task)
+        lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
+        if task.status is TaskStatus.PROCESSING and lease_live:
+            return Claim(ClaimOutcome.LEASED, task)
+        if task.attempts >= settings.max_task_attempts:
+            error = TaskError(
+                code="attempts_exhausted",
+                message=f"Processing was interrupted {task.attempts} times; giving up.",
+                retryable=True,
+            )
+            transaction.update(ref, _terminal_fields(TaskStatus.FAILED, now, error=error))
+            return Claim(ClaimOutcome.EXHAUSTED, task)
+        changes: dict[str, Any] = {
+            "status": TaskStatus.PROCESSING.value,
+            "attempts": task.attempts + 1,
+            "lease_owner": lease_owner,
+            "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
+            "started_at": task.started_at or now,
+            "updated_at": now,
+            "progress": Progress(
+                stage="reading_sources", message="Started", percent=5
+            ).model_dump(),
+        }
+        transaction.update(ref, changes)
+        return Claim(ClaimOutcome.CLAIMED, task.model_copy(update=_as_model_fields(changes)))
+
+    return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+
+
+def _as_model_fields(changes: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(changes)
+    fields["status"] = TaskStatus(fields["status"])
+    if "progress" in fields:
+        fields["progress"] = Progress.model_validate(fields["progress"])
+    return fields
+
+
+def _terminal_fields(
+    status: TaskStatus,
+    now: datetime,
+    *,
+    result: TaskResult | None = None,
+    error: TaskError | None = None,
+) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "updated_at": now,
+        "completed_at": now,
+        "lease_expires_at": None,
+        "result": result.model_dump() if result else None,
+        "error": error.model_dump() if error else None,
+        "progress": Progress(stage="done", message=status.value.lower(), percent=100).model_dump(),
+    }
+
+
+def finish_task(
+    task_id: str,
+    *,
+    lease_owner: str,
+    now: datetime,
+    result: TaskResult | None = None,
+    error: TaskError | None = None,
+) -> bool:
+    """COMPLETED with ``result`` or FAILED with ``error``, if this attempt still owns it.
+
+    Returns False (and writes nothing) when the task was cancelled or taken over
+    meanwhile: that attempt's outcome is then discarded.
+    """
+    status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
+    ref = _ref(task_id)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        current = snapshot.to_dict() if snapshot.exists else None
+        if (
+            current is None
+            or current.get("status") != TaskStatus.PROCESSING.value
+            or current.get("lease_owner") != lease_owner
+        ):
+            return False
+        transaction.update(ref, _terminal_fields(status, now, result=result, error=error))
+        return True
+
+    return run(clients.firestore().transaction())
+
+
+def record_progress(task_id: str, progress: Progress, now: datetime) -> None:
+    """A plain write: progress is advisory, so it needs no transaction."""
+    _ref(task_id).update({"progress": progress.model_dump(), "updated_at": now})
+
+
+def get_owned_task(task_id: str, *, uid: str) -> TaskRecord:
+    """The task if ``uid`` owns it; a stranger's task is as unknown as a missing one."""
+    task = get_task(task_id)
+    if task is None or task.uid != uid:
+        raise NotFound("no such task")
+    return task
+
+
+def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
+    """PENDING or PROCESSING → CANCELLED for the owner; a finished task is left alone."""
+    ref = _ref(task_id)
+    now = datetime.now(UTC)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> TaskRecord:
+        snapshot = ref.get(transaction=transaction)
+        task = TaskRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
+        if task is None or task.uid != uid:
+            raise NotFound("no such task")
+        if task.status.is_terminal:
+            raise FailedPrecondition(f"the task is already {task.status.value}")
+        changes = _terminal_fields(TaskStatus.CANCELLED, now)
+        transaction.update(ref, changes)
+        return task.model_copy(update=_as_model_fields(changes))
+
+    return run(clients.firestore().transaction())

@@ -1,0 +1,110 @@
+"""URL rules of SPEC §5: the project never fetches user URLs, but it refuses
+the ones that point inside a network, whatever their spelling.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+ALLOWED_SCHEMES = ("http", "https")
+BLOCKED_HOSTS = ("localhost", "metadata.google.internal", "metadata")
+BLOCKED_SUFFIXES = (".localhost", ".internal", ".local")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+class UrlRejected(ValueError):
+    """The URL breaks a rule; the message says which, for the user."""
+
+
+def check_url(url: str, *, max_chars: int) -> str:
+    """Return ``url`` unchanged when it is acceptable, else raise ``UrlRejected``."""
+    if len(url) > max_chars:
+        raise UrlRejected(f"must be at most {max_chars} characters")
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise UrlRejected("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise UrlRejected("is not a valid URL") from exc
+    del port
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        raise UrlRejected("must use http or https")
+    if "@" in parts.netloc or parts.username is not None:
+        raise UrlRejected("must not contain user information")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise UrlRejected("must name a host")
+    _check_host(host)
+    return url
+
+
+def _check_host(host: str) -> None:
+    address = _parse_ip_literal(host)
+    if address is not None:
+        if not _is_public(address):
+            raise UrlRejected("must not point to a private, loopback or reserved address")
+        return
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise UrlRejected("has an invalid host name") from exc
+    if ascii_host in BLOCKED_HOSTS or ascii_host.endswith(BLOCKED_SUFFIXES):
+        raise UrlRejected("must not point to an internal host")
+    labels = ascii_host.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise UrlRejected("must name a public DNS host")
+
+
+def _parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a browser would read in ``host``, or None for a DNS name.
+
+    Follows the WHATWG URL rule: a host whose last label is numeric is an IPv4
+    address, in decimal, octal (leading 0) or hex (0x), with 1 to 4 parts.
+    """
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError as exc:
+            raise UrlRejected("has an invalid IPv6 address") from exc
+    parts = host.lower().split(".")
+    if not _NUMERIC_PART.match(parts[-1]):
+        return None
+    if len(parts) > 4 or not all(_NUMERIC_PART.match(p) for p in parts):
+        raise UrlRejected("has an invalid IPv4 address")
+    numbers = [_parse_ipv4_number(p) for p in parts]
+    *leading, last = numbers
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
+        raise UrlRejected("has an invalid IPv4 address")
+    value = last
+    for index, number in enumerate(leading):
+        value += number * 256 ** (3 - index)
+    return ipaddress.IPv4Address(value)
+
+
+def _parse_ipv4_number(part: str) -> int:
+    if part.startswith("0x"):
+        return int(part[2:] or "0", 16)
+    if len(part) > 1 and part.startswith("0"):
+        try:
+            return int(part, 8)
+        except ValueError as exc:
+            raise UrlRejected("has an invalid IPv4 address") from exc
+    return int(part)
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or _nat64(address)
+        if embedded is not None:
+            return _is_public(embedded)
+    return address.is_global and not address.is_multicast
+
+
+def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address in ipaddress.IPv6Network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None

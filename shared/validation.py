@@ -1,0 +1,85 @@
+"""Request validation of SPEC §2.2: from what the client sent to a ``TaskRequest``.
+
+Limits come from the settings; every refusal names the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.errors import InvalidArgument
+from shared.models import StrategyRequest, TaskRequest
+from shared.settings import Settings
+from shared.urls import UrlRejected, check_url
+
+# BCP 47 in practice: a 2–3 letter language, then subtags of 1–8 alphanumerics.
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+MAX_LANGUAGE_CHARS = 35
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_strategy_request(data: Any) -> StrategyRequest:
+    """Validate the raw body against the wire model, mapping errors to the SPEC shape."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("the body must be a JSON object")
+    try:
+        return StrategyRequest.model_validate(data)
+    except ValidationError as exc:
+        raise _as_invalid_argument(exc) from None
+
+
+def _as_invalid_argument(exc: ValidationError) -> InvalidArgument:
+    first = exc.errors(include_url=False)[0]
+    location = [str(part) for part in first["loc"]]
+    field = location[0] if location else None
+    if first["type"] == "extra_forbidden":
+        return InvalidArgument(f"{field}: unknown field", field=field)
+    if first["type"] == "missing":
+        return InvalidArgument(f"{field}: is required", field=field)
+    where = "[".join(location) + ("]" if len(location) > 1 else "")
+    return InvalidArgument(f"{where}: {_describe(first['type'], first['msg'])}", field=field)
+
+
+def _describe(kind: str, message: str) -> str:
+    expected = {
+        "string_type": "must be a string",
+        "bool_type": "must be true or false",
+        "list_type": "must be a list of strings",
+    }
+    return expected.get(kind, message[:1].lower() + message[1:])
+
+
+def to_task_request(request: StrategyRequest, settings: Settings) -> TaskRequest:
+    """Apply the SPEC's field rules and return the request as it will be stored."""
+    brief = request.brief.strip()
+    if not brief:
+        raise InvalidArgument("brief: must not be empty", field="brief")
+    if len(brief) > settings.max_brief_chars:
+        raise InvalidArgument(
+            f"brief: must be at most {settings.max_brief_chars} characters", field="brief"
+        )
+    if len(request.urls) > settings.max_urls:
+        raise InvalidArgument(f"urls: at most {settings.max_urls} URLs", field="urls")
+    for index, url in enumerate(request.urls):
+        try:
+            check_url(url, max_chars=settings.max_url_chars)
+        except UrlRejected as exc:
+            raise InvalidArgument(f"urls[{index}]: {exc}", field="urls") from None
+    language = request.language.strip()
+    if len(language) > MAX_LANGUAGE_CHARS or not _LANGUAGE_TAG.match(language):
+        raise InvalidArgument(
+            "language: must be a BCP 47 language tag such as 'en', 'ro' or 'de-AT'",
+            field="language",
+        )
+    if request.upload_id is not None and not _UPLOAD_ID.match(request.upload_id):
+        raise InvalidArgument("upload_id: is not a valid upload id", field="upload_id")
+    return TaskRequest(
+        brief=brief,
+        urls=list(dict.fromkeys(request.urls)),  # keep order, drop repeats
+        language=language,
+        image=request.image,
+        grounding=request.grounding,
+    )

@@ -1,0 +1,277 @@
+"""Fixtures for tests against the running local stack (``make test`` starts it).
+
+Everything here talks to real emulators and to the Gemini stand-in over HTTP.
+Each test works as its own freshly signed-up user and tags its briefs with a
+unique marker, so the stand-in's request log and fault rules stay per test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/test/state.json"))
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+def _stack_env() -> dict[str, str]:
+    if not STATE_FILE.exists():
+        pytest.fail(
+            f"no running stack ({STATE_FILE} missing): run the tests with `make test`",
+            pytrace=False,
+        )
+    env: dict[str, str] = json.loads(STATE_FILE.read_text())["env"]
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    env = _stack_env()
+    # The client libraries read these from the process environment.
+    for key in (
+        "GOOGLE_CLOUD_PROJECT",
+        "FIRESTORE_EMULATOR_HOST",
+        "PUBSUB_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "UPLOADS_BUCKET",
+    ):
+        if key in env:
+            os.environ[key] = env[key]
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    return env
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class User:
+    uid: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def new_user(stack: dict[str, str], http: httpx.Client) -> Callable[[], User]:
+    """Sign up a fresh anonymous user in the Auth emulator."""
+
+    def make() -> User:
+        answer = http.post(
+            f"{stack['AUTH_EMULATOR_URL']}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+            params={"key": "emulator-key"},
+            json={"returnSecureToken": True},
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        return User(uid=body["localId"], token=body["idToken"])
+
+    return make
+
+
+@pytest.fixture
+def user(new_user: Callable[[], User]) -> User:
+    return new_user()
+
+
+@pytest.fixture
+def marker() -> str:
+    return f"mk-{uuid.uuid4().hex[:12]}"
+
+
+class StandIn:
+    """The Gemini stand-in's control API: fault rules and the request log."""
+
+    def __init__(self, base: str, http: httpx.Client) -> None:
+        self.base = base
+        self.http = http
+
+    def fault(self, match: str, **rule: Any) -> None:
+        answer = self.http.post(f"{self.base}/_standin/faults", json={"match": match, **rule})
+        answer.raise_for_status()
+
+    def requests(self, contains: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+        params = {"contains": contains} | ({"endpoint": endpoint} if endpoint else {})
+        answer = self.http.get(f"{self.base}/_standin/requests", params=params)
+        answer.raise_for_status()
+        found: list[dict[str, Any]] = answer.json()["requests"]
+        return found
+
+    def max_concurrency(self, contains: str) -> int:
+        answer = self.http.get(
+            f"{self.base}/_standin/requests/max_concurrency", params={"contains": contains}
+        )
+        answer.raise_for_status()
+        return int(answer.json()["max_concurrency"])
+
+
+@pytest.fixture(scope="session")
+def standin(stack: dict[str, str], http: httpx.Client) -> StandIn:
+    base = stack.get("GEMINI_STANDIN_URL") or stack.get("GEMINI_BASE_URL")
+    assert base, "the test stack must run against the Gemini stand-in"
+    return StandIn(base, http)
+
+
+@pytest.fixture(scope="session")
+def firestore_client(stack: dict[str, str]) -> Any:
+    from shared import clients
+
+    return clients.firestore()
+
+
+@pytest.fixture(scope="session")
+def tasks_collection(stack: dict[str, str], firestore_client: Any) -> Any:
+    from shared.settings import get_settings
+
+    return firestore_client.collection(get_settings().tasks_collection)
+
+
+class TaskWatcher:
+    """Follows task documents with Firestore realtime listeners (no polling)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def wait(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Block until the task is terminal; return the document."""
+        done = threading.Event()
+        latest: dict[str, Any] = {}
+
+        def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+            for snap in snapshots:
+                if snap.exists:
+                    latest.update(snap.to_dict())
+                    if latest.get("status") in TERMINAL:
+                        done.set()
+
+        watch = self.collection.document(task_id).on_snapshot(on_change)
+        try:
+            finished = done.wait(timeout)
+        finally:
+            watch.unsubscribe()
+        assert finished, f"task {task_id} not finished after {timeout}s: {latest.get('status')}"
+        return latest
+
+    def wait_all(self, task_ids: list[str], timeout: float = 120) -> dict[str, dict[str, Any]]:
+        """Block until every task is terminal, with one listener per task."""
+        remaining = set(task_ids)
+        found: dict[str, dict[str, Any]] = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def listener(task_id: str) -> Callable[[list[Any], Any, Any], None]:
+            def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+                for snap in snapshots:
+                    data = snap.to_dict() if snap.exists else None
+                    if data and data.get("status") in TERMINAL:
+                        with lock:
+                            found[task_id] = data
+                            remaining.discard(task_id)
+                            if not remaining:
+                                done.set()
+
+            return on_change
+
+        watches = [self.collection.document(t).on_snapshot(listener(t)) for t in task_ids]
+        try:
+            finished = done.wait(timeout)
+        finally:
+            for watch in watches:
+                watch.unsubscribe()
+        assert finished, f"{len(remaining)} of {len(task_ids)} tasks not finished in {timeout}s"
+        return found
+
+
+@pytest.fixture(scope="session")
+def watcher(tasks_collection: Any) -> TaskWatcher:
+    return TaskWatcher(tasks_collection)
+
+
+class Api:
+    """The HTTP API of the three functions, as a client sees it."""
+
+    def __init__(self, stack: dict[str, str], http: httpx.Client) -> None:
+        self.stack = stack
+        self.http = http
+
+    def submit(self, user: User | None, **body: Any) -> httpx.Response:
+        headers = user.headers if user else {}
+        return self.http.post(
+            f"{self.stack['SUBMIT_URL']}/v1/strategies", json=body, headers=headers
+        )
+
+    def submit_ok(self, user: User, **body: Any) -> str:
+        answer = self.submit(user, **body)
+        assert answer.status_code == 202, answer.text
+        task_id: str = answer.json()["task_id"]
+        return task_id
+
+    def status(self, user: User | None, task_id: str) -> httpx.Response:
+        headers = user.headers if user else {}
+        return self.http.get(f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}", headers=headers)
+
+    def cancel(self, user: User, task_id: str) -> httpx.Response:
+        return self.http.delete(
+            f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}", headers=user.headers
+        )
+
+    def deliver(self, task_id: str, *, publish_time: str | None = None) -> httpx.Response:
+        """Push one CloudEvent straight to process_task, as Pub/Sub would."""
+        from tests.integration.events import pubsub_cloud_event
+
+        event = pubsub_cloud_event(task_id, publish_time=publish_time)
+        return self.http.post(
+            self.stack["PROCESS_URL"],
+            content=json.dumps(event),
+            headers={"Content-Type": "application/cloudevents+json"},
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def api(stack: dict[str, str], http: httpx.Client) -> Api:
+    return Api(stack, http)
+
+
+@pytest.fixture
+def topic_probe(stack: dict[str, str]) -> Iterator[Callable[[], list[str]]]:
+    """A subscription of the test's own on the tasks topic: what was published?"""
+    from google.cloud import pubsub_v1
+
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    subscriber = pubsub_v1.SubscriberClient()
+    project = settings.google_cloud_project
+    name = subscriber.subscription_path(project, f"probe-{uuid.uuid4().hex[:10]}")
+    subscriber.create_subscription(
+        name=name, topic=subscriber.topic_path(project, settings.tasks_topic)
+    )
+
+    def published() -> list[str]:
+        answer = subscriber.pull(
+            subscription=name, max_messages=100, return_immediately=True, timeout=10
+        )
+        return [m.message.attributes.get("task_id", "") for m in answer.received_messages]
+
+    try:
+        yield published
+    finally:
+        subscriber.delete_subscription(subscription=name)
+        subscriber.close()

@@ -1,0 +1,253 @@
+"""The core pipeline end to end on the emulator stack (issue 2).
+
+HTTP → Cloud Storage + Firestore + Pub/Sub → process_task → Gemini stand-in →
+Firestore, with the stand-in's request log as evidence of what Gemini was asked.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from shared.models import MarketingStrategy, TaskPublic
+from tests.integration.conftest import Api, StandIn, TaskWatcher, User
+
+pytestmark = pytest.mark.integration
+
+STRATEGY_CALL = "generateContent"
+
+
+def test_submit_answers_202_and_the_task_completes(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str, stack: dict
+) -> None:
+    answer = api.submit(user, brief=f"Launch a honey brand in Cluj {marker}", language="ro")
+
+    assert answer.status_code == 202
+    assert answer.headers["content-type"] == "application/json; charset=utf-8"
+    body = answer.json()
+    assert set(body) == {"task_id", "status", "status_url"}
+    assert body["status"] == "PENDING"
+    assert body["status_url"] == f"{stack['STATUS_URL']}/v1/tasks/{body['task_id']}"
+
+    task = watcher.wait(body["task_id"])
+    assert task["status"] == "COMPLETED", task.get("error")
+    assert task["uid"] == user.uid
+    assert task["attempts"] == 1
+    assert task["request"]["language"] == "ro"
+    strategy = MarketingStrategy.model_validate(task["result"]["strategy"])
+    assert "stand-in" in strategy.strategy_name
+    assert task["result"]["usage"]["total_tokens"] > 0
+    assert task["result"]["model"]
+    assert "lease_expires_at" not in task or task["lease_expires_at"] is None
+
+    calls = standin.requests(marker, endpoint=STRATEGY_CALL)
+    assert len(calls) == 1
+    assert calls[0]["response_schema"] is True
+    assert "language: ro" in calls[0]["match_text"]
+
+
+def test_listener_sees_pending_then_processing_then_completed(
+    api: Api, user: User, tasks_collection: Any, standin: StandIn, marker: str
+) -> None:
+    # A slow answer keeps the task PROCESSING long enough to be seen.
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=1.0)
+    seen: list[str] = []
+    finished = threading.Event()
+
+    def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        for snap in snapshots:
+            status = snap.to_dict()["status"]
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == "COMPLETED":
+                finished.set()
+
+    # Listening to the user's tasks before submitting catches the PENDING write.
+    watch = tasks_collection.where("uid", "==", user.uid).on_snapshot(on_change)
+    try:
+        api.submit_ok(user, brief=f"Coffee shop in Iasi {marker}")
+        assert finished.wait(30), f"statuses seen: {seen}"
+    finally:
+        watch.unsubscribe()
+    assert seen == ["PENDING", "PROCESSING", "COMPLETED"]
+
+
+def test_status_for_owner_and_404_for_others(
+    api: Api, user: User, new_user: Any, watcher: TaskWatcher, marker: str
+) -> None:
+    task_id = api.submit_ok(user, brief=f"Bakery {marker}")
+    watcher.wait(task_id)
+
+    mine = api.status(user, task_id)
+    assert mine.status_code == 200
+    task = TaskPublic.model_validate(mine.json())
+    assert task.task_id == task_id
+    assert task.status == "COMPLETED"
+    assert "lease_expires_at" not in mine.json()
+    assert "lease_owner" not in mine.json()
+
+    stranger = api.status(new_user(), task_id)
+    assert stranger.status_code == 404
+    assert stranger.json()["error"]["code"] == "not_found"
+
+    unknown = api.status(user, "0" * 32)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": "Basic dXNlcjpwdw=="},
+        {"Authorization": "Bearer "},
+        {
+            # An unsigned token for another project.
+            "Authorization": "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+            "eyJzdWIiOiJ4IiwiYXVkIjoib3RoZXItcHJvamVjdCJ9."
+        },
+    ],
+    ids=["no-header", "garbage", "basic", "empty-bearer", "other-project"],
+)
+def test_submit_without_a_valid_token_is_401_and_leaves_nothing(
+    api: Api, http: Any, stack: dict, headers: dict, topic_probe: Any, marker: str
+) -> None:
+    answer = http.post(
+        f"{stack['SUBMIT_URL']}/v1/strategies", json={"brief": marker}, headers=headers
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthenticated"
+    assert topic_probe() == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer garbage"}], ids=["none", "bad"])
+def test_status_without_a_valid_token_is_401(
+    api: Api, http: Any, stack: dict, headers: dict
+) -> None:
+    answer = http.get(f"{stack['STATUS_URL']}/v1/tasks/{'0' * 32}", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthenticated"
+
+
+def test_gemini_429_twice_then_success_completes(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, status=429, times=2)
+    task = watcher.wait(api.submit_ok(user, brief=f"Bike rental {marker}"))
+
+    assert task["status"] == "COMPLETED", task.get("error")
+    statuses = [call["status"] for call in standin.requests(marker, endpoint=STRATEGY_CALL)]
+    assert statuses == [429, 429, 200]
+    assert task["attempts"] == 1
+
+
+def test_gemini_400_fails_at_once_after_one_call(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, status=400)
+    task = watcher.wait(api.submit_ok(user, brief=f"Dentist {marker}"))
+
+    assert task["status"] == "FAILED"
+    assert task["error"]["retryable"] is False
+    assert task["error"]["code"] == "gemini_invalid_argument"
+    assert "Traceback" not in task["error"]["message"]
+    assert task["result"] is None
+    assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 1
+
+
+def test_gemini_503_until_the_last_attempt_fails_retryable(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, status=503)
+    task = watcher.wait(api.submit_ok(user, brief=f"Florist {marker}"))
+
+    assert task["status"] == "FAILED"
+    assert task["error"]["retryable"] is True
+    # Every attempt of the SDK's retry budget (GEMINI_MAX_ATTEMPTS=3 in make test), no more.
+    assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 3
+
+
+def test_same_message_three_times_costs_one_gemini_call(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=1.5)
+    task_id = api.submit_ok(user, brief=f"Winery {marker}")
+
+    # Three more deliveries at once while the first one (from Pub/Sub) works.
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: api.deliver(task_id), range(3)))
+    task = watcher.wait(task_id)
+    # Duplicates after the end are acknowledged without work.
+    after = [api.deliver(task_id) for _ in range(3)]
+
+    assert task["status"] == "COMPLETED"
+    assert task["attempts"] == 1
+    assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 1
+    # A duplicate during the live lease is refused (non-2xx) so it is never lost.
+    assert all(a.status_code == 503 for a in answers), [a.status_code for a in answers]
+    assert all(a.status_code == 200 for a in after)
+
+
+def test_32_tasks_at_once_are_all_in_flight_together(
+    api: Api, new_user: Any, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=2.0)
+    users = [new_user() for _ in range(4)]
+
+    def submit(index: int) -> str:
+        return api.submit_ok(users[index % 4], brief=f"Shop number {index} {marker}")
+
+    with ThreadPoolExecutor(32) as pool:
+        task_ids = list(pool.map(submit, range(32)))
+    tasks = watcher.wait_all(task_ids, timeout=90)
+
+    assert {t["status"] for t in tasks.values()} == {"COMPLETED"}
+    assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 32
+    assert standin.max_concurrency(marker) >= 32
+
+
+def test_cancel_a_running_task_ends_cancelled_not_completed(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=2.0)
+    task_id = api.submit_ok(user, brief=f"Gym {marker}")
+    cancelled = api.cancel(user, task_id)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
+
+    # Let the slow Gemini call return: its result must not overwrite the cancel.
+    calls: list[dict] = []
+    for _ in range(50):
+        calls = [c for c in standin.requests(marker) if c.get("ended_at")]
+        if calls:
+            break
+        threading.Event().wait(0.2)
+    assert api.status(user, task_id).json()["status"] == "CANCELLED"
+    again = api.cancel(user, task_id)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "failed_precondition"
+
+
+def test_message_for_a_missing_task_is_refused_then_dropped_when_old(api: Api) -> None:
+    assert api.deliver("f" * 32).status_code == 503
+    old = api.deliver("f" * 32, publish_time="2020-01-01T00:00:00Z")
+    assert old.status_code == 200
+
+
+def test_malformed_message_is_acknowledged(api: Api, http: Any, stack: dict) -> None:
+    from tests.integration.events import pubsub_cloud_event
+
+    event = pubsub_cloud_event("x")
+    event["data"]["message"] = {"data": "bm90IGpzb24=", "attributes": {}, "messageId": "1"}
+    import json
+
+    answer = http.post(
+        stack["PROCESS_URL"],
+        content=json.dumps(event),
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
+    assert answer.status_code == 200
