@@ -1,0 +1,1512 @@
+"""Local stand-in for the Gemini REST API, for the local stack and the tests.
+
+Why it exists: the functions talk to Gemini through the unmodified ``google-genai`` SDK. Pointing
+the SDK's ``base_url`` here lets the whole pipeline run offline and without an API key, and lets
+tests inject latency and errors. The wire facts it follows are in ``GEMINI_WIRE.md``.
+
+Everything it makes up is marked ``[stand-in sample]`` so that nobody can mistake it for a real
+model's answer. Answers are deterministic: the same request gives the same content.
+
+API routes (under ``/v1beta/`` and ``/v1/``; header ``x-goog-api-key`` required, any value):
+
+- ``POST /{ver}/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``
+- ``POST /upload/{ver}/files`` (resumable start), then ``POST`` chunks to the upload URL
+- ``GET /{ver}/files``, ``GET /{ver}/files/{id}``, ``DELETE /{ver}/files/{id}``
+
+Control routes (no key), for tests and the local stack:
+
+- ``GET /_standin/health`` -> ``{"ok": true, "pid": ..., "started_at": ...}``
+- ``GET|POST|DELETE /_standin/faults`` -> list the rules / add one (``{"id": ...}``) / clear them
+- ``GET|POST /_standin/config`` -> ``{"latency_s", "file_processing_s", "image_size"}``
+- ``POST /_standin/reset`` -> faults, config, request log and files back to the start
+- ``GET /_standin/requests?contains=&endpoint=`` -> ``{"requests": [...]}``
+- ``GET /_standin/requests/max_concurrency?contains=&endpoint=`` -> peak number of overlapping
+  requests, so that a test can prove concurrency without asserting timings
+
+Run: ``python -m dev.gemini_standin --host 127.0.0.1 --port 8090``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import secrets
+import signal
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlsplit
+
+JSON = dict[str, Any]
+
+MARKER = "[stand-in sample]"
+API_VERSIONS = ("v1beta", "v1", "v1alpha")
+# Request kinds, as logged and as matched by fault rules ("any" matches every kind).
+GENERATE = "generateContent"
+STREAM = "streamGenerateContent"
+IMAGE = "image"
+UPLOAD = "upload"
+FILES = "files"
+UNKNOWN = "unknown"
+FAULT_ENDPOINTS = (GENERATE, STREAM, IMAGE, UPLOAD, FILES, "any")
+
+MAX_JSON_BODY = 64 * 1024 * 1024  # inline data can be large, but not unbounded
+READ_PIECE = 64 * 1024
+MATCH_TEXT_CHARS = 4000
+MAX_LOG_ENTRIES = 20_000
+MAX_SCHEMA_DEPTH = 8
+FILE_LIFETIME_S = 48 * 3600
+STREAM_EVENT_PAUSE_S = 0.005
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+DEFAULT_MESSAGES = {
+    400: "Request contains an invalid argument.",
+    403: "The caller does not have permission.",
+    404: "Requested entity was not found.",
+    429: "Resource has been exhausted (e.g. check quota).",
+    500: "An internal error has occurred.",
+    503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}
+
+_LOG_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def log(severity: str, message: str, **fields: Any) -> None:
+    """Write one JSON log line to stderr (Cloud Logging style). Never pass the API key here."""
+    record = {"severity": severity, "message": message, **fields}
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def snake(name: str) -> str:
+    """``fileUri`` -> ``file_uri``: the SDK mixes both spellings, so we accept both."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def get_any(obj: Mapping[str, Any], camel: str) -> Any:
+    """Read a field by its camelCase name or its snake_case twin (first one present wins)."""
+    if camel in obj and obj[camel] is not None:
+        return obj[camel]
+    return obj.get(snake(camel))
+
+
+def as_float(value: Any) -> float | None:
+    """A JSON number (or numeric string, as proto int64 fields arrive) as float, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def rfc3339(timestamp: float) -> str:
+    """Format a unix time the way Google APIs do (UTC, microseconds, ``Z``)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def error_body(code: int, message: str | None = None) -> JSON:
+    """The Gemini error shape: ``{"error": {"code", "message", "status"}}``."""
+    status = STATUS_NAMES.get(code, "UNKNOWN")
+    error: JSON = {"code": code, "message": message or DEFAULT_MESSAGES.get(code, status)}
+    error["status"] = status
+    if code == 429:  # the real API adds RetryInfo; the SDK ignores it, clients may not
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+        ]
+    return {"error": error}
+
+
+class ApiError(Exception):
+    """Raised anywhere while handling a request; the dispatcher turns it into an error answer."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message or DEFAULT_MESSAGES.get(code, ""))
+        self.code = code
+        self.message = message
+
+
+class DropConnection(Exception):
+    """Raised to close the connection without any answer (a hung or dead upstream)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Schema -> sample value (OpenAPI subset as sent for ``response_schema``, and JSON Schema)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Numeric bounds of a schema; ``*_open`` means exclusive."""
+
+    low: float | None
+    low_open: bool
+    high: float | None
+    high_open: bool
+
+    def admits(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (
+            self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        )
+
+
+def bounds_of(schema: Mapping[str, Any]) -> Bounds:
+    """Read minimum/maximum and both spellings of exclusive bounds (draft 4 bool, 2020 number)."""
+    low, high = as_float(get_any(schema, "minimum")), as_float(get_any(schema, "maximum"))
+    low_open = high_open = False
+    ex_min, ex_max = get_any(schema, "exclusiveMinimum"), get_any(schema, "exclusiveMaximum")
+    if isinstance(ex_min, bool):
+        low_open = ex_min
+    elif (value := as_float(ex_min)) is not None and (low is None or value >= low):
+        low, low_open = value, True
+    if isinstance(ex_max, bool):
+        high_open = ex_max
+    elif (value := as_float(ex_max)) is not None and (high is None or value <= high):
+        high, high_open = value, True
+    return Bounds(low, low_open, high, high_open)
+
+
+def schema_type(schema: Mapping[str, Any]) -> str | None:
+    """Lower-case type name; handles upper-case OpenAPI types and JSON Schema type lists."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        concrete = [str(k) for k in kind if str(k).lower() != "null"]
+        kind = concrete[0] if concrete else "null"
+    if isinstance(kind, str) and kind and kind.upper() != "TYPE_UNSPECIFIED":
+        return kind.lower()
+    if "properties" in schema or "additionalProperties" in schema:
+        return "object"
+    if "items" in schema or "prefixItems" in schema:
+        return "array"
+    return None
+
+
+class SampleMaker:
+    """Builds a value that satisfies a response schema, deterministically from a request digest.
+
+    Every property (required or not) is filled so that consumers see a complete document.
+    Bounded numbers land in the lower third of their range, so that shares of a whole (e.g.
+    three ``budget_share`` values in 0..1) still add up to at most 1.
+    """
+
+    def __init__(self, root: JSON, digest: bytes, language: str | None) -> None:
+        self._root = root
+        # Seeded, reproducible sample values; nothing here is a secret.
+        self._rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311
+        self._prefix = f"[stand-in sample, {language}]" if language else MARKER
+        self._token = digest.hex()[:6]
+
+    def make(self, schema: Any, label: str = "", depth: int = 0) -> Any:
+        if not isinstance(schema, dict):  # ``true`` or a missing schema: anything goes
+            return self._string({}, label)
+        schema = self._resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            values = [v for v in enum if v is not None] or enum
+            return values[self._rng.randrange(len(values))]
+        for key in ("anyOf", "oneOf"):
+            options = get_any(schema, key)
+            if isinstance(options, list) and options:
+                return self.make(self._choose(options), label, depth)
+        all_of = get_any(schema, "allOf")
+        if isinstance(all_of, list) and all_of:
+            schema = self._merge(schema, all_of)
+        kind = schema_type(schema)
+        if kind == "object":
+            return self._object(schema, label, depth)
+        if kind == "array":
+            return self._array(schema, label, depth)
+        if kind == "integer":
+            return self._integer(schema)
+        if kind == "number":
+            return self._number(schema)
+        if kind == "boolean":
+            return self._rng.random() < 0.5
+        if kind == "null":
+            return None
+        return self._string(schema, label)
+
+    # -- references and combinators ----------------------------------------------------------
+
+    def _resolve(self, schema: JSON) -> JSON:
+        """Follow ``$ref`` chains (JSON Schema); sibling keywords override the target's."""
+        for _ in range(32):
+            ref = schema.get("$ref")
+            if not isinstance(ref, str):
+                return schema
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            schema = {**self._lookup(ref), **siblings}
+        return schema
+
+    def _lookup(self, ref: str) -> JSON:
+        if not ref.startswith("#"):
+            return {}
+        node: Any = self._root
+        for part in ref[1:].split("/"):
+            if not part:
+                continue
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                return {}
+            node = node[part]
+        return node if isinstance(node, dict) else {}
+
+    def _choose(self, options: list[Any]) -> Any:
+        """Prefer the first non-null branch: a filled value is more useful than ``null``."""
+        for option in options:
+            if isinstance(option, dict) and schema_type(self._resolve(option)) != "null":
+                return option
+        return options[0]
+
+    def _merge(self, schema: JSON, parts: list[Any]) -> JSON:
+        merged = {k: v for k, v in schema.items() if k not in ("allOf", "all_of")}
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            for key, value in self._resolve(part).items():
+                if key == "properties" and isinstance(value, dict):
+                    merged["properties"] = {**merged.get("properties", {}), **value}
+                elif key == "required" and isinstance(value, list):
+                    merged["required"] = [*merged.get("required", []), *value]
+                else:
+                    merged.setdefault(key, value)
+        return merged
+
+    # -- per type ------------------------------------------------------------------------------
+
+    def _object(self, schema: JSON, label: str, depth: int) -> JSON:
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        ordering = get_any(schema, "propertyOrdering") or []
+        names = [n for n in ordering if n in properties]
+        names += [n for n in properties if n not in names]
+        required = set(schema.get("required") or [])
+        too_deep = depth >= MAX_SCHEMA_DEPTH  # recursive schemas: stop at required fields
+        result: JSON = {}
+        for name in names:
+            if too_deep and name not in required:
+                continue
+            child = f"{label}.{name}" if label else name
+            result[name] = self.make(properties[name], child, depth + 1)
+        extra = get_any(schema, "additionalProperties")
+        if not properties and isinstance(extra, dict) and not too_deep:
+            result["sample_key"] = self.make(extra, f"{label}.sample_key", depth + 1)
+        return result
+
+    def _array(self, schema: JSON, label: str, depth: int) -> list[Any]:
+        min_items = int(as_float(get_any(schema, "minItems")) or 0)
+        max_items = as_float(get_any(schema, "maxItems"))
+        count = max(min_items, self._rng.randint(2, 3))
+        if max_items is not None:
+            count = min(count, int(max_items))
+        if depth >= MAX_SCHEMA_DEPTH:
+            count = min_items
+        prefix = get_any(schema, "prefixItems")
+        prefix = prefix if isinstance(prefix, list) else []
+        items = schema.get("items")
+        values = [self.make(s, f"{label}[{i}]", depth + 1) for i, s in enumerate(prefix)]
+        if items is not False:
+            for index in range(len(values), count):
+                values.append(self.make(items or {}, f"{label}[{index}]", depth + 1))
+        return values
+
+    def _integer(self, schema: JSON) -> int:
+        bounds = bounds_of(schema)
+        low = high = None
+        if bounds.low is not None:
+            low = math.floor(bounds.low) + 1 if bounds.low_open else math.ceil(bounds.low)
+        if bounds.high is not None:
+            high = math.ceil(bounds.high) - 1 if bounds.high_open else math.floor(bounds.high)
+        if low is not None and high is not None:
+            return low + self._rng.randint(0, max(0, min(high - low, 23)))
+        if low is not None:
+            return low + self._rng.randint(0, 11)
+        if high is not None:
+            return high - self._rng.randint(0, 11)
+        return self._rng.randint(1, 24)
+
+    def _number(self, schema: JSON) -> float:
+        bounds, rng = bounds_of(schema), self._rng
+        if bounds.low is not None and bounds.high is not None:
+            span = bounds.high - bounds.low
+            candidate = round(bounds.low + span * rng.uniform(0.05, 0.33), 2)
+            fallback = bounds.low + span / 2
+        elif bounds.low is not None:
+            candidate = round(bounds.low + rng.uniform(100, 10_000), 2)
+            fallback = bounds.low + 1
+        elif bounds.high is not None:
+            candidate = round(bounds.high - rng.uniform(1, 100), 2)
+            fallback = bounds.high - 1
+        else:
+            candidate = fallback = round(rng.uniform(1, 1000), 2)
+        return candidate if bounds.admits(candidate) else fallback
+
+    def _string(self, schema: JSON, label: str) -> str:
+        text = self._formatted(schema.get("format"), label)
+        if text is None:
+            text = f"{self._prefix} {label or 'text'} {self._token}"
+        min_length = int(as_float(get_any(schema, "minLength")) or 0)
+        max_length = as_float(get_any(schema, "maxLength"))
+        while len(text) < min_length:
+            text += " sample"
+        return text[: int(max_length)] if max_length is not None else text
+
+    def _formatted(self, fmt: Any, label: str) -> str | None:
+        """Values for string formats that a marked sentence would not satisfy."""
+        day = 1_767_225_600 + self._rng.randrange(365) * 86_400  # a day in 2026
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "item"
+        samples = {
+            "date-time": rfc3339(day),
+            "date": rfc3339(day)[:10],
+            "time": "12:00:00Z",
+            "uri": f"https://standin.example/sample/{slug}",
+            "url": f"https://standin.example/sample/{slug}",
+            "email": f"{slug}@standin.example",
+            "uuid": f"{self._rng.getrandbits(128):032x}",
+        }
+        if fmt == "uuid":
+            raw = samples["uuid"]
+            return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-8{raw[17:20]}-{raw[20:]}"
+        return samples.get(fmt) if isinstance(fmt, str) else None
+
+
+# --------------------------------------------------------------------------------------------
+# PNG (real, valid, tiny) from the prompt digest
+# --------------------------------------------------------------------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def make_png(size: int, digest: bytes) -> bytes:
+    """A ``size``×``size`` RGB PNG: a checkerboard in a digest-derived colour with a diagonal.
+
+    The pattern is visible on purpose, so a person looking at the preview sees a placeholder.
+    """
+    base = bytes(digest[:3])
+    shade = bytes(c // 2 for c in base)
+    accent = bytes(255 - c for c in base)
+    cell = max(1, size // 8)
+    stripe = max(1, size // 32)
+    raw = bytearray()
+    for y in range(size):
+        raw.append(0)  # filter type "None" for every scanline
+        for x in range(size):
+            if abs(x - y) <= stripe:
+                raw += accent
+            else:
+                raw += base if (x // cell + y // cell) % 2 == 0 else shade
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# generateContent: reading the request, building the answer
+# --------------------------------------------------------------------------------------------
+
+URL_PATTERN = re.compile(r"https?://[^\s<>\"'`\])}]+")
+LANGUAGE_PATTERN = re.compile(
+    r"\blanguage\s*[:=]\s*[\"']?([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\b", re.IGNORECASE
+)
+FILE_ID_PATTERN = re.compile(r"(?:^|/)files/([^/?#]+)")
+
+
+def request_parts(body: JSON) -> list[JSON]:
+    """All parts of ``contents`` then of ``systemInstruction``, in order."""
+    contents = body.get("contents")
+    if isinstance(contents, dict):
+        contents = [contents]
+    blocks = list(contents) if isinstance(contents, list) else []
+    system = get_any(body, "systemInstruction")
+    if isinstance(system, dict):
+        blocks.append(system)
+    parts: list[JSON] = []
+    for block in blocks:
+        if isinstance(block, dict) and isinstance(block.get("parts"), list):
+            parts.extend(p for p in block["parts"] if isinstance(p, dict))
+    return parts
+
+
+def find_urls(text: str) -> list[str]:
+    """http(s) URLs in the prompt, without trailing punctuation, first occurrence order."""
+    urls = [u.rstrip(".,;:!?") for u in URL_PATTERN.findall(text)]
+    return list(dict.fromkeys(urls))
+
+
+@dataclass(frozen=True)
+class GenerateCall:
+    """What the stand-in needs to know about one generateContent request."""
+
+    model: str
+    stream: bool
+    text: str
+    file_uris: list[str]
+    has_file_part: bool
+    tools: list[str]
+    modalities: list[str]
+    schema: JSON | None
+    mime_type: str | None
+    digest: bytes
+
+    @classmethod
+    def parse(cls, model: str, stream: bool, body: JSON) -> GenerateCall:
+        if not isinstance(body.get("contents"), list | dict) or not body.get("contents"):
+            raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified")
+        parts = request_parts(body)
+        texts = [p["text"] for p in parts if isinstance(p.get("text"), str)]
+        file_uris = [
+            str(get_any(data, "fileUri") or "")
+            for p in parts
+            if isinstance(data := get_any(p, "fileData"), dict)
+        ]
+        has_inline = any(isinstance(get_any(p, "inlineData"), dict) for p in parts)
+        config = get_any(body, "generationConfig")
+        config = config if isinstance(config, dict) else {}
+        schema = get_any(config, "responseJsonSchema") or get_any(config, "responseSchema")
+        modalities = get_any(config, "responseModalities") or []
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+        return cls(
+            model=model,
+            stream=stream,
+            text="\n".join(texts),
+            file_uris=file_uris,
+            has_file_part=bool(file_uris) or has_inline,
+            tools=[snake(k) for t in body.get("tools") or [] if isinstance(t, dict) for k in t],
+            modalities=[str(m).upper() for m in modalities if isinstance(m, str)],
+            schema=schema if isinstance(schema, dict) else None,
+            mime_type=get_any(config, "responseMimeType"),
+            digest=hashlib.sha256(f"{model}\n{canonical}".encode()).digest(),
+        )
+
+    @property
+    def kind(self) -> str:
+        if self.stream:
+            return STREAM
+        return IMAGE if "IMAGE" in self.modalities else GENERATE
+
+    @property
+    def language(self) -> str | None:
+        found = LANGUAGE_PATTERN.search(self.text)
+        return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How a fault rule bends an otherwise normal answer (finish reason, block, broken JSON)."""
+
+    finish_reason: str | None = None
+    block_reason: str | None = None
+    bad_json: bool = False
+
+
+def answer_text(call: GenerateCall) -> str:
+    """JSON satisfying the schema when one is given, else a marked plain-text answer."""
+    language = call.language
+    if call.schema is not None:
+        value = SampleMaker(call.schema, call.digest, language).make(call.schema)
+        if call.mime_type == "text/x.enum":
+            return str(value)
+        return json.dumps(value, ensure_ascii=False)
+    prefix = f"[stand-in sample, {language}]" if language else MARKER
+    return (
+        f"{prefix} Plain-text answer from the local Gemini stand-in, not from a real model. "
+        f"Request digest {call.digest.hex()[:12]}."
+    )
+
+
+def url_metadata(call: GenerateCall) -> list[JSON]:
+    """One entry per URL; host names tell the stand-in which failure to pretend."""
+    entries = []
+    for url in find_urls(call.text):
+        host = (urlsplit(url).hostname or "").lower()
+        status = "URL_RETRIEVAL_STATUS_SUCCESS"
+        if "unreachable" in host or "fail" in host:
+            status = "URL_RETRIEVAL_STATUS_ERROR"
+        elif "paywall" in host:
+            status = "URL_RETRIEVAL_STATUS_PAYWALL"
+        elif "unsafe" in host:
+            status = "URL_RETRIEVAL_STATUS_UNSAFE"
+        entries.append({"retrievedUrl": url, "urlRetrievalStatus": status})
+    return entries
+
+
+def grounding_metadata(call: GenerateCall) -> JSON:
+    words = " ".join(call.text.split()[:8]) or "marketing strategy"
+    token = call.digest.hex()[:8]
+    chunks = [
+        {
+            "web": {
+                "uri": f"https://standin.example/search/{token}-{n}",
+                "title": f"{MARKER} search result {n}",
+                "domain": "standin.example",
+            }
+        }
+        for n in (1, 2)
+    ]
+    return {"webSearchQueries": [words], "groundingChunks": chunks, "groundingSupports": []}
+
+
+def tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def build_answer(call: GenerateCall, image_size: int, shaping: Shaping) -> JSON:
+    """The full GenerateContentResponse for a call (streaming splits it afterwards)."""
+    text = answer_text(call)
+    finish = shaping.finish_reason or "STOP"
+    if shaping.bad_json or finish == "MAX_TOKENS":
+        text = text[: max(1, len(text) // 2)]  # cut mid-document, as a truncated answer is
+    parts: list[JSON] = [{"text": text}]
+    if "IMAGE" in call.modalities:
+        parts = [{"text": f"{MARKER} preview image: {call.text[:80]}"}]
+        data = base64.b64encode(make_png(image_size, call.digest)).decode("ascii")
+        parts.append({"inlineData": {"mimeType": "image/png", "data": data}})
+    candidate: JSON = {"content": {"role": "model", "parts": parts}}
+    if finish not in ("STOP", "MAX_TOKENS"):  # blocked output comes without content
+        candidate = {}
+    candidate.update({"finishReason": finish, "index": 0})
+    if any(t in call.tools for t in ("url_context", "url_context_tool")):
+        candidate["urlContextMetadata"] = {"urlMetadata": url_metadata(call)}
+    if any(t in call.tools for t in ("google_search", "google_search_retrieval")):
+        candidate["groundingMetadata"] = grounding_metadata(call)
+    prompt_tokens = tokens(call.text)
+    output_tokens = tokens("".join(p.get("text", "") for p in parts))
+    answer: JSON = {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+        },
+        "modelVersion": f"{call.model}-standin",
+        "responseId": secrets.token_urlsafe(16),
+    }
+    if shaping.block_reason:
+        answer.pop("candidates")
+        answer["promptFeedback"] = {"blockReason": shaping.block_reason}
+    return answer
+
+
+def split_stream(answer: JSON, digest: bytes) -> list[JSON]:
+    """Cut an answer into 2-4 SSE events whose text parts concatenate to the full text.
+
+    Only the last event carries finishReason, usageMetadata and tool metadata, as the real
+    stream does; inline images travel in the last event too.
+    """
+    candidates = answer.get("candidates")
+    if not candidates or "content" not in candidates[0]:
+        return [answer]
+    candidate = candidates[0]
+    parts = candidate["content"]["parts"]
+    text = "".join(p.get("text", "") for p in parts)
+    others = [p for p in parts if "text" not in p]
+    count = max(1, min(len(text), 2 + digest[-1] % 3))
+    step = math.ceil(len(text) / count) if text else 1
+    pieces = [text[i : i + step] for i in range(0, len(text), step)] or [""]
+    common = {"modelVersion": answer["modelVersion"], "responseId": answer["responseId"]}
+    events = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        event_parts = [{"text": piece}, *(others if last else [])]
+        event_candidate: JSON = {"content": {"role": "model", "parts": event_parts}, "index": 0}
+        if last:
+            extras = {k: v for k, v in candidate.items() if k not in ("content", "index")}
+            event_candidate.update(extras)
+        event: JSON = {"candidates": [event_candidate], **common}
+        if last:
+            event["usageMetadata"] = answer["usageMetadata"]
+        events.append(event)
+    return events
+
+
+# --------------------------------------------------------------------------------------------
+# Server state: config, fault rules, files, request log
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """Global knobs; ``latency_s`` applies to every generate call."""
+
+    latency_s: float = 0.0
+    file_processing_s: float = 0.2
+    image_size: int = 64
+
+    def updated(self, body: JSON) -> Config:
+        """A copy with the given fields changed; raises ApiError(400) on bad values."""
+        unknown = set(body) - {"latency_s", "file_processing_s", "image_size"}
+        if unknown:
+            raise ApiError(400, f"unknown config fields: {sorted(unknown)}")
+        latency = as_float(body.get("latency_s", self.latency_s))
+        processing = as_float(body.get("file_processing_s", self.file_processing_s))
+        size = as_float(body.get("image_size", self.image_size))
+        if latency is None or latency < 0 or processing is None or processing < 0:
+            raise ApiError(400, "latency_s and file_processing_s must be numbers >= 0")
+        if size is None or not 1 <= size <= 512:
+            raise ApiError(400, "image_size must be between 1 and 512")
+        return Config(latency, processing, int(size))
+
+    def to_json(self) -> JSON:
+        return {
+            "latency_s": self.latency_s,
+            "file_processing_s": self.file_processing_s,
+            "image_size": self.image_size,
+        }
+
+
+@dataclass
+class FaultRule:
+    """One injected behaviour, from the body of ``POST /_standin/faults``.
+
+    ``match`` (substring of the raw request body and path; for files the display name and
+    path; "" matches all), ``endpoint`` (one of FAULT_ENDPOINTS, default "any"), ``times``
+    (uses, null = for ever), then what happens, in this order: ``latency_s`` (replaces the
+    global latency), ``hang_s`` (sleep, then close the connection without an answer),
+    ``status`` + optional ``message`` (error answer), or a shaped 200 answer:
+    ``finish_reason`` ("SAFETY", "MAX_TOKENS", ...), ``block_reason`` (promptFeedback
+    without candidates), ``bad_json`` (text cut in half).
+    """
+
+    FIELDS = frozenset(
+        {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message"}
+        | {"finish_reason", "block_reason", "bad_json"}
+    )
+
+    id: str
+    match: str
+    endpoint: str
+    status: int | None
+    times: int | None
+    latency_s: float | None
+    hang_s: float
+    message: str | None
+    shaping: Shaping
+    applied: int = 0
+
+    @classmethod
+    def from_body(cls, body: JSON) -> FaultRule:
+        if unknown := set(body) - cls.FIELDS:  # a typo must not silently disable a test
+            raise ApiError(400, f"unknown fault fields: {sorted(unknown)}")
+        endpoint = body.get("endpoint") or "any"
+        if endpoint not in FAULT_ENDPOINTS:
+            raise ApiError(400, f"endpoint must be one of {list(FAULT_ENDPOINTS)}")
+        status, times = body.get("status"), body.get("times")
+        if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+            raise ApiError(400, "status must be an HTTP error code (400-599)")
+        if times is not None and (not isinstance(times, int) or times < 0):
+            raise ApiError(400, "times must be an integer >= 0, or null for ever")
+        latency = as_float(body.get("latency_s"))
+        hang = as_float(body.get("hang_s")) or 0.0
+        if (latency is not None and latency < 0) or hang < 0:
+            raise ApiError(400, "latency_s and hang_s must be >= 0")
+        shaping = Shaping(
+            body.get("finish_reason"), body.get("block_reason"), bool(body.get("bad_json"))
+        )
+        if status is None and latency is None and not hang and shaping == Shaping():
+            raise ApiError(400, "a fault needs status, latency_s, hang_s or an answer shaping")
+        return cls(
+            id=secrets.token_hex(6),
+            match=str(body.get("match") or ""),
+            endpoint=endpoint,
+            status=status,
+            times=times,
+            latency_s=latency,
+            hang_s=hang,
+            message=body.get("message"),
+            shaping=shaping,
+        )
+
+    def matches(self, kind: str, haystack: str) -> bool:
+        if self.times is not None and self.applied >= self.times:
+            return False
+        return self.endpoint in ("any", kind) and self.match in haystack
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "match": self.match,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "times": self.times,
+            "latency_s": self.latency_s,
+            "hang_s": self.hang_s,
+            "message": self.message,
+            "finish_reason": self.shaping.finish_reason,
+            "block_reason": self.shaping.block_reason,
+            "bad_json": self.shaping.bad_json,
+            "applied": self.applied,
+        }
+
+
+@dataclass
+class FileRecord:
+    """An uploaded file. Only size, sha256 and the first bytes are kept, never the content."""
+
+    file_id: str
+    display_name: str | None
+    mime_type: str
+    declared_size: int | None
+    api_version: str
+    base_url: str
+    created: float = field(default_factory=time.time)
+    size: int = 0
+    magic: bytes = b""
+    hasher: Any = field(default_factory=hashlib.sha256)
+    finalized: float | None = None
+    ready_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def absorb(self, piece: bytes) -> None:
+        self.hasher.update(piece)
+        self.size += len(piece)
+        if len(self.magic) < 8:
+            self.magic = (self.magic + piece)[:8]
+
+    def state(self, now: float) -> str:
+        if self.ready_at is None or now < self.ready_at:
+            return "PROCESSING"
+        if self.mime_type == "application/pdf" and not self.magic.startswith(b"%PDF-"):
+            return "FAILED"
+        return "ACTIVE"
+
+    def resource(self, now: float) -> JSON:
+        state = self.state(now)
+        updated = self.ready_at if state != "PROCESSING" and self.ready_at else self.finalized
+        resource: JSON = {
+            "name": f"files/{self.file_id}",
+            "mimeType": self.mime_type,
+            "sizeBytes": str(self.size),
+            "createTime": rfc3339(self.created),
+            "updateTime": rfc3339(updated or self.created),
+            "expirationTime": rfc3339(self.created + FILE_LIFETIME_S),
+            "sha256Hash": base64.b64encode(self.hasher.copy().digest()).decode("ascii"),
+            "uri": f"{self.base_url}/{self.api_version}/files/{self.file_id}",
+            "state": state,
+            "source": "UPLOADED",
+        }
+        if self.display_name is not None:
+            resource["displayName"] = self.display_name
+        if state == "FAILED":
+            resource["error"] = {"code": 400, "message": f"{MARKER} the file is not a valid PDF"}
+        return resource
+
+
+class StandinState:
+    """Everything the handlers share; one lock guards it (requests are short under the lock)."""
+
+    def __init__(self, defaults: Config) -> None:
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self._defaults = defaults
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.config = defaults
+        self._faults: list[FaultRule] = []
+        self._files: dict[str, FileRecord] = {}
+        self._uploads: dict[str, FileRecord] = {}
+        self._log: list[JSON] = []
+
+    # -- config and faults ---------------------------------------------------------------------
+
+    def set_config(self, body: JSON) -> Config:
+        with self._lock:
+            self.config = self.config.updated(body)
+            return self.config
+
+    def add_fault(self, body: JSON) -> FaultRule:
+        rule = FaultRule.from_body(body)
+        with self._lock:
+            self._faults.append(rule)
+        return rule
+
+    def faults(self) -> list[JSON]:
+        with self._lock:
+            return [rule.to_json() for rule in self._faults]
+
+    def clear_faults(self) -> int:
+        with self._lock:
+            count, self._faults = len(self._faults), []
+            return count
+
+    def take_fault(self, kind: str, haystack: str) -> FaultRule | None:
+        """The first rule (insertion order) that matches and has uses left; counts one use."""
+        with self._lock:
+            for rule in self._faults:
+                if rule.matches(kind, haystack):
+                    rule.applied += 1
+                    return rule
+        return None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.config = self._defaults
+            self._faults, self._log = [], []
+            self._files, self._uploads = {}, {}
+
+    # -- request log ---------------------------------------------------------------------------
+
+    def log_start(self, method: str, path: str) -> JSON:
+        """Open a log entry; all keys exist from the start so readers never see a resize."""
+        with self._lock:
+            self._seq += 1
+            entry: JSON = {
+                "seq": self._seq,
+                "method": method,
+                "path": path,
+                "endpoint": UNKNOWN,
+                "model": None,
+                "started_at": time.time(),
+                "ended_at": None,
+                "status": None,
+                "match_text": "",
+                "has_file_part": False,
+                "file_uris": [],
+                "tools": [],
+                "response_modalities": [],
+                "response_schema": False,
+                "display_name": None,
+            }
+            self._log.append(entry)
+            if len(self._log) > MAX_LOG_ENTRIES:
+                del self._log[: len(self._log) - MAX_LOG_ENTRIES]
+            return entry
+
+    def log_update(self, entry: JSON, **fields: Any) -> None:
+        with self._lock:
+            entry.update(fields)
+
+    def requests(self, contains: str, endpoint: str | None) -> list[JSON]:
+        with self._lock:
+            entries = [dict(e) for e in self._log]
+        return [
+            e
+            for e in entries
+            if (not endpoint or endpoint == "any" or e["endpoint"] == endpoint)
+            and (
+                contains in e["match_text"]
+                or contains in e["path"]
+                or contains in (e["display_name"] or "")
+            )
+        ]
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def open_upload(self, record: FileRecord) -> str:
+        upload_id = secrets.token_urlsafe(24)
+        with self._lock:
+            self._uploads[upload_id] = record
+        return upload_id
+
+    def upload(self, upload_id: str) -> FileRecord | None:
+        with self._lock:
+            return self._uploads.get(upload_id)
+
+    def finalize(self, upload_id: str, record: FileRecord) -> None:
+        """Make the file visible; it turns ACTIVE/FAILED after the processing delay."""
+        now = time.time()
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+            record.finalized = now
+            record.ready_at = now + self.config.file_processing_s
+            self._files[record.file_id] = record
+
+    def file(self, file_id: str) -> FileRecord | None:
+        with self._lock:
+            return self._files.get(file_id)
+
+    def delete_file(self, file_id: str) -> bool:
+        with self._lock:
+            return self._files.pop(file_id, None) is not None
+
+    def files(self) -> list[FileRecord]:
+        with self._lock:
+            return list(self._files.values())
+
+    def file_id_taken(self, file_id: str) -> bool:
+        with self._lock:
+            in_uploads = any(r.file_id == file_id for r in self._uploads.values())
+            return file_id in self._files or in_uploads
+
+
+def max_overlap(entries: list[JSON]) -> int:
+    """Largest number of [started_at, ended_at] intervals open at one instant (sweep line)."""
+    now = time.time()
+    events: list[tuple[float, int]] = []
+    for entry in entries:
+        events.append((entry["started_at"], 1))
+        events.append((entry["ended_at"] or now, -1))
+    events.sort(key=lambda e: (e[0], e[1]))  # an end at the same instant closes first
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+_VER = "|".join(API_VERSIONS)
+GENERATE_ROUTE = re.compile(
+    rf"^/(?P<ver>{_VER})/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
+)
+UPLOAD_ROUTE = re.compile(rf"^/upload/(?P<ver>{_VER})/files$")
+FILES_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files$")
+FILE_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files/(?P<file_id>[^/]+)$")
+
+
+def route_kind(path: str) -> str:
+    """The request kind by path alone (generate calls are refined once the body is read)."""
+    if match := GENERATE_ROUTE.match(path):
+        return STREAM if match["method"] == STREAM else GENERATE
+    if UPLOAD_ROUTE.match(path):
+        return UPLOAD
+    if FILES_ROUTE.match(path) or FILE_ROUTE.match(path):
+        return FILES
+    return UNKNOWN
+
+
+class StandinServer(ThreadingHTTPServer):
+    """Threaded server: one daemon thread per connection, a deep accept queue for bursts."""
+
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: StandinState, log_requests: bool) -> None:
+        super().__init__(address, StandinHandler)
+        self.state = state
+        self.log_requests = log_requests
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is normal here (timeouts, retries): log one line, no trace."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            log("ERROR", "stand-in connection failed", error=repr(error))
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class StandinHandler(BaseHTTPRequestHandler):
+    """Routes one request; API errors are raised as ApiError and answered in Gemini's shape."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive needs exact Content-Length on every answer
+    server_version = "GeminiStandin/1.0"
+    timeout = 300  # idle keep-alive connections give their thread back eventually
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: StandinServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's access log: ours is JSON, and its lines could carry ``?key=``."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> StandinState:
+        return self.server.state
+
+    def _dispatch(self, method: str) -> None:
+        started = time.monotonic()
+        self._status = 0
+        self._body_read = False
+        url = urlsplit(self.path)
+        entry: JSON | None = None
+        try:
+            if url.path.startswith("/_standin/"):
+                self._control(method, url.path, parse_qs(url.query))
+            else:
+                entry = self.state.log_start(method, url.path)
+                self._api(method, url.path, parse_qs(url.query), entry)
+        except ApiError as exc:
+            self._send_json(exc.code, error_body(exc.code, exc.message))
+        except DropConnection:
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            log("ERROR", "stand-in failed to handle a request", path=url.path, error=repr(exc))
+            if self._status:  # headers already sent: the answer cannot be repaired
+                self.close_connection = True
+            else:
+                self._send_json(500, error_body(500))
+        finally:
+            self._drain()
+            if entry is not None:
+                self.state.log_update(entry, ended_at=time.time(), status=self._status or None)
+            if self.server.log_requests or self._status >= 500:
+                log(
+                    "INFO" if self._status < 500 else "WARNING",
+                    "request",
+                    method=method,
+                    path=url.path,  # never the query: it may hold ?key=
+                    status=self._status or None,
+                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                )
+
+    def _body_pieces(self) -> Iterator[bytes]:
+        """The request body in pieces (Content-Length or chunked), never all in memory."""
+        self._body_read = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            piece = self.rfile.read(min(READ_PIECE, remaining))
+            if not piece:
+                raise ConnectionResetError("client closed mid-body")
+            remaining -= len(piece)
+            yield piece
+
+    def _read_body(self, limit: int = MAX_JSON_BODY) -> bytes:
+        data = bytearray()
+        for piece in self._body_pieces():
+            data += piece
+            if len(data) > limit:
+                self.close_connection = True  # the rest of the body is not worth reading
+                raise ApiError(400, "request body too large for the stand-in")
+        return bytes(data)
+
+    def _read_json(self) -> JSON:
+        return self._read_raw_json()[1]
+
+    def _read_raw_json(self) -> tuple[bytes, JSON]:
+        """The body as bytes (fault rules match on it) and as a JSON object."""
+        raw = self._read_body()
+        if not raw.strip():
+            return raw, {}
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"Invalid JSON payload received. {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "Invalid JSON payload received. Expected an object.")
+        return raw, body
+
+    def _drain(self) -> None:
+        """Read what is left of an unread body, so the keep-alive connection stays in sync."""
+        if self._body_read:
+            return
+        try:
+            for _ in self._body_pieces():
+                pass
+        except (OSError, ValueError):
+            self.close_connection = True
+
+    def _send_json(
+        self, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self._send(status, data, "application/json; charset=UTF-8", headers)
+
+    def _send(
+        self, status: int, data: bytes, content_type: str, headers: Mapping[str, str] | None
+    ) -> None:
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _base_url(self) -> str:
+        """Scheme+host the client used (the SDK rewrites upload URLs to its base_url anyway)."""
+        host = self.headers.get("Host")
+        if not host:
+            address, port = self.server.server_address[:2]
+            host = f"{address!s}:{port}"
+        return f"http://{host}"
+
+    # -- control API ---------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        route = (method, path.rstrip("/"))
+        state = self.state
+        contains = (query.get("contains") or [""])[0]
+        endpoint = (query.get("endpoint") or [""])[0]
+        if route == ("GET", "/_standin/health"):
+            payload: Any = {"ok": True, "pid": state.pid, "started_at": state.started_at}
+        elif route == ("GET", "/_standin/faults"):
+            payload = {"faults": state.faults()}
+        elif route == ("POST", "/_standin/faults"):
+            payload = {"id": state.add_fault(self._read_json()).id}
+        elif route == ("DELETE", "/_standin/faults"):
+            payload = {"cleared": state.clear_faults()}
+        elif route == ("GET", "/_standin/config"):
+            payload = state.config.to_json()
+        elif route == ("POST", "/_standin/config"):
+            payload = state.set_config(self._read_json()).to_json()
+        elif route == ("POST", "/_standin/reset"):
+            state.reset()
+            payload = {"ok": True}
+        elif route == ("GET", "/_standin/requests"):
+            payload = {"requests": state.requests(contains, endpoint)}
+        elif route == ("GET", "/_standin/requests/max_concurrency"):
+            matched = state.requests(contains, endpoint)
+            payload = {"max_concurrency": max_overlap(matched), "count": len(matched)}
+        else:
+            raise ApiError(404, f"no stand-in control route {method} {path}")
+        self._send_json(200, payload)
+
+    # -- Gemini API ----------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, query: dict[str, list[str]], entry: JSON) -> None:
+        self.state.log_update(entry, endpoint=route_kind(path))
+        upload_id = (query.get("upload_id") or [""])[0]
+        key = self.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
+        if not key and not upload_id:  # an upload URL carries its own credential
+            raise ApiError(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity.",
+            )
+        if (match := GENERATE_ROUTE.match(path)) and method == "POST":
+            stream = match["method"] == STREAM
+            self._generate(match["model"], stream, entry)
+        elif UPLOAD_ROUTE.match(path) and method == "POST":
+            if upload_id:
+                self._upload_chunk(upload_id, entry)
+            else:
+                self._upload_start(path.split("/")[2], entry)
+        elif (match := FILES_ROUTE.match(path)) and method == "GET":
+            self._list_files(query)
+        elif (match := FILE_ROUTE.match(path)) and method in ("GET", "DELETE"):
+            self._file(method, match["file_id"], entry)
+        else:
+            raise ApiError(404, f"Method not found: {method} {path}")
+
+    def _apply_fault(self, kind: str, haystack: str, default_latency: float = 0.0) -> Shaping:
+        """Sleep, hang, or fail as the first matching rule says; return how to shape the answer."""
+        rule = self.state.take_fault(kind, haystack)
+        latency = default_latency
+        if rule is not None and rule.latency_s is not None:
+            latency = rule.latency_s  # a rule's own latency replaces the global one
+        if latency > 0:
+            time.sleep(latency)
+        if rule is None:
+            return Shaping()
+        if rule.hang_s > 0:
+            time.sleep(rule.hang_s)
+            raise DropConnection
+        if rule.status is not None:
+            message = rule.message or f"[stand-in fault] {DEFAULT_MESSAGES.get(rule.status, '')}"
+            raise ApiError(rule.status, message.strip())
+        return rule.shaping
+
+    def _generate(self, model: str, stream: bool, entry: JSON) -> None:
+        self.state.log_update(entry, model=model)
+        raw, body = self._read_raw_json()
+        call = GenerateCall.parse(model, stream, body)
+        self.state.log_update(
+            entry,
+            endpoint=call.kind,
+            match_text=call.text[:MATCH_TEXT_CHARS],
+            has_file_part=call.has_file_part,
+            file_uris=call.file_uris,
+            tools=call.tools,
+            response_modalities=call.modalities,
+            response_schema=call.schema is not None,
+        )
+        config = self.state.config
+        # The model id in the path is matchable too, e.g. to fail only the image model.
+        haystack = f"{raw.decode('utf-8', errors='replace')}\n{urlsplit(self.path).path}"
+        shaping = self._apply_fault(call.kind, haystack, config.latency_s)
+        self._check_files(call.file_uris)
+        answer = build_answer(call, config.image_size, shaping)
+        if stream:
+            self._send_stream(split_stream(answer, call.digest))
+        else:
+            self._send_json(200, answer)
+
+    def _check_files(self, file_uris: list[str]) -> None:
+        """A prompt may only use files that exist here and are ACTIVE, as on the real API."""
+        now = time.time()
+        for uri in file_uris:
+            found = FILE_ID_PATTERN.search(urlsplit(uri).path or uri)
+            record = self.state.file(found.group(1)) if found else None
+            if record is None:
+                raise ApiError(400, f"The file {uri} does not exist or was deleted.")
+            state = record.state(now)
+            if state != "ACTIVE":
+                raise ApiError(
+                    400,
+                    f"The File {record.file_id} is not in an ACTIVE state (it is {state}) "
+                    "and usage is not allowed.",
+                )
+
+    def _send_stream(self, events: list[JSON]) -> None:
+        """SSE with a known Content-Length (keep-alive stays simple), flushed event by event."""
+        encoded = [
+            b"data: " + json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\r\n\r\n"
+            for e in events
+        ]
+        self._status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Content-Length", str(sum(len(e) for e in encoded)))
+        self.end_headers()
+        for index, event in enumerate(encoded):
+            if index:
+                time.sleep(STREAM_EVENT_PAUSE_S)
+            self.wfile.write(event)
+            self.wfile.flush()
+
+    # -- Files API -----------------------------------------------------------------------------
+
+    def _upload_start(self, ver: str, entry: JSON) -> None:
+        raw, body = self._read_raw_json()
+        file_meta = body.get("file")
+        file_meta = file_meta if isinstance(file_meta, dict) else {}
+        display_name = get_any(file_meta, "displayName")
+        self.state.log_update(entry, display_name=display_name)
+        protocol = (self.headers.get("X-Goog-Upload-Protocol") or "").lower()
+        command = (self.headers.get("X-Goog-Upload-Command") or "").lower()
+        if protocol != "resumable" or command != "start":
+            raise ApiError(400, "the stand-in supports only resumable uploads (command start)")
+        self._apply_fault(UPLOAD, f"{raw.decode('utf-8', errors='replace')}\n{self.path}")
+        mime_type = (
+            get_any(file_meta, "mimeType")
+            or self.headers.get("X-Goog-Upload-Header-Content-Type")
+            or "application/octet-stream"
+        )
+        declared = as_float(self.headers.get("X-Goog-Upload-Header-Content-Length"))
+        record = FileRecord(
+            file_id=self._new_file_id(file_meta.get("name")),
+            display_name=display_name,
+            mime_type=str(mime_type),
+            declared_size=int(declared) if declared is not None else None,
+            api_version=ver,
+            base_url=self._base_url(),
+        )
+        upload_id = self.state.open_upload(record)
+        upload_url = f"{record.base_url}/upload/{ver}/files?upload_id={upload_id}"
+        headers = {
+            "X-Goog-Upload-URL": upload_url,
+            "X-Goog-Upload-Status": "active",
+            "X-Goog-Upload-Chunk-Granularity": str(8 * 1024 * 1024),
+        }
+        self._send_json(200, {}, headers)
+
+    def _new_file_id(self, requested: Any) -> str:
+        if isinstance(requested, str) and requested.strip():
+            file_id = requested.removeprefix("files/")
+            if not re.fullmatch(r"[a-z0-9-]{1,40}", file_id):
+                raise ApiError(400, "file name must be lower-case letters, digits or dashes")
+            if self.state.file_id_taken(file_id):
+                raise ApiError(409, f"File files/{file_id} already exists.")
+            return file_id
+        return secrets.token_hex(6)
+
+    def _upload_chunk(self, upload_id: str, entry: JSON) -> None:
+        """One chunk of a resumable upload. Every answer says X-Goog-Upload-Status.
+
+        Errors say ``final`` too: without the header the SDK re-posts with 1/2/4 s sleeps.
+        """
+        record = self.state.upload(upload_id)
+        try:
+            if record is None:
+                raise ApiError(404, "unknown or finished upload session")
+            self.state.log_update(entry, display_name=record.display_name)
+            self._apply_fault(UPLOAD, f"{record.display_name or ''}\n{self.path}")
+            with record.lock:  # chunks of one session must not interleave
+                status, payload, headers = self._receive_chunk(upload_id, record)
+        except ApiError as exc:
+            self._drain()
+            status, payload = exc.code, error_body(exc.code, exc.message)
+            headers = {"X-Goog-Upload-Status": "final"}
+        self._send_json(status, payload, headers)
+
+    def _receive_chunk(
+        self, upload_id: str, record: FileRecord
+    ) -> tuple[int, JSON, dict[str, str]]:
+        """Hash the chunk into the record; on ``finalize`` publish the file resource."""
+        header = self.headers.get("X-Goog-Upload-Command") or ""
+        command = {part.strip().lower() for part in header.split(",")}
+        progress = {"X-Goog-Upload-Status": "active"}
+        if "query" in command:
+            return 200, {}, {**progress, "X-Goog-Upload-Size-Received": str(record.size)}
+        offset = as_float(self.headers.get("X-Goog-Upload-Offset"))
+        if offset is not None and int(offset) != record.size:
+            raise ApiError(400, f"offset {int(offset)} does not match {record.size} bytes received")
+        for piece in self._body_pieces():
+            record.absorb(piece)
+        if "finalize" not in command:
+            return 200, {}, {**progress, "X-Goog-Upload-Size-Received": str(record.size)}
+        if record.declared_size is not None and record.size != record.declared_size:
+            raise ApiError(400, f"received {record.size} bytes, announced {record.declared_size}")
+        self.state.finalize(upload_id, record)
+        final = {"X-Goog-Upload-Status": "final"}
+        return 200, {"file": record.resource(time.time())}, final
+
+    def _list_files(self, query: dict[str, list[str]]) -> None:
+        self._read_body()
+        self._apply_fault(FILES, self.path)
+        page_size = int(as_float((query.get("pageSize") or ["10"])[0]) or 10)
+        start = int(as_float((query.get("pageToken") or ["0"])[0]) or 0)
+        records = sorted(self.state.files(), key=lambda r: r.created, reverse=True)
+        now = time.time()
+        page = [r.resource(now) for r in records[start : start + max(1, page_size)]]
+        payload: JSON = {"files": page} if page else {}
+        if start + len(page) < len(records):
+            payload["nextPageToken"] = str(start + len(page))
+        self._send_json(200, payload)
+
+    def _file(self, method: str, file_id: str, entry: JSON) -> None:
+        self._read_body()
+        record = self.state.file(file_id)
+        display_name = record.display_name if record else None
+        self.state.log_update(entry, display_name=display_name)
+        self._apply_fault(FILES, f"{display_name or ''}\n{self.path}")
+        if record is None or (method == "DELETE" and not self.state.delete_file(file_id)):
+            raise ApiError(
+                403,
+                f"You do not have permission to access the File {file_id} or it may not exist.",
+            )
+        self._send_json(200, {} if method == "DELETE" else record.resource(time.time()))
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    config: Config | None = None,
+    log_requests: bool = True,
+) -> tuple[StandinServer, threading.Thread]:
+    """Start the stand-in in a daemon thread (port 0 = any free port; see ``server.url``).
+
+    Stop it with ``server.shutdown(); server.server_close()``.
+    """
+    server = StandinServer((host, port), StandinState(config or Config()), log_requests)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},  # so that shutdown() returns quickly in tests
+        name="gemini-standin",
+        daemon=True,
+    )
+    thread.start()
+    return server, thread
+
+
+def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Local stand-in for the Gemini REST API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--latency-s", type=float, default=0.0, help="delay of generate calls")
+    parser.add_argument("--file-processing-s", type=float, default=0.2)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--quiet", action="store_true", help="log only errors, not requests")
+    args = parser.parse_args(argv)
+    try:
+        config = Config().updated(
+            {
+                "latency_s": args.latency_s,
+                "file_processing_s": args.file_processing_s,
+                "image_size": args.image_size,
+            }
+        )
+    except ApiError as exc:
+        parser.error(str(exc.message))
+    server = StandinServer((args.host, args.port), StandinState(config), not args.quiet)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    ready = {
+        "severity": "INFO",
+        "message": "gemini stand-in listening",
+        "host": args.host,
+        "port": server.server_address[1],
+        "pid": os.getpid(),
+    }
+    print(json.dumps(ready), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        log("INFO", "gemini stand-in stopped", pid=os.getpid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
