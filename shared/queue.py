@@ -58,7 +58,7 @@ def decode_push(envelope: dict[str, Any]) -> Delivery:
             payload = json.loads(base64.b64decode(message["data"], validate=True))
         except (binascii.Error, ValueError):
             payload = None
-    if not isinstance(payload, dict):
+    if not isinstance(payload, dict) or "task_id" not in payload:
         payload = {"task_id": attributes.get("task_id")}
     try:
         task_message = TaskMessage.model_validate(payload)
@@ -68,7 +68,8 @@ def decode_push(envelope: dict[str, Any]) -> Delivery:
         message=task_message,
         message_id=message.get("messageId") or message.get("message_id"),
         publish_time=_parse_time(message.get("publishTime") or message.get("publish_time")),
-        delivery_attempt=_as_int(message.get("deliveryAttempt")),
+        # Push puts deliveryAttempt beside the message; accept it inside too.
+        delivery_attempt=_as_int(envelope.get("deliveryAttempt") or message.get("deliveryAttempt")),
     )
 
 

@@ -43,15 +43,20 @@ def check_url(url: str, *, max_chars: int) -> str:
 
 
 def _check_host(host: str) -> None:
-    address = _parse_ip_literal(host)
+    if ":" in host:
+        ascii_host = host
+    else:
+        # Normalise first: fetchers map fullwidth digits and dots ("１２７。０。０。１")
+        # to ASCII before they read a host as an IPv4 address.
+        try:
+            ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
+        except UnicodeError as exc:
+            raise UrlRejected("has an invalid host name") from exc
+    address = _parse_ip_literal(ascii_host)
     if address is not None:
         if not _is_public(address):
             raise UrlRejected("must not point to a private, loopback or reserved address")
         return
-    try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
-        raise UrlRejected("has an invalid host name") from exc
     if ascii_host in BLOCKED_HOSTS or ascii_host.endswith(BLOCKED_SUFFIXES):
         raise UrlRejected("must not point to an internal host")
     labels = ascii_host.split(".")
@@ -96,11 +101,18 @@ def _parse_ipv4_number(part: str) -> int:
     return int(part)
 
 
+GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour or _nat64(address)
         if embedded is not None:
             return _is_public(embedded)
+        # Outside global unicast lie the reserved forms (IPv4-compatible ::a.b.c.d,
+        # local-use NAT64 64:ff9b:1::/48) that Python's is_global lets through.
+        if address not in GLOBAL_UNICAST_V6:
+            return False
     return address.is_global and not address.is_multicast
 
 

@@ -25,6 +25,9 @@ def parse_strategy_request(data: Any) -> StrategyRequest:
     """Validate the raw body against the wire model, mapping errors to the SPEC shape."""
     if not isinstance(data, dict):
         raise InvalidArgument("the body must be a JSON object")
+    unknown = [key for key in data if key not in StrategyRequest.model_fields]
+    if unknown:
+        raise InvalidArgument(f"{unknown[0]}: unknown field", field=str(unknown[0]))
     try:
         return StrategyRequest.model_validate(data)
     except ValidationError as exc:
@@ -61,9 +64,10 @@ def to_task_request(request: StrategyRequest, settings: Settings) -> TaskRequest
         raise InvalidArgument(
             f"brief: must be at most {settings.max_brief_chars} characters", field="brief"
         )
-    if len(request.urls) > settings.max_urls:
+    urls = list(dict.fromkeys(request.urls))  # keep order, drop repeats
+    if len(urls) > settings.max_urls:
         raise InvalidArgument(f"urls: at most {settings.max_urls} URLs", field="urls")
-    for index, url in enumerate(request.urls):
+    for index, url in enumerate(urls):
         try:
             check_url(url, max_chars=settings.max_url_chars)
         except UrlRejected as exc:
@@ -78,7 +82,7 @@ def to_task_request(request: StrategyRequest, settings: Settings) -> TaskRequest
         raise InvalidArgument("upload_id: is not a valid upload id", field="upload_id")
     return TaskRequest(
         brief=brief,
-        urls=list(dict.fromkeys(request.urls)),  # keep order, drop repeats
+        urls=urls,
         language=language,
         image=request.image,
         grounding=request.grounding,

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Deploy Tinkerbell to a real Google Cloud project with gcloud.
+#
+#   PROJECT=my-project REGION=europe-west1 infra/deploy.sh
+#
+# Idempotent: creates what is missing, redeploys the three functions, and sets
+# the delivery policy of SPEC §4 on the subscription Eventarc made for the
+# worker. The Gemini key comes from Secret Manager (secret GEMINI_API_KEY),
+# never from this repo.
+set -euo pipefail
+
+: "${PROJECT:?set PROJECT}"
+REGION=${REGION:-europe-west1}
+RUNTIME=python311
+TOPIC=${TASKS_TOPIC:-tinkerbell-tasks}
+DEAD_TOPIC=${DEAD_LETTER_TOPIC:-tinkerbell-tasks-dead}
+BUCKET=${UPLOADS_BUCKET:-$PROJECT-uploads}
+SERVICE_ACCOUNT=${SERVICE_ACCOUNT:-tinkerbell-functions@$PROJECT.iam.gserviceaccount.com}
+# Keep these in step with shared/settings.py: the worker's timeout is the
+# lease, and the subscription's ack deadline is above it.
+LEASE_SECONDS=${LEASE_SECONDS:-540}
+ACK_DEADLINE_SECONDS=${ACK_DEADLINE_SECONDS:-600}
+MAX_DELIVERY_ATTEMPTS=${MAX_DELIVERY_ATTEMPTS:-20}
+RETRY_MIN_BACKOFF_S=${RETRY_MIN_BACKOFF_S:-10}
+RETRY_MAX_BACKOFF_S=${RETRY_MAX_BACKOFF_S:-600}
+
+gc() { gcloud --project="$PROJECT" --quiet "$@"; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+gc services enable cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com \
+  pubsub.googleapis.com firestore.googleapis.com storage.googleapis.com \
+  secretmanager.googleapis.com cloudbuild.googleapis.com
+
+gc pubsub topics describe "$TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$TOPIC"
+gc pubsub topics describe "$DEAD_TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$DEAD_TOPIC"
+gc storage buckets describe "gs://$BUCKET" >/dev/null 2>&1 ||
+  gc storage buckets create "gs://$BUCKET" --location="$REGION" --uniform-bucket-level-access
+gc iam service-accounts describe "$SERVICE_ACCOUNT" >/dev/null 2>&1 ||
+  gc iam service-accounts create "${SERVICE_ACCOUNT%%@*}" --display-name="Tinkerbell functions"
+
+common_env="GOOGLE_CLOUD_PROJECT=$PROJECT,UPLOADS_BUCKET=$BUCKET,TASKS_TOPIC=$TOPIC,LEASE_SECONDS=$LEASE_SECONDS,ACK_DEADLINE_SECONDS=$ACK_DEADLINE_SECONDS"
+deploy() {
+  local name=$1; shift
+  gc functions deploy "$name" --gen2 --region="$REGION" --runtime="$RUNTIME" \
+    --source="$here" --entry-point="$name" --service-account="$SERVICE_ACCOUNT" "$@"
+}
+
+deploy task_status --trigger-http --allow-unauthenticated --memory=256Mi --timeout=30s \
+  --set-env-vars="$common_env"
+STATUS_URL=$(gc functions describe task_status --gen2 --region="$REGION" --format='value(serviceConfig.uri)')
+
+deploy submit_strategy --trigger-http --allow-unauthenticated --memory=512Mi --timeout=60s \
+  --set-env-vars="$common_env,STATUS_BASE_URL=$STATUS_URL"
+
+deploy process_task --trigger-topic="$TOPIC" --retry --memory=1Gi --timeout="${LEASE_SECONDS}s" \
+  --concurrency=8 --cpu=1 --max-instances=100 \
+  --set-env-vars="$common_env" --set-secrets="GEMINI_API_KEY=GEMINI_API_KEY:latest"
+
+# Eventarc made the push subscription; give it the delivery policy of SPEC §4.
+SUBSCRIPTION=$(gc eventarc triggers list --location="$REGION" \
+  --filter="destination.cloudRun.service~process-task" --format='value(transport.pubsub.subscription)' | head -n1)
+gc pubsub subscriptions update "$SUBSCRIPTION" \
+  --ack-deadline="$ACK_DEADLINE_SECONDS" \
+  --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
+  --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+
+# Firestore security rules (clients read only their own tasks; no client writes).
+npx --yes firebase-tools@15.34.2 deploy --only firestore:rules --project "$PROJECT" \
+  --config "$here/infra/firebase.json"
+
+echo "submit: $(gc functions describe submit_strategy --gen2 --region="$REGION" --format='value(serviceConfig.uri)')"
+echo "status: $STATUS_URL"
