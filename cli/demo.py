@@ -54,9 +54,8 @@ def main() -> None:
         answer.raise_for_status()
         task_id = answer.json()["task_id"]
         task = follow(task_id, started)
-        print(
-            f"GET {answer.json()['status_url']} -> {http.get(answer.json()['status_url'], headers=headers).status_code}"
-        )
+        status_url = answer.json()["status_url"]
+        print(f"GET {status_url} -> {http.get(status_url, headers=headers).status_code}")
     if task["status"] != TaskStatus.COMPLETED:
         sys.exit(f"task ended {task['status']}: {task.get('error')}")
     strategy = MarketingStrategy.model_validate(task["result"]["strategy"])
