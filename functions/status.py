@@ -7,11 +7,11 @@ import re
 import flask
 
 from functions.http import handles_errors, json_response, require_method
-from shared import tasks
+from shared import tasks, uploads
 from shared.auth import verify_user
 from shared.errors import NotFound
 
-_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})/?$")
+_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})(?P<image>/image)?/?$")
 
 
 @handles_errors
@@ -22,6 +22,20 @@ def task_status(request: flask.Request) -> flask.Response:
     require_method(request, "GET", "DELETE")
     uid = verify_user(request.headers.get("Authorization"))
     task_id = match["task_id"]
+    if match["image"]:
+        return _image(task_id, uid, request)
     if request.method == "DELETE":
         return json_response(tasks.cancel_task(task_id, uid=uid).public())
     return json_response(tasks.get_owned_task(task_id, uid=uid).public())
+
+
+def _image(task_id: str, uid: str, request: flask.Request) -> flask.Response:
+    require_method(request, "GET")
+    task = tasks.get_owned_task(task_id, uid=uid)
+    image = task.result.image if task.result else None
+    data = uploads.read_object(image.gcs_uri) if image else None
+    if image is None or data is None:
+        raise NotFound("this task has no preview image")
+    response = flask.Response(data, content_type=image.mime_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

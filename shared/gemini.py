@@ -94,6 +94,60 @@ def generate_strategy(
     )
 
 
+@dataclass(frozen=True)
+class ImageAnswer:
+    data: bytes
+    mime_type: str
+    width: int | None
+    height: int | None
+    usage: Usage
+    model: str
+
+
+def image_prompt(strategy: MarketingStrategy) -> str:
+    subject = strategy.visual_brief or f"A campaign visual for: {strategy.summary or ''}"
+    return (
+        f"Create a preview image for the marketing campaign '{strategy.strategy_name}' "
+        f"aimed at {strategy.target_audience}. {subject} No text or logos in the image."
+    )
+
+
+def generate_image(strategy: MarketingStrategy) -> ImageAnswer:
+    """One call to the image-output model, prompted with the strategy's visual brief."""
+    settings = get_settings()
+    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+    response = _call(
+        lambda: clients.gemini().models.generate_content(
+            model=settings.gemini_image_model, contents=image_prompt(strategy), config=config
+        )
+    )
+    candidate = response.candidates[0] if response.candidates else None
+    parts = (candidate.content.parts if candidate and candidate.content else None) or []
+    for part in parts:
+        blob = part.inline_data
+        if blob is not None and blob.data and (blob.mime_type or "").startswith("image/"):
+            width, height = image_size(blob.data)
+            return ImageAnswer(
+                data=blob.data,
+                mime_type=blob.mime_type or "image/png",
+                width=width,
+                height=height,
+                usage=usage_of(response),
+                model=response.model_version or settings.gemini_image_model,
+            )
+    raise GeminiError("gemini_no_image", "Gemini answered without an image", retryable=False)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(data: bytes) -> tuple[int | None, int | None]:
+    """Width and height from a PNG header (other formats: unknown)."""
+    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return None, None
+
+
 def _call(send: Any) -> GenerateContentResponse:
     try:
         return send()  # type: ignore[no-any-return]

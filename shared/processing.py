@@ -11,9 +11,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from shared import gemini, tasks
+from shared import gemini, tasks, uploads
 from shared.log import get_logger
-from shared.models import Progress, TaskError, TaskRecord, TaskResult
+from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
 from shared.queue import Delivery
 from shared.settings import get_settings
 from shared.tasks import ClaimOutcome
@@ -62,39 +62,70 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
     started = time.monotonic()
     context = {"task_id": task.task_id, "attempt": task.attempts}
     log.info("processing started", extra=context)
-    tasks.record_progress(
-        task.task_id,
-        Progress(stage="writing_strategy", message="Writing the strategy", percent=20),
-        _now(),
-    )
+    progress = ProgressWriter(task.task_id)
+    progress("writing_strategy", "Writing the strategy", 20)
     try:
         answer = gemini.generate_strategy(task.request)
     except gemini.GeminiError as exc:
         error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
         _finish(task, lease_owner, error=error)
-        log.warning(
-            "task failed",
-            extra={**context, "code": exc.code, "retryable": exc.retryable},
-        )
+        log.warning("task failed", extra={**context, "code": exc.code, "retryable": exc.retryable})
         return
     result = TaskResult(
-        strategy=answer.strategy,
-        sources=answer.sources,
-        model=answer.model,
-        usage=answer.usage,
+        strategy=answer.strategy, sources=answer.sources, model=answer.model, usage=answer.usage
     )
+    if task.request.image:
+        progress("drawing_image", "Drawing the preview image", 70)
+        _add_image(task, result)
+    progress("saving", "Saving the result", 95)
     _finish(task, lease_owner, result=result)
     log.info(
         "task completed",
         extra={
             **context,
-            "model": answer.model,
-            "prompt_tokens": answer.usage.prompt_tokens,
-            "output_tokens": answer.usage.output_tokens,
-            "total_tokens": answer.usage.total_tokens,
+            "model": result.model,
+            "prompt_tokens": result.usage.prompt_tokens,
+            "output_tokens": result.usage.output_tokens,
+            "total_tokens": result.usage.total_tokens,
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
     )
+
+
+def _add_image(task: TaskRecord, result: TaskResult) -> None:
+    """Draw and store the preview; a failure is recorded, the strategy is kept."""
+    try:
+        image = gemini.generate_image(result.strategy)
+        gcs_uri = uploads.store_preview(task.task_id, image.data, image.mime_type)
+    except gemini.GeminiError as exc:
+        result.image_error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
+        log.warning("preview image failed", extra={"task_id": task.task_id, "code": exc.code})
+        return
+    result.image = ImageRef(
+        gcs_uri=gcs_uri, mime_type=image.mime_type, width=image.width, height=image.height
+    )
+    result.usage = result.usage + image.usage
+
+
+class ProgressWriter:
+    """Writes ``progress`` at most once per PROGRESS_MIN_INTERVAL_S (listeners pay per write).
+
+    The claim has just written the first stage, so the clock starts now.
+    """
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.min_interval_s = get_settings().progress_min_interval_s
+        self.last_write = time.monotonic()
+
+    def __call__(self, stage: str, message: str, percent: int) -> None:
+        now = time.monotonic()
+        if now - self.last_write < self.min_interval_s:
+            return
+        self.last_write = now
+        tasks.record_progress(
+            self.task_id, Progress(stage=stage, message=message, percent=percent), _now()
+        )
 
 
 def _finish(

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     max_delivery_attempts: int = Field(default=20, ge=5, le=100)
     # A message whose task never appears is retried for this long, then dropped.
     orphan_message_max_age_s: float = Field(default=300.0, ge=0)
+    # Progress is advisory; listeners are billed per write.
+    progress_min_interval_s: float = Field(default=1.0, ge=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
 

@@ -40,6 +40,31 @@ def store_pdf(task_id: str, data: bytes, filename: str | None) -> PdfRef:
     )
 
 
+def preview_object_name(task_id: str) -> str:
+    return f"results/{task_id}/preview.png"
+
+
+def store_preview(task_id: str, data: bytes, mime_type: str) -> str:
+    """Write the preview image; a retry of the same task overwrites its own preview."""
+    settings = get_settings()
+    name = preview_object_name(task_id)
+    clients.storage().bucket(settings.bucket_name).blob(name).upload_from_string(
+        data, content_type=mime_type
+    )
+    return f"gs://{settings.bucket_name}/{name}"
+
+
+def read_object(gcs_uri: str) -> bytes | None:
+    from google.api_core.exceptions import NotFound as ObjectNotFound
+
+    bucket, name = split_gcs_uri(gcs_uri)
+    try:
+        data: bytes = clients.storage().bucket(bucket).blob(name).download_as_bytes()
+    except ObjectNotFound:
+        return None
+    return data
+
+
 def delete_object(gcs_uri: str) -> None:
     bucket, name = split_gcs_uri(gcs_uri)
     clients.storage().bucket(bucket).blob(name).delete()
