@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
-from shared import submission
+from shared import idempotency, submission
 from shared.auth import verify_user
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
@@ -33,8 +33,10 @@ def submit_strategy(request: flask.Request) -> flask.Response:
     require_method(request, "POST")
     uid = verify_user(request.headers.get("Authorization"))
     body, pdf = _parse_body(request)
-    accepted = submission.submit(uid, body, pdf)
-    return json_response(accepted, HTTPStatus.ACCEPTED)
+    key = request.headers.get(idempotency.HEADER)
+    submitted = submission.submit(uid, body, pdf, idempotency_key=key)
+    status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
+    return json_response(submitted.accepted, status)
 
 
 def _parse_body(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:

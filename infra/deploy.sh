@@ -64,8 +64,9 @@ gc pubsub subscriptions update "$SUBSCRIPTION" \
   --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
   --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
 
-# Firestore security rules (clients read only their own tasks; no client writes).
-npx --yes firebase-tools@15.34.2 deploy --only firestore:rules --project "$PROJECT" \
+# Firestore security rules (clients read only their own tasks; no client writes),
+# the indexes of the per-user limits and the TTL policy of idempotency keys.
+npx --yes firebase-tools@15.34.2 deploy --only firestore:rules,firestore:indexes --project "$PROJECT" \
   --config "$here/infra/firebase.json"
 
 echo "submit: $(gc functions describe submit_strategy --gen2 --region="$REGION" --format='value(serviceConfig.uri)')"

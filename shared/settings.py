@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # the PDF plus a little form overhead.
     max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
 
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # Per-user caps on the accept path (0 turns a cap off).
+    max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
+    max_tasks_in_flight_per_user: int = Field(default=10, ge=0)
+
     lease_seconds: int = Field(default=540, ge=1)
     ack_deadline_seconds: int = Field(default=600, ge=10, le=600)
     max_task_attempts: int = Field(default=5, ge=1)

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import queue, tasks, uploads
+from shared import idempotency, limits, queue, tasks, uploads
 from shared.errors import InvalidArgument, TinkerbellError, Unavailable
 from shared.log import get_logger
 from shared.models import (
@@ -22,6 +22,7 @@ from shared.models import (
     StrategyRequest,
     TaskAccepted,
     TaskRecord,
+    TaskRequest,
     TaskStatus,
 )
 from shared.settings import get_settings
@@ -48,11 +49,24 @@ def status_url(task_id: str) -> str:
     return f"{get_settings().status_base_url.rstrip('/')}/v1/tasks/{task_id}"
 
 
-def submit(uid: str, request: StrategyRequest, pdf: PdfUpload | None) -> TaskAccepted:
+@dataclass(frozen=True)
+class Submitted:
+    accepted: TaskAccepted
+    created: bool  # False: an Idempotency-Key replay of an earlier task
+
+
+def submit(
+    uid: str,
+    request: StrategyRequest,
+    pdf: PdfUpload | None,
+    idempotency_key: str | None = None,
+) -> Submitted:
     settings = get_settings()
     task_request = to_task_request(request, settings)
     if request.upload_id is not None:
         raise InvalidArgument("upload_id: no such upload session", field="upload_id")
+    if idempotency_key is not None:
+        idempotency.check_key(idempotency_key)
     task_id = uuid.uuid4().hex
     if pdf is not None:
         uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)
@@ -63,6 +77,34 @@ def submit(uid: str, request: StrategyRequest, pdf: PdfUpload | None) -> TaskAcc
             filename=uploads.clean_filename(pdf.filename),
         )
     now = datetime.now(UTC)
+    if idempotency_key is not None:
+        reservation = idempotency.reserve(
+            uid, idempotency_key, idempotency.fingerprint(task_request), task_id, now
+        )
+        if reservation.replay:
+            return Submitted(accepted=_replayed(reservation.task_id), created=False)
+    try:
+        limits.check_user_limits(uid, now, _pool())
+        task = _create(uid, task_id, task_request, pdf, now)
+    except Exception:
+        if idempotency_key is not None:
+            idempotency.release(uid, idempotency_key)
+        raise
+    log.info("task accepted", extra={"task_id": task_id, "uid": uid})
+    accepted = TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
+    return Submitted(accepted=accepted, created=True)
+
+
+def _replayed(task_id: str) -> TaskAccepted:
+    # The first request may still be writing its task: it is PENDING until seen.
+    task = tasks.get_task(task_id)
+    status = task.status if task is not None else TaskStatus.PENDING
+    return TaskAccepted(task_id=task_id, status=status, status_url=status_url(task_id))
+
+
+def _create(
+    uid: str, task_id: str, task_request: TaskRequest, pdf: PdfUpload | None, now: datetime
+) -> TaskRecord:
     task = TaskRecord(
         task_id=task_id,
         uid=uid,
@@ -78,8 +120,7 @@ def submit(uid: str, request: StrategyRequest, pdf: PdfUpload | None) -> TaskAcc
     except Exception as exc:
         _remove(task)
         raise Unavailable("could not queue the task; nothing was kept, try again") from exc
-    log.info("task accepted", extra={"task_id": task_id, "uid": uid})
-    return TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
+    return task
 
 
 def _write_task_and_upload(task: TaskRecord, pdf: PdfUpload | None) -> None:
@@ -89,20 +130,21 @@ def _write_task_and_upload(task: TaskRecord, pdf: PdfUpload | None) -> None:
         writes.append(pool.submit(uploads.store_pdf, task.task_id, pdf.data, pdf.filename))
     errors = [f.exception() for f in writes]
     if any(errors):
-        _remove(task, created=[e is None for e in errors])
+        document_made = errors[0] is None
+        object_made = len(errors) > 1 and errors[1] is None
+        _remove(task, document=document_made, pdf_object=object_made)
         first = next(e for e in errors if e is not None)
         if isinstance(first, TinkerbellError):
             raise first
         raise Unavailable("could not store the task; nothing was kept, try again") from first
 
 
-def _remove(task: TaskRecord, created: list[bool] | None = None) -> None:
+def _remove(task: TaskRecord, *, document: bool = True, pdf_object: bool = True) -> None:
     """Best-effort removal of a task that could not be completed as a whole."""
-    document_made, object_made = (created or [True, True]) + [False] * 2
     try:
-        if document_made:
+        if document:
             tasks.delete_task(task.task_id)
-        if object_made and task.request.pdf is not None:
+        if pdf_object and task.request.pdf is not None:
             uploads.delete_object(task.request.pdf.gcs_uri)
     except Exception:
         log.exception("cleanup after a failed submit failed", extra={"task_id": task.task_id})

@@ -1,0 +1,97 @@
+"""Idempotency-Key on submit (SPEC §2.2): a retry returns the first task.
+
+A key is reserved with an atomic ``create`` before anything else is written,
+so two racing requests with one key cannot both make a task. The document id
+is a hash of uid and key: keys of different users never meet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from google.api_core.exceptions import AlreadyExists
+
+from shared import clients
+from shared.errors import FailedPrecondition, InvalidArgument
+from shared.models import TaskRequest
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import DocumentReference
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x20-\x7e]{1,128}$")
+# A reservation that vanished or expired between create and read: try again.
+RESERVE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Reservation:
+    task_id: str
+    replay: bool  # True: the key was used before, task_id is the first task's
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise InvalidArgument(f"{HEADER}: must be 1 to 128 printable ASCII characters")
+    return key
+
+
+def fingerprint(request: TaskRequest) -> str:
+    """What makes two requests "the same body": everything but server-made names."""
+    body = request.model_dump(mode="json")
+    if body.get("pdf"):
+        body["pdf"].pop("gcs_uri", None)  # it names the task, which differs per request
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _ref(uid: str, key: str) -> DocumentReference:
+    settings = get_settings()
+    doc_id = hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()
+    return clients.firestore().collection(settings.idempotency_collection).document(doc_id)
+
+
+def reserve(
+    uid: str, key: str, request_fingerprint: str, task_id: str, now: datetime
+) -> Reservation:
+    """Claim ``key`` for ``task_id``, or return the task that claimed it first."""
+    settings = get_settings()
+    ref = _ref(uid, key)
+    for _ in range(RESERVE_ATTEMPTS):
+        try:
+            ref.create(
+                {
+                    "uid": uid,
+                    "task_id": task_id,
+                    "fingerprint": request_fingerprint,
+                    "created_at": now,
+                    # A Firestore TTL policy on expires_at deletes old keys in production.
+                    "expires_at": now + timedelta(hours=settings.idempotency_ttl_hours),
+                }
+            )
+            return Reservation(task_id=task_id, replay=False)
+        except AlreadyExists:
+            snapshot = ref.get()
+            first = snapshot.to_dict() if snapshot.exists else None
+            if first is None:
+                continue
+            if first["expires_at"] <= now:
+                ref.delete(last_update_time=snapshot.update_time)
+                continue
+            if first["fingerprint"] != request_fingerprint:
+                raise FailedPrecondition(
+                    f"{HEADER}: already used for a different request"
+                ) from None
+            return Reservation(task_id=str(first["task_id"]), replay=True)
+    raise FailedPrecondition(f"{HEADER}: is being used by another request; retry")
+
+
+def release(uid: str, key: str) -> None:
+    """Forget a reservation whose task could not be made, so a retry can succeed."""
+    ref = _ref(uid, key)
+    ref.delete()
