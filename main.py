@@ -15,6 +15,8 @@ _ENTRY_POINTS = {
     "submit_strategy": "functions.submit",
     "process_task": "functions.process",
     "task_status": "functions.status",
+    "dead_letter_task": "functions.recovery",
+    "sweep_tasks": "functions.recovery",
 }
 
 __all__ = list(_ENTRY_POINTS)

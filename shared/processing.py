@@ -47,7 +47,13 @@ def handle_delivery(delivery: Delivery) -> None:
         log.info(f"nothing to do: {claim.outcome.value}", extra=context)
         return
     assert claim.task is not None
-    run_task(claim.task, lease_owner)
+    try:
+        run_task(claim.task, lease_owner)
+    except Exception:
+        # An unexpected failure (not Gemini's): give the task back for the redelivery.
+        log.exception("processing crashed: releasing the lease", extra=context)
+        tasks.release_lease(task_id, lease_owner=lease_owner, now=_now())
+        raise
 
 
 def _is_orphan(delivery: Delivery) -> bool:

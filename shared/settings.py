@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     retry_max_backoff_s: int = Field(default=600, ge=0, le=600)
     max_delivery_attempts: int = Field(default=20, ge=5, le=100)
     # A message whose task never appears is retried for this long, then dropped.
+    # A PENDING task older than this has lost its message: the sweeper republishes it.
+    pending_timeout_s: float = Field(default=900.0, ge=1)
     orphan_message_max_age_s: float = Field(default=300.0, ge=0)
     # Progress is advisory; listeners are billed per write.
     progress_min_interval_s: float = Field(default=1.0, ge=0)

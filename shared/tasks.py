@@ -197,3 +197,60 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
         return task.model_copy(update=_as_model_fields(changes))
 
     return run(clients.firestore().transaction())
+
+
+def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> ClaimOutcome:
+    """FAILED for a task no live attempt holds; used for dead letters and the sweeper.
+
+    Returns LEASED when a live lease may still finish it (leave it alone),
+    FINISHED when it had ended already, EXHAUSTED when this call failed it.
+    """
+    ref = _ref(task_id)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> ClaimOutcome:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return ClaimOutcome.MISSING
+        task = TaskRecord.model_validate(snapshot.to_dict())
+        if task.status.is_terminal:
+            return ClaimOutcome.FINISHED
+        lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
+        if task.status is TaskStatus.PROCESSING and lease_live:
+            return ClaimOutcome.LEASED
+        transaction.update(ref, _terminal_fields(TaskStatus.FAILED, now, error=error))
+        return ClaimOutcome.EXHAUSTED
+
+    return run(clients.firestore().transaction())
+
+
+def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> list[str]:
+    """Unfinished tasks nobody works on: expired leases, and old PENDING ones."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    collection = clients.firestore().collection(get_settings().tasks_collection)
+    expired = (
+        collection.where(filter=FieldFilter("status", "==", TaskStatus.PROCESSING.value))
+        .where(filter=FieldFilter("lease_expires_at", "<", now))
+        .limit(limit)
+    )
+    waiting = (
+        collection.where(filter=FieldFilter("status", "==", TaskStatus.PENDING.value))
+        .where(filter=FieldFilter("created_at", "<", pending_before))
+        .limit(limit)
+    )
+    return [snap.id for query in (expired, waiting) for snap in query.stream()]
+
+
+def release_lease(task_id: str, *, lease_owner: str, now: datetime) -> None:
+    """End this attempt's lease early, so that a redelivery may take over at once."""
+    ref = _ref(task_id)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> None:
+        snapshot = ref.get(transaction=transaction)
+        current = snapshot.to_dict() if snapshot.exists else None
+        if current and current.get("lease_owner") == lease_owner:
+            transaction.update(ref, {"lease_expires_at": now, "updated_at": now})
+
+    run(clients.firestore().transaction())
