@@ -1,0 +1,84 @@
+# Tinkerbell developer entry points (GNU make). Works from a fresh clone:
+# `make test` installs the venv and firebase-tools itself.
+#
+#   make up | down | status   the local stack (dev ports: SPEC §7)
+#   make demo                 the stack, then the command-line demo
+#   make lint                 ruff check, ruff format --check, mypy
+#   make test                 a separate stack on ports +10000, lint, pytest, stack down
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Fast settings for the test stack: short Gemini timeouts and retries, and Pub/Sub
+# redelivery within seconds. shared/settings.py refuses a lease shorter than the
+# worst case of one attempt (here 5 + 2 x (3 x 5 + 0.25) = 35.5 s), hence 40.
+TEST_SETTINGS := GEMINI_TIMEOUT_S=5 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
+	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 LEASE_SECONDS=40 \
+	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=10
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.requirements-installed
+NODE_STAMP := node_modules/.package-lock.json
+
+.PHONY: help venv node_modules deps up down status demo lint test
+
+help:
+	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
+
+# The venv is (re)installed only when a requirements file changed.
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+		|| { echo "$(VENV) must use Python 3.11 (remove it and set PYTHON=...)" >&2; exit 1; }
+	@echo "installing requirements-dev.txt into $(VENV) (log: $(VENV)/pip-install.log)"
+	@$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt \
+		> $(VENV)/pip-install.log 2>&1 || { tail -n 30 $(VENV)/pip-install.log >&2; exit 1; }
+	@touch $@
+
+venv: $(VENV_STAMP)
+
+# npm writes node_modules/.package-lock.json on every install: a fresh stamp.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node_modules: $(NODE_STAMP)
+
+deps: venv node_modules
+
+up: deps
+	@$(PY) -m dev.stack up
+
+down:
+	@$(PY) -m dev.stack down
+
+status:
+	@$(PY) -m dev.stack status
+
+demo: up
+	@eval "$$($(PY) -m dev.stack env)"; $(PY) -m cli.demo
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy shared functions main.py
+
+# The test stack always uses the Gemini stand-in (the tests inject faults and check
+# its marked output), and is always stopped (trap), whatever failed. pytest's exit
+# 5 (no test collected) is a failure too: a green run must have run tests.
+test: deps
+	@export $(TEST_SETTINGS); \
+	unset GEMINI_API_KEY GEMINI_BASE_URL; \
+	trap '$(PY) -m dev.stack down --name test' EXIT; \
+	$(PY) -m dev.stack up --name test; \
+	lint=0; $(MAKE) lint || lint=$$?; \
+	eval "$$($(PY) -m dev.stack env --name test)"; \
+	tests=0; $(PY) -m pytest || tests=$$?; \
+	if [ $$tests -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	if [ $$lint -ne 0 ]; then echo "make test: lint failed" >&2; fi; \
+	if [ $$tests -ne 0 ]; then echo "make test: tests failed (pytest exit $$tests)" >&2; fi; \
+	[ $$lint -eq 0 ] && [ $$tests -eq 0 ]

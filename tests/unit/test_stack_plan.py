@@ -1,0 +1,375 @@
+"""The pure planning half of ``dev/stack.py`` (SPEC §7): ports, Gemini, environments.
+
+Nothing here starts a process; the port checks bind sockets on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dev import stack
+from dev.stack import PLACEHOLDER_GEMINI_KEY, PlanError, plan
+
+DEV_PORTS = {
+    "firestore": 8080,
+    "pubsub": 8085,
+    "auth": 9099,
+    "auth_hub": 4400,
+    "auth_logging": 4500,
+    "storage": 9199,
+    "gemini": 8090,
+    "submit": 8001,
+    "process": 8002,
+    "status": 8003,
+    "web": 5000,
+}
+EMULATOR_VARIABLES = (
+    "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "FIREBASE_AUTH_EMULATOR_HOST",
+)
+
+
+def part(stack_plan: stack.StackPlan, name: str) -> stack.PartSpec:
+    return next(p for p in stack_plan.all_parts if p.name == name)
+
+
+# ------------------------------------------------------------------ ports
+
+
+def test_dev_stack_uses_the_conventional_ports() -> None:
+    assert plan({}, "dev").ports == DEV_PORTS
+
+
+def test_test_stack_shifts_every_port_by_10000() -> None:
+    ports = plan({}, "test").ports
+    assert ports == {name: port + 10_000 for name, port in DEV_PORTS.items()}
+    assert [ports[n] for n in ("firestore", "pubsub", "auth", "storage", "gemini")] == [
+        18080,
+        18085,
+        19099,
+        19199,
+        18090,
+    ]
+    assert [ports[n] for n in ("submit", "process", "status", "web")] == [
+        18001,
+        18002,
+        18003,
+        15000,
+    ]
+
+
+def test_each_port_is_overridable_by_its_variable() -> None:
+    env = {
+        "FIRESTORE_PORT": "28080",
+        "PUBSUB_PORT": "28085",
+        "AUTH_PORT": "29099",
+        "STORAGE_PORT": "29199",
+        "GEMINI_PORT": "28090",
+        "SUBMIT_PORT": "28001",
+        "PROCESS_PORT": "28002",
+        "STATUS_PORT": "28003",
+        "WEB_PORT": "25000",
+    }
+    ports = plan(env, "test").ports
+    assert ports["firestore"] == 28080
+    assert ports["pubsub"] == 28085
+    assert ports["auth"] == 29099
+    assert ports["storage"] == 29199
+    assert ports["gemini"] == 28090
+    assert (ports["submit"], ports["process"], ports["status"], ports["web"]) == (
+        28001,
+        28002,
+        28003,
+        25000,
+    )
+    assert ports["auth_hub"] == 14400  # not overridden: still the test stack's
+
+
+def test_overridden_ports_reach_commands_and_environments() -> None:
+    stack_plan = plan({"FIRESTORE_PORT": "28080", "PROCESS_PORT": "28002"}, "dev")
+    assert "--host-port=127.0.0.1:28080" in part(stack_plan, "firestore").argv
+    assert "--port=28002" in part(stack_plan, "process").argv
+    assert stack_plan.functions_env["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:28080"
+    assert stack_plan.client_env["PROCESS_URL"] == "http://127.0.0.1:28002"
+    assert "http://127.0.0.1:28002/" in stack_plan.bridge.argv
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
+def test_a_bad_port_is_refused(value: str) -> None:
+    with pytest.raises(PlanError, match="PUBSUB_PORT"):
+        plan({"PUBSUB_PORT": value}, "dev")
+
+
+def test_two_parts_on_one_port_are_refused() -> None:
+    with pytest.raises(PlanError, match="8085"):
+        plan({"FIRESTORE_PORT": "8085"}, "dev")
+
+
+def test_an_unknown_stack_name_is_refused() -> None:
+    with pytest.raises(PlanError, match="stack name"):
+        plan({}, "prod")
+
+
+def test_everything_binds_loopback_only() -> None:
+    stack_plan = plan({}, "dev")
+    for spec in stack_plan.all_parts:
+        joined = " ".join(spec.argv)
+        assert "0.0.0.0" not in joined
+        if spec.ports:
+            assert "127.0.0.1" in joined or spec.name == "auth", spec.name
+    config = json.loads(stack_plan.files[stack_plan.stack_dir / "firebase.json"])
+    hosts = {config["emulators"][key]["host"] for key in ("auth", "hub", "logging")}
+    assert hosts == {"127.0.0.1"}
+    assert config["emulators"]["auth"]["port"] == 9099
+
+
+# ------------------------------------------------------------------ project
+
+
+def test_project_defaults_to_demo_tinkerbell_and_is_overridable() -> None:
+    assert plan({}, "dev").project == "demo-tinkerbell"
+    other = plan({"GOOGLE_CLOUD_PROJECT": "demo-other"}, "dev")
+    assert other.project == "demo-other"
+    assert other.functions_env["GOOGLE_CLOUD_PROJECT"] == "demo-other"
+    assert "--project=demo-other" in part(other, "pubsub").argv
+    assert other.resources.bucket == "demo-other-uploads"
+
+
+def test_a_real_project_is_refused() -> None:
+    # The settings refuse emulator variables for a real project; so does the stack.
+    with pytest.raises(PlanError, match="demo-"):
+        plan({"GOOGLE_CLOUD_PROJECT": "my-prod-project"}, "dev")
+
+
+# ------------------------------------------------------------------ Gemini
+
+
+def test_standin_starts_when_neither_base_url_nor_key_is_set() -> None:
+    stack_plan = plan({}, "dev")
+    assert stack_plan.gemini.start_standin
+    assert any(p.name == "gemini" for p in stack_plan.parts)
+    assert stack_plan.functions_env["GEMINI_BASE_URL"] == "http://127.0.0.1:8090"
+    assert stack_plan.functions_env["GEMINI_API_KEY"] == PLACEHOLDER_GEMINI_KEY
+    assert stack_plan.client_env["GEMINI_STANDIN_URL"] == "http://127.0.0.1:8090"
+    assert "gemini" in stack_plan.needed_ports()
+
+
+def test_standin_listens_on_the_gemini_port_of_the_stack() -> None:
+    standin = part(plan({}, "test"), "gemini")
+    assert standin.argv[-4:] == ("--host", "127.0.0.1", "--port", "18090")
+    assert standin.probe.expect_pid  # the health answer must come from our process
+
+
+def test_a_given_base_url_is_used_without_standin() -> None:
+    stack_plan = plan({"GEMINI_BASE_URL": "http://127.0.0.1:9999"}, "dev")
+    assert not stack_plan.gemini.start_standin
+    assert all(p.name != "gemini" for p in stack_plan.parts)
+    assert stack_plan.functions_env["GEMINI_BASE_URL"] == "http://127.0.0.1:9999"
+    assert stack_plan.functions_env["GEMINI_API_KEY"] == PLACEHOLDER_GEMINI_KEY
+    assert "GEMINI_STANDIN_URL" not in stack_plan.client_env
+    assert "gemini" not in stack_plan.needed_ports()
+
+
+def test_an_api_key_alone_means_the_real_api() -> None:
+    stack_plan = plan({"GEMINI_API_KEY": "real-key"}, "dev")
+    assert not stack_plan.gemini.start_standin
+    assert all(p.name != "gemini" for p in stack_plan.parts)
+    assert "GEMINI_BASE_URL" not in stack_plan.functions_env
+    assert stack_plan.functions_env["GEMINI_API_KEY"] == "real-key"
+
+
+def test_base_url_and_key_are_both_kept() -> None:
+    env = {"GEMINI_BASE_URL": "http://127.0.0.1:9999", "GEMINI_API_KEY": "k"}
+    stack_plan = plan(env, "dev")
+    assert not stack_plan.gemini.start_standin
+    assert stack_plan.functions_env["GEMINI_BASE_URL"] == "http://127.0.0.1:9999"
+    assert stack_plan.functions_env["GEMINI_API_KEY"] == "k"
+
+
+def test_an_empty_base_url_counts_as_unset() -> None:
+    stack_plan = plan({"GEMINI_BASE_URL": "", "GEMINI_API_KEY": ""}, "dev")
+    assert stack_plan.gemini.start_standin
+
+
+def test_the_api_key_never_reaches_the_state_env() -> None:
+    stack_plan = plan({"GEMINI_API_KEY": "real-key"}, "dev")
+    assert "real-key" not in json.dumps(dict(stack_plan.client_env))
+    assert "real-key" not in repr(stack_plan)
+
+
+# ------------------------------------------------------------------ environments
+
+
+def test_functions_env_points_every_client_library_at_the_stack() -> None:
+    env = plan({}, "dev").functions_env
+    assert env["GOOGLE_CLOUD_PROJECT"] == "demo-tinkerbell"
+    assert env["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:8080"
+    assert env["PUBSUB_EMULATOR_HOST"] == "127.0.0.1:8085"
+    assert env["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:9199"
+    assert env["FIREBASE_AUTH_EMULATOR_HOST"] == "127.0.0.1:9099"
+    assert env["STATUS_BASE_URL"] == "http://127.0.0.1:8003"
+    assert env["UPLOADS_BUCKET"] == "demo-tinkerbell-uploads"
+
+
+def test_functions_env_inherits_the_callers_settings_and_overrides_emulators() -> None:
+    caller = {
+        "GEMINI_TIMEOUT_S": "5",
+        "RETRY_MIN_BACKOFF_S": "1",
+        "PATH": "/usr/bin",
+        # a shell that evaluated another stack's env must not leak into this one
+        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+    }
+    env = plan(caller, "test").functions_env
+    assert env["GEMINI_TIMEOUT_S"] == "5"
+    assert env["RETRY_MIN_BACKOFF_S"] == "1"
+    assert env["PATH"] == "/usr/bin"
+    assert env["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:18080"
+
+
+def test_each_function_runs_its_own_target_with_its_own_gunicorn_socket() -> None:
+    stack_plan = plan({}, "dev")
+    runtime_dirs = set()
+    for name, target, signature in (
+        ("submit", "submit_strategy", "http"),
+        ("process", "process_task", "cloudevent"),
+        ("status", "task_status", "http"),
+    ):
+        spec = part(stack_plan, name)
+        assert f"--target={target}" in spec.argv
+        assert f"--signature-type={signature}" in spec.argv
+        assert "--host=127.0.0.1" in spec.argv
+        runtime_dirs.add(spec.env["XDG_RUNTIME_DIR"])
+    assert len(runtime_dirs) == 3
+    assert int(part(stack_plan, "process").env["THREADS"]) >= 32
+
+
+def test_client_env_has_what_tests_need() -> None:
+    env = plan({}, "test").client_env
+    for key in EMULATOR_VARIABLES:
+        assert key in env
+    assert env["SUBMIT_URL"] == "http://127.0.0.1:18001"
+    assert env["STATUS_URL"] == "http://127.0.0.1:18003"
+    assert env["PROCESS_URL"] == "http://127.0.0.1:18002"
+    assert env["AUTH_EMULATOR_URL"] == "http://127.0.0.1:19099"
+    assert env["GEMINI_STANDIN_URL"] == "http://127.0.0.1:18090"
+    assert env["TB_STACK_STATE"].endswith(".stack/test/state.json")
+
+
+def test_gcloud_gets_its_own_config_dir_without_network_features() -> None:
+    stack_plan = plan({}, "dev")
+    env = part(stack_plan, "firestore").env
+    assert env["CLOUDSDK_CONFIG"] == str(stack_plan.stack_dir / "gcloud")
+    assert env["CLOUDSDK_CORE_DISABLE_USAGE_REPORTING"] == "true"
+    assert env["CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK"] == "true"
+
+
+# ------------------------------------------------------------------ resources
+
+
+def test_resources_follow_the_settings() -> None:
+    env = {
+        "ACK_DEADLINE_SECONDS": "60",
+        "LEASE_SECONDS": "40",
+        "GEMINI_TIMEOUT_S": "5",
+        "GEMINI_RETRY_INITIAL_DELAY_S": "0.05",
+        "GEMINI_RETRY_MAX_DELAY_S": "0.2",
+        "GEMINI_RETRY_JITTER_S": "0.05",
+        "RETRY_MIN_BACKOFF_S": "1",
+        "RETRY_MAX_BACKOFF_S": "5",
+        "MAX_DELIVERY_ATTEMPTS": "10",
+    }
+    resources = plan(env, "test").resources
+    assert resources.topic == "tinkerbell-tasks"
+    assert resources.subscription == "tinkerbell-tasks-process"
+    assert resources.inspect_subscription == f"{resources.dead_letter_topic}-inspect"
+    assert (resources.ack_deadline_s, resources.min_backoff_s, resources.max_backoff_s) == (
+        60,
+        1,
+        5,
+    )
+    assert resources.max_delivery_attempts == 10
+    assert "--timeout" in plan(env, "test").bridge.argv
+
+
+def test_settings_that_break_the_timing_rules_are_refused_before_starting() -> None:
+    with pytest.raises(PlanError, match="LEASE_SECONDS"):
+        plan({"LEASE_SECONDS": "30", "ACK_DEADLINE_SECONDS": "60"}, "dev")
+
+
+def test_settings_are_read_from_the_given_env_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKS_TOPIC", "from-os-environ")
+    assert plan({}, "dev").resources.topic == "tinkerbell-tasks"
+
+
+def test_bridge_ready_message_matches_the_bridge() -> None:
+    from dev import pubsub_push
+
+    assert stack.BRIDGE_READY_MESSAGE == pubsub_push.READY_MESSAGE
+
+
+# ------------------------------------------------------------------ port checks
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A loopback port that a listening socket of this test holds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def free_ports_env(count: int) -> dict[str, str]:
+    """Port variables set to ports that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        ports = [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    variables = [variable for variable, _default in stack.PORT_DEFAULTS.values()]
+    return dict(zip(variables, map(str, ports), strict=False))
+
+
+def test_a_held_port_is_reported_busy(held_port: int) -> None:
+    assert not stack.port_is_free(held_port)
+
+
+def test_the_planner_refuses_a_port_in_use(held_port: int) -> None:
+    env = free_ports_env(len(stack.PORT_DEFAULTS)) | {"PUBSUB_PORT": str(held_port)}
+    problems = stack.busy_ports(plan(env, "test"))
+    assert len(problems) == 1
+    assert str(held_port) in problems[0]
+    assert "pubsub" in problems[0] and "PUBSUB_PORT" in problems[0]
+
+
+def test_free_ports_raise_no_problem() -> None:
+    env = free_ports_env(len(stack.PORT_DEFAULTS))
+    assert stack.busy_ports(plan(env, "test")) == []
+
+
+def test_up_refuses_and_starts_nothing_when_a_port_is_taken(
+    held_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = free_ports_env(len(stack.PORT_DEFAULTS)) | {"STORAGE_PORT": str(held_port)}
+    stack_plan = plan(env, "test", root=tmp_path, python=Path(sys.executable))
+    started: list[str] = []
+    monkeypatch.setattr(stack, "start_part", lambda spec, log_dir: started.append(spec.name))
+    monkeypatch.setattr(stack, "missing_tools", lambda _plan: [])
+    assert stack.cmd_up(stack_plan, timeout=1) == 2
+    assert started == []
+    assert not stack_plan.state_path.exists()
+    assert f"port {held_port} (storage) is already in use" in capsys.readouterr().err
