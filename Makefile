@@ -13,9 +13,10 @@ MAKEFLAGS += --no-print-directory
 
 # Fast settings for the test stack: short Gemini timeouts and retries, and Pub/Sub
 # redelivery within seconds. shared/settings.py refuses a lease shorter than the
-# worst case of one attempt (here 5 + 2 x (3 x 5 + 0.25) = 35.5 s), hence 40.
+# worst case of one attempt (here 7 x 2 + 5 + 2 x (3 x 5 + 0.25) = 49.5 s), hence 55.
 TEST_SETTINGS := GEMINI_TIMEOUT_S=5 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
-	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 LEASE_SECONDS=40 \
+	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=2 \
+	FILE_ACTIVE_TIMEOUT_S=5 LEASE_SECONDS=55 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=10
 
 PYTHON ?= python3.11

@@ -7,8 +7,9 @@ backoff and jitter from the settings; what still fails comes out of here as a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -20,6 +21,7 @@ from shared.settings import get_settings
 if TYPE_CHECKING:
     from google.genai.types import GenerateContentResponse
 
+T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 URL_STATUS_NAMES = {
     "URL_RETRIEVAL_STATUS_SUCCESS": "retrieved",
@@ -68,7 +70,7 @@ def generate_strategy(
     request: TaskRequest, *, file_parts: list[types.Part] | None = None
 ) -> StrategyAnswer:
     settings = get_settings()
-    tools: list[types.Tool] = []
+    tools: list[Any] = []
     if request.urls:
         tools.append(types.Tool(url_context=types.UrlContext()))
     if request.grounding:
@@ -80,7 +82,7 @@ def generate_strategy(
         tools=tools or None,
     )
     contents: list[Any] = [*(file_parts or []), build_prompt(request)]
-    response = _call(
+    response = call_gemini(
         lambda: clients.gemini().models.generate_content(
             model=settings.gemini_text_model, contents=contents, config=config
         )
@@ -116,7 +118,7 @@ def generate_image(strategy: MarketingStrategy) -> ImageAnswer:
     """One call to the image-output model, prompted with the strategy's visual brief."""
     settings = get_settings()
     config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
-    response = _call(
+    response = call_gemini(
         lambda: clients.gemini().models.generate_content(
             model=settings.gemini_image_model, contents=image_prompt(strategy), config=config
         )
@@ -148,9 +150,9 @@ def image_size(data: bytes) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _call(send: Any) -> GenerateContentResponse:
+def call_gemini(send: Callable[[], T]) -> T:
     try:
-        return send()  # type: ignore[no-any-return]
+        return send()
     except genai_errors.APIError as exc:
         status = int(exc.code or 0)
         retryable = status in RETRYABLE_STATUS

@@ -81,7 +81,10 @@ def reserve(
             if first is None:
                 continue
             if first["expires_at"] <= now:
-                ref.delete(last_update_time=snapshot.update_time)
+                # Only if nobody renewed it meanwhile.
+                ref.delete(
+                    option=clients.firestore().write_option(last_update_time=snapshot.update_time)
+                )
                 continue
             if first["fingerprint"] != request_fingerprint:
                 raise FailedPrecondition(

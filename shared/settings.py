@@ -23,6 +23,8 @@ EMULATOR_VARIABLES = (
     "STORAGE_EMULATOR_HOST",
     "FIREBASE_AUTH_EMULATOR_HOST",
 )
+# The google-genai SDK uploads files in chunks of this size.
+FILE_API_CHUNK_BYTES = 8 * MIB
 # Projects that exist only in emulators carry this prefix (Firebase convention).
 DEMO_PROJECT_PREFIX = "demo-"
 
@@ -33,6 +35,7 @@ class Settings(BaseSettings):
     google_cloud_project: str = "demo-tinkerbell"
     tasks_collection: str = "tasks"
     idempotency_collection: str = "idempotency_keys"
+    gemini_files_collection: str = "gemini_files"
     tasks_topic: str = "tinkerbell-tasks"
     dead_letter_topic: str = "tinkerbell-tasks-dead"
     uploads_bucket: str = ""  # empty: "<project>-uploads"
@@ -48,11 +51,17 @@ class Settings(BaseSettings):
     gemini_retry_initial_delay_s: float = Field(default=2.0, ge=0)
     gemini_retry_max_delay_s: float = Field(default=16.0, ge=0)
     gemini_retry_jitter_s: float = Field(default=1.0, ge=0)
+    # Each 8 MiB chunk of a File API upload has its own timeout; then the File
+    # API may take this long to make the PDF ACTIVE.
+    gemini_upload_timeout_s: float = Field(default=15.0, gt=0)
+    file_active_timeout_s: float = Field(default=45.0, gt=0)
 
     max_brief_chars: int = Field(default=20_000, ge=1)
     max_urls: int = Field(default=20, ge=0)
     max_url_chars: int = Field(default=2_048, ge=16)
     max_pdf_bytes: int = Field(default=30 * MIB, ge=1)
+    # Through an upload session (POST /v1/uploads), beyond the request size limit.
+    max_upload_pdf_bytes: int = Field(default=50 * MIB, ge=1)
     # The platform refuses HTTP requests above 32 MiB; the multipart body carries
     # the PDF plus a little form overhead.
     max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
@@ -62,7 +71,7 @@ class Settings(BaseSettings):
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
     max_tasks_in_flight_per_user: int = Field(default=10, ge=0)
 
-    lease_seconds: int = Field(default=540, ge=1)
+    lease_seconds: int = Field(default=570, ge=1)
     ack_deadline_seconds: int = Field(default=600, ge=10, le=600)
     max_task_attempts: int = Field(default=5, ge=1)
     # Pub/Sub subscription retry policy and dead-lettering (infra and the local
@@ -96,13 +105,14 @@ class Settings(BaseSettings):
         )
         return self.gemini_max_attempts * self.gemini_timeout_s + delays
 
-    def attempt_worst_case_s(self) -> float:
-        """Longest one processing attempt can take: PDF upload, strategy, image.
+    def pdf_upload_worst_case_s(self) -> float:
+        """The largest PDF's File API upload (one timeout per chunk), then processing."""
+        chunks = -(-max(self.max_pdf_bytes, self.max_upload_pdf_bytes) // FILE_API_CHUNK_BYTES)
+        return chunks * self.gemini_upload_timeout_s + self.file_active_timeout_s
 
-        The File API upload is bounded by one call timeout, the strategy and the
-        image calls by their retry budget each.
-        """
-        return self.gemini_timeout_s + 2 * self.gemini_call_worst_case_s()
+    def attempt_worst_case_s(self) -> float:
+        """Longest one processing attempt can take: PDF upload, strategy, image."""
+        return self.pdf_upload_worst_case_s() + 2 * self.gemini_call_worst_case_s()
 
     @model_validator(mode="after")
     def _check_budgets(self) -> Settings:

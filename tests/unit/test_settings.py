@@ -57,8 +57,10 @@ def test_default_worst_case_arithmetic() -> None:
     settings = Settings()
     # 3 attempts of 60 s, delays between them: (2 + 1) + (4 + 1) = 8 s.
     assert settings.gemini_call_worst_case_s() == pytest.approx(3 * 60 + 8)
-    # File API upload (one timeout) + strategy call + image call.
-    assert settings.attempt_worst_case_s() == pytest.approx(60 + 2 * 188)
+    # File API upload of the largest PDF (50 MiB: 7 chunks of 8 MiB, 15 s each),
+    # 45 s until ACTIVE, then the strategy call and the image call.
+    assert settings.pdf_upload_worst_case_s() == pytest.approx(7 * 15 + 45)
+    assert settings.attempt_worst_case_s() == pytest.approx(150 + 2 * 188)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 3,
             },
             10,
-            10 + 2 * 10,
+            150 + 2 * 10,
             id="one-attempt-no-delay",
         ),
         pytest.param(
@@ -84,7 +86,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 0.5,
             },
             2 * 10 + 1.5,
-            10 + 2 * 21.5,
+            150 + 2 * 21.5,
             id="two-attempts",
         ),
         pytest.param(
@@ -96,7 +98,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 0,
             },
             5 * 10 + (2 + 4 + 5 + 5),
-            10 + 2 * 66,
+            150 + 2 * 66,
             id="delay-capped",
         ),
     ],
@@ -112,12 +114,12 @@ def test_worst_case_arithmetic(kwargs: dict[str, float], call: float, attempt: f
 
 def test_lease_shorter_than_attempt_worst_case_is_refused() -> None:
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
-        Settings(lease_seconds=400)  # defaults need 436 s
+        Settings(lease_seconds=500)  # defaults need 526 s
 
 
 def test_lease_equal_to_worst_case_is_accepted() -> None:
     worst = Settings().attempt_worst_case_s()
-    assert Settings(lease_seconds=int(worst)).lease_seconds == 436
+    assert Settings(lease_seconds=int(worst)).lease_seconds == 526
 
 
 def test_longer_timeouts_need_a_longer_lease() -> None:
@@ -133,7 +135,7 @@ def test_lease_above_ack_deadline_is_refused() -> None:
 
 
 def test_lease_equal_to_ack_deadline_is_accepted() -> None:
-    Settings(lease_seconds=500, ack_deadline_seconds=500)
+    Settings(lease_seconds=530, ack_deadline_seconds=530)
 
 
 @pytest.mark.parametrize("ack", [601, 900, 5])
@@ -232,8 +234,11 @@ def test_environment_budget_is_checked_together(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
         Settings()
     monkeypatch.setenv("GEMINI_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("GEMINI_UPLOAD_TIMEOUT_S", "5")
+    monkeypatch.setenv("FILE_ACTIVE_TIMEOUT_S", "10")
     monkeypatch.setenv("LEASE_SECONDS", "600")
-    assert Settings().attempt_worst_case_s() == pytest.approx(600)
+    # 7 chunks x 5 s + 10 s, then two single 200 s calls.
+    assert Settings().attempt_worst_case_s() == pytest.approx(45 + 400)
 
 
 # ------------------------------------------------------------------ emulators

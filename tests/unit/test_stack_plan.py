@@ -277,8 +277,10 @@ def test_gcloud_gets_its_own_config_dir_without_network_features() -> None:
 def test_resources_follow_the_settings() -> None:
     env = {
         "ACK_DEADLINE_SECONDS": "60",
-        "LEASE_SECONDS": "40",
+        "LEASE_SECONDS": "55",
         "GEMINI_TIMEOUT_S": "5",
+        "GEMINI_UPLOAD_TIMEOUT_S": "2",
+        "FILE_ACTIVE_TIMEOUT_S": "5",
         "GEMINI_RETRY_INITIAL_DELAY_S": "0.05",
         "GEMINI_RETRY_MAX_DELAY_S": "0.2",
         "GEMINI_RETRY_JITTER_S": "0.05",

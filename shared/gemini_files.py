@@ -1,0 +1,187 @@
+"""PDFs for Gemini through the File API (SPEC §4, issue 3).
+
+The PDF streams from Cloud Storage into the File API in the SDK's 8 MiB
+chunks (no full copy in memory). Tasks that use the same PDF (same sha256)
+at the same time share one uploaded file: a Firestore document
+``gemini_files/{sha256}`` counts its users, and the last one to finish
+deletes the file, on success and on failure alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from google.cloud import firestore
+from google.genai import types
+
+from shared import clients
+from shared.gemini import GeminiError, call_gemini
+from shared.log import get_logger
+from shared.models import PdfRef
+from shared.settings import FILE_API_CHUNK_BYTES, get_settings
+from shared.uploads import PDF_MIME_TYPE, split_gcs_uri
+
+if TYPE_CHECKING:
+    from google.cloud.firestore import DocumentReference, Transaction
+
+log = get_logger("gemini_files")
+GCS_CHUNK_BYTES = FILE_API_CHUNK_BYTES  # read GCS in the SDK's own upload chunks
+# Files live 48 h in the File API; a shared one is reused only well before that.
+REUSE_MARGIN = timedelta(hours=1)
+FILE_LIFETIME = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class GeminiFile:
+    name: str
+    uri: str
+    mime_type: str
+
+    def part(self) -> types.Part:
+        return types.Part.from_uri(file_uri=self.uri, mime_type=self.mime_type)
+
+
+def _ref(sha256: str) -> DocumentReference:
+    collection = get_settings().gemini_files_collection
+    return clients.firestore().collection(collection).document(sha256)
+
+
+@contextmanager
+def pdf_for_gemini(pdf: PdfRef, *, task_id: str) -> Iterator[GeminiFile]:
+    """The PDF as an ACTIVE File API file for the duration of the block."""
+    shared = _join(pdf.sha256)
+    if shared is None:
+        file = _upload(pdf, task_id=task_id)
+        shared = _publish_or_join(pdf.sha256, file)
+    try:
+        yield shared
+    finally:
+        _leave(pdf.sha256, shared)
+
+
+def _join(sha256: str) -> GeminiFile | None:
+    """Count ourselves in as a user of a live shared file, if there is one."""
+    ref = _ref(sha256)
+    now = datetime.now(UTC)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> GeminiFile | None:
+        snapshot = ref.get(transaction=transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if not data or data["expires_at"] <= now + REUSE_MARGIN:
+            return None
+        transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+        return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
+
+    return run(clients.firestore().transaction())
+
+
+def _publish_or_join(sha256: str, file: GeminiFile) -> GeminiFile:
+    """Share our new file, unless another task shared one meanwhile: then use theirs."""
+    ref = _ref(sha256)
+    now = datetime.now(UTC)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> GeminiFile:
+        snapshot = ref.get(transaction=transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data and data["expires_at"] > now + REUSE_MARGIN:
+            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+            return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
+        transaction.set(
+            ref,
+            {
+                "name": file.name,
+                "uri": file.uri,
+                "mime_type": file.mime_type,
+                "users": 1,
+                "created_at": now,
+                "last_used_at": now,
+                "expires_at": now + FILE_LIFETIME,
+            },
+        )
+        return file
+
+    chosen = run(clients.firestore().transaction())
+    if chosen.name != file.name:
+        _delete_file(file)  # we lost the race: ours is not needed
+    return chosen
+
+
+def _leave(sha256: str, file: GeminiFile) -> None:
+    """Count ourselves out; the last user deletes the file and its record."""
+    ref = _ref(sha256)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if not data or data["name"] != file.name:
+            return True  # not (or no longer) the shared file: ours alone
+        if data["users"] <= 1:
+            transaction.delete(ref)
+            return True
+        transaction.update(ref, {"users": data["users"] - 1})
+        return False
+
+    try:
+        last = run(clients.firestore().transaction())
+    except Exception:
+        log.exception("could not update the shared file record")
+        last = False
+    if last:
+        _delete_file(file)
+
+
+def _upload(pdf: PdfRef, *, task_id: str) -> GeminiFile:
+    settings = get_settings()
+    bucket, name = split_gcs_uri(pdf.gcs_uri)
+    blob = clients.storage().bucket(bucket).blob(name)
+    with blob.open("rb", chunk_size=GCS_CHUNK_BYTES) as reader:
+        uploaded = call_gemini(
+            lambda: clients.gemini().files.upload(
+                file=reader,
+                config=types.UploadFileConfig(
+                    mime_type=PDF_MIME_TYPE, display_name=f"tinkerbell-{task_id}.pdf"
+                ),
+            )
+        )
+    file = _wait_until_active(uploaded, deadline_s=settings.file_active_timeout_s)
+    return GeminiFile(name=file.name or "", uri=file.uri or "", mime_type=PDF_MIME_TYPE)
+
+
+def _wait_until_active(file: Any, *, deadline_s: float) -> Any:
+    """The File API processes uploads asynchronously and offers no push: ask,
+    with growing pauses, until ACTIVE, FAILED or the deadline."""
+    started = time.monotonic()
+    pause = 0.1
+    while file.state != types.FileState.ACTIVE:
+        if file.state == types.FileState.FAILED:
+            _delete_file(GeminiFile(name=file.name, uri=file.uri or "", mime_type=PDF_MIME_TYPE))
+            raise GeminiError("pdf_unreadable", "Gemini could not read the PDF", retryable=False)
+        if time.monotonic() - started > deadline_s:
+            _delete_file(GeminiFile(name=file.name, uri=file.uri or "", mime_type=PDF_MIME_TYPE))
+            raise GeminiError(
+                "pdf_processing_timeout",
+                "Gemini took too long to process the PDF; try again later",
+                retryable=True,
+            )
+        threading.Event().wait(pause)
+        pause = min(pause * 2, 2.0)
+        file = call_gemini(functools.partial(clients.gemini().files.get, name=file.name))
+    return file
+
+
+def _delete_file(file: GeminiFile) -> None:
+    try:
+        clients.gemini().files.delete(name=file.name)
+    except Exception:
+        # It expires by itself within 48 h; a failed delete costs nothing more.
+        log.warning("could not delete a File API file", extra={"outcome": "file_delete_failed"})
