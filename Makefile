@@ -20,6 +20,10 @@ TEST_SETTINGS := GEMINI_TIMEOUT_S=5 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_D
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=10
 
 PYTHON ?= python3.11
+# `make test TEST_STACK=test2 PYTEST_ARGS=tests/integration/test_x.py` runs a
+# second test stack beside the first (ports +20000) on a subset of the tests.
+TEST_STACK ?= test
+PYTEST_ARGS ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.requirements-installed
@@ -74,11 +78,11 @@ lint: venv
 test: deps
 	@export $(TEST_SETTINGS); \
 	unset GEMINI_API_KEY GEMINI_BASE_URL; \
-	trap '$(PY) -m dev.stack down --name test' EXIT; \
-	$(PY) -m dev.stack up --name test; \
+	trap '$(PY) -m dev.stack down --name $(TEST_STACK)' EXIT; \
+	$(PY) -m dev.stack up --name $(TEST_STACK); \
 	lint=0; $(MAKE) lint || lint=$$?; \
-	eval "$$($(PY) -m dev.stack env --name test)"; \
-	tests=0; $(PY) -m pytest || tests=$$?; \
+	eval "$$($(PY) -m dev.stack env --name $(TEST_STACK))"; \
+	tests=0; $(PY) -m pytest $(PYTEST_ARGS) || tests=$$?; \
 	if [ $$tests -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	if [ $$lint -ne 0 ]; then echo "make test: lint failed" >&2; fi; \
 	if [ $$tests -ne 0 ]; then echo "make test: tests failed (pytest exit $$tests)" >&2; fi; \

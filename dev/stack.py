@@ -54,10 +54,10 @@ from shared.settings import DEMO_PROJECT_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-tinkerbell"
-STACK_NAMES = ("dev", "test")
-# The test stack shifts every port so that `make test` never collides with a
-# developer's running dev stack.
-STACK_PORT_OFFSET = {"dev": 0, "test": 10_000}
+STACK_NAMES = ("dev", "test", "test2", "test3")
+# The test stacks shift every port so that `make test` never collides with a
+# developer's running dev stack (test2/test3: parallel test runs on one machine).
+STACK_PORT_OFFSET = {"dev": 0, "test": 10_000, "test2": 20_000, "test3": 30_000}
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 FIREBASE_TOOLS_VERSION = "15.34.2"
 GCLOUD_COMPONENTS = ("cloud-firestore-emulator", "pubsub-emulator", "beta")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.integration.conftest import Api, User
 
@@ -14,7 +15,7 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _nothing_left(tasks_collection: Any, user: User, topic_probe: Any, bucket: Any) -> None:
-    assert list(tasks_collection.where("uid", "==", user.uid).stream()) == []
+    assert list(tasks_collection.where(filter=FieldFilter("uid", "==", user.uid)).stream()) == []
     assert topic_probe() == []
 
 

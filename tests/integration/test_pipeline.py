@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.models import MarketingStrategy, TaskPublic
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
@@ -66,7 +67,7 @@ def test_listener_sees_pending_then_processing_then_completed(
                 finished.set()
 
     # Listening to the user's tasks before submitting catches the PENDING write.
-    watch = tasks_collection.where("uid", "==", user.uid).on_snapshot(on_change)
+    watch = tasks_collection.where(filter=FieldFilter("uid", "==", user.uid)).on_snapshot(on_change)
     try:
         api.submit_ok(user, brief=f"Coffee shop in Iasi {marker}")
         assert finished.wait(30), f"statuses seen: {seen}"

@@ -337,7 +337,8 @@ def test_property_non_global_ipv4_rejected_in_every_spelling(
 
 
 @given(
-    st.integers(0, 2**32 - 1)
+    # Unicast space 1.0.0.0-223.255.255.255: mostly global, so little is filtered.
+    st.integers(0x01000000, 0xDFFFFFFF)
     .map(ipaddress.IPv4Address)
     .filter(lambda a: a.is_global and not a.is_multicast)
 )
