@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.genai import errors as genai_errors
 from google.genai import types
+from pydantic import ValidationError
 
 from shared import clients
 from shared.models import MarketingStrategy, Source, TaskRequest, Usage
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from google.genai.types import GenerateContentResponse
 
 T = TypeVar("T")
+# (stage, message, percent) → None; the worker throttles the writes.
+ProgressCallback = Callable[[str, str, int], None]
+# A strategy's JSON is a few thousand characters: the scale of the progress estimate.
+EXPECTED_STRATEGY_CHARS = 4000
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 URL_STATUS_NAMES = {
     "URL_RETRIEVAL_STATUS_SUCCESS": "retrieved",
@@ -67,8 +72,12 @@ def build_prompt(request: TaskRequest) -> str:
 
 
 def generate_strategy(
-    request: TaskRequest, *, file_parts: list[types.Part] | None = None
+    request: TaskRequest,
+    *,
+    file_parts: list[types.Part] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> StrategyAnswer:
+    """The strategy call, streamed so that progress follows the model's output."""
     settings = get_settings()
     tools: list[Any] = []
     if request.urls:
@@ -82,18 +91,48 @@ def generate_strategy(
         tools=tools or None,
     )
     contents: list[Any] = [*(file_parts or []), build_prompt(request)]
-    response = call_gemini(
-        lambda: clients.gemini().models.generate_content(
+
+    def stream() -> list[GenerateContentResponse]:
+        chunks = []
+        written = 0
+        for chunk in clients.gemini().models.generate_content_stream(
             model=settings.gemini_text_model, contents=contents, config=config
-        )
-    )
-    strategy = _parsed_strategy(response)
+        ):
+            chunks.append(chunk)
+            written += len(_text_of(chunk))
+            if on_progress is not None:
+                share = min(written / EXPECTED_STRATEGY_CHARS, 1.0)
+                on_progress("writing_strategy", "Writing the strategy", 20 + round(45 * share))
+        return chunks
+
+    chunks = call_gemini(stream)
+    strategy = _parsed_strategy(chunks)
+    last = chunks[-1] if chunks else None
     return StrategyAnswer(
         strategy=strategy,
-        usage=usage_of(response),
-        model=response.model_version or settings.gemini_text_model,
-        sources=sources_of(response),
+        usage=usage_of(_last_with_usage(chunks)),
+        model=(last.model_version if last else None) or settings.gemini_text_model,
+        sources=_merged_sources(chunks),
     )
+
+
+def _text_of(response: GenerateContentResponse) -> str:
+    candidate = response.candidates[0] if response.candidates else None
+    parts = (candidate.content.parts if candidate and candidate.content else None) or []
+    return "".join(part.text for part in parts if part.text and not part.thought)
+
+
+def _last_with_usage(chunks: list[GenerateContentResponse]) -> GenerateContentResponse | None:
+    with_usage = [c for c in chunks if c.usage_metadata is not None]
+    return with_usage[-1] if with_usage else None
+
+
+def _merged_sources(chunks: list[GenerateContentResponse]) -> list[Source]:
+    merged: dict[str, Source] = {}
+    for chunk in chunks:
+        for source in sources_of(chunk):
+            merged.setdefault(source.url, source)
+    return list(merged.values())
 
 
 @dataclass(frozen=True)
@@ -179,34 +218,35 @@ def _is_transport_error(exc: Exception) -> bool:
     return module in {"httpx", "httpx2", "httpcore", "aiohttp"} or isinstance(exc, TimeoutError)
 
 
-def _parsed_strategy(response: GenerateContentResponse) -> MarketingStrategy:
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        raise GeminiError(
-            "gemini_blocked",
-            f"Gemini refused the brief ({feedback.block_reason}); rephrase it",
-            retryable=False,
-        )
-    candidate = response.candidates[0] if response.candidates else None
-    finish = candidate.finish_reason if candidate is not None else None
+def _parsed_strategy(chunks: list[GenerateContentResponse]) -> MarketingStrategy:
+    for chunk in chunks:
+        feedback = chunk.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            raise GeminiError(
+                "gemini_blocked",
+                f"Gemini refused the brief ({feedback.block_reason}); rephrase it",
+                retryable=False,
+            )
+    finishes = [c.candidates[0].finish_reason for c in chunks if c.candidates]
+    finish = next((f for f in reversed(finishes) if f is not None), None)
     if finish is not None and finish != types.FinishReason.STOP:
         raise GeminiError(
             "gemini_incomplete",
             f"Gemini stopped without a usable answer ({finish})",
             retryable=False,
         )
-    parsed = response.parsed
-    if isinstance(parsed, MarketingStrategy):
-        return parsed
-    raise GeminiError(
-        "gemini_schema_mismatch",
-        "Gemini's answer did not match the strategy schema",
-        retryable=False,
-    )
+    try:
+        return MarketingStrategy.model_validate_json("".join(_text_of(c) for c in chunks))
+    except ValidationError:
+        raise GeminiError(
+            "gemini_schema_mismatch",
+            "Gemini's answer did not match the strategy schema",
+            retryable=False,
+        ) from None
 
 
-def usage_of(response: GenerateContentResponse) -> Usage:
-    meta = response.usage_metadata
+def usage_of(response: GenerateContentResponse | None) -> Usage:
+    meta = response.usage_metadata if response is not None else None
     if meta is None:
         return Usage()
     prompt = meta.prompt_token_count or 0

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from google.cloud import firestore
@@ -56,63 +57,126 @@ def _ref(sha256: str) -> DocumentReference:
 @contextmanager
 def pdf_for_gemini(pdf: PdfRef, *, task_id: str) -> Iterator[GeminiFile]:
     """The PDF as an ACTIVE File API file for the duration of the block."""
-    shared = _join(pdf.sha256)
-    if shared is None:
-        file = _upload(pdf, task_id=task_id)
-        shared = _publish_or_join(pdf.sha256, file)
+    role, file = _acquire(pdf.sha256, task_id)
+    if role is Role.WAIT:
+        file = _wait_for_upload(pdf.sha256)
+    if file is None:  # we upload: for everyone (UPLOAD) or, if that failed, for us
+        try:
+            file = _upload(pdf, task_id=task_id)
+        except Exception:
+            if role is Role.UPLOAD:
+                _abandon(pdf.sha256, task_id)
+            raise
+        if role is Role.UPLOAD:
+            _publish(pdf.sha256, task_id, file)
     try:
-        yield shared
+        yield file
     finally:
-        _leave(pdf.sha256, shared)
+        _leave(pdf.sha256, file)
 
 
-def _join(sha256: str) -> GeminiFile | None:
-    """Count ourselves in as a user of a live shared file, if there is one."""
+class Role(StrEnum):
+    USE = "use"  # a shared file is ACTIVE: use it
+    WAIT = "wait"  # another task is uploading it: wait for it
+    UPLOAD = "upload"  # nobody has it: upload it and share it
+
+
+def _acquire(sha256: str, task_id: str) -> tuple[Role, GeminiFile | None]:
+    """Count ourselves in as a user of the shared file, and learn our role."""
     ref = _ref(sha256)
     now = datetime.now(UTC)
+    upload_budget = timedelta(seconds=get_settings().pdf_upload_worst_case_s())
 
     @firestore.transactional
-    def run(transaction: Transaction) -> GeminiFile | None:
+    def run(transaction: Transaction) -> tuple[Role, GeminiFile | None]:
         snapshot = ref.get(transaction=transaction)
         data = snapshot.to_dict() if snapshot.exists else None
-        if not data or data["expires_at"] <= now + REUSE_MARGIN:
-            return None
-        transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
-        return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
+        if data and data["state"] == "active" and data["expires_at"] > now + REUSE_MARGIN:
+            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+            return Role.USE, _file_of(data)
+        if data and data["state"] == "uploading" and data["started_at"] > now - upload_budget:
+            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+            return Role.WAIT, None
+        transaction.set(
+            ref,
+            {
+                "state": "uploading",
+                "owner": task_id,
+                "users": 1,
+                "started_at": now,
+                "last_used_at": now,
+            },
+        )
+        return Role.UPLOAD, None
 
     return run(clients.firestore().transaction())
 
 
-def _publish_or_join(sha256: str, file: GeminiFile) -> GeminiFile:
-    """Share our new file, unless another task shared one meanwhile: then use theirs."""
+def _file_of(data: dict[str, Any]) -> GeminiFile:
+    return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
+
+
+def _wait_for_upload(sha256: str) -> GeminiFile | None:
+    """Follow the shared record with a listener until the upload is ACTIVE.
+
+    None when the uploader gave up (record gone) or took too long: the caller
+    then uploads a file of its own.
+    """
+    ready = threading.Event()
+    found: list[GeminiFile | None] = []
+
+    def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        data = snapshots[0].to_dict() if snapshots and snapshots[0].exists else None
+        if data is None or data.get("state") == "active":
+            found.append(_file_of(data) if data else None)
+            ready.set()
+
+    watch = _ref(sha256).on_snapshot(on_change)
+    try:
+        ready.wait(get_settings().pdf_upload_worst_case_s())
+    finally:
+        watch.unsubscribe()
+    return found[0] if found else None
+
+
+def _publish(sha256: str, task_id: str, file: GeminiFile) -> None:
     ref = _ref(sha256)
     now = datetime.now(UTC)
 
     @firestore.transactional
-    def run(transaction: Transaction) -> GeminiFile:
+    def run(transaction: Transaction) -> None:
         snapshot = ref.get(transaction=transaction)
         data = snapshot.to_dict() if snapshot.exists else None
-        if data and data["expires_at"] > now + REUSE_MARGIN:
-            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
-            return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
-        transaction.set(
-            ref,
-            {
-                "name": file.name,
-                "uri": file.uri,
-                "mime_type": file.mime_type,
-                "users": 1,
-                "created_at": now,
-                "last_used_at": now,
-                "expires_at": now + FILE_LIFETIME,
-            },
-        )
-        return file
+        if data and data.get("owner") == task_id and data["state"] == "uploading":
+            transaction.update(
+                ref,
+                {
+                    "state": "active",
+                    "name": file.name,
+                    "uri": file.uri,
+                    "mime_type": file.mime_type,
+                    "expires_at": now + FILE_LIFETIME,
+                },
+            )
 
-    chosen = run(clients.firestore().transaction())
-    if chosen.name != file.name:
-        _delete_file(file)  # we lost the race: ours is not needed
-    return chosen
+    run(clients.firestore().transaction())
+
+
+def _abandon(sha256: str, task_id: str) -> None:
+    """Our shared upload failed: drop the record so that waiters upload their own."""
+    ref = _ref(sha256)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> None:
+        snapshot = ref.get(transaction=transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data and data.get("owner") == task_id and data["state"] == "uploading":
+            transaction.delete(ref)
+
+    try:
+        run(clients.firestore().transaction())
+    except Exception:
+        log.exception("could not drop the shared file record")
 
 
 def _leave(sha256: str, file: GeminiFile) -> None:
@@ -123,7 +187,7 @@ def _leave(sha256: str, file: GeminiFile) -> None:
     def run(transaction: Transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
         data = snapshot.to_dict() if snapshot.exists else None
-        if not data or data["name"] != file.name:
+        if not data or data.get("name") != file.name:
             return True  # not (or no longer) the shared file: ours alone
         if data["users"] <= 1:
             transaction.delete(ref)

@@ -11,7 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from shared import gemini, tasks, uploads
+from shared import gemini, gemini_files, tasks, uploads
 from shared.log import get_logger
 from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
 from shared.queue import Delivery
@@ -69,9 +69,8 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
     context = {"task_id": task.task_id, "attempt": task.attempts}
     log.info("processing started", extra=context)
     progress = ProgressWriter(task.task_id)
-    progress("writing_strategy", "Writing the strategy", 20)
     try:
-        answer = gemini.generate_strategy(task.request)
+        answer = _write_strategy(task, progress)
     except gemini.GeminiError as exc:
         error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
         _finish(task, lease_owner, error=error)
@@ -96,6 +95,19 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
     )
+
+
+def _write_strategy(task: TaskRecord, progress: ProgressWriter) -> gemini.StrategyAnswer:
+    pdf = task.request.pdf
+    if pdf is None:
+        progress("writing_strategy", "Writing the strategy", 20)
+        return gemini.generate_strategy(task.request, on_progress=progress)
+    progress("reading_sources", "Reading the PDF", 10)
+    with gemini_files.pdf_for_gemini(pdf, task_id=task.task_id) as file:
+        progress("writing_strategy", "Writing the strategy", 20)
+        return gemini.generate_strategy(
+            task.request, file_parts=[file.part()], on_progress=progress
+        )
 
 
 def _add_image(task: TaskRecord, result: TaskResult) -> None:
