@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
-from shared import idempotency, submission
+from shared import idempotency, submission, upload_sessions
 from shared.auth import verify_user
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
@@ -19,6 +19,7 @@ from shared.submission import PdfUpload
 from shared.validation import parse_strategy_request
 
 ROUTE_SUFFIX = "/v1/strategies"
+UPLOADS_ROUTE = "/v1/uploads"
 LIST_FIELDS = frozenset({"urls"})
 BOOL_FIELDS = frozenset({"image", "grounding"})
 PDF_FIELD = "pdf"
@@ -28,10 +29,13 @@ FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 @handles_errors
 def submit_strategy(request: flask.Request) -> flask.Response:
-    if request.path.rstrip("/") not in ("", ROUTE_SUFFIX):
+    path = request.path.rstrip("/")
+    if path not in ("", ROUTE_SUFFIX, UPLOADS_ROUTE):
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "POST")
     uid = verify_user(request.headers.get("Authorization"))
+    if path == UPLOADS_ROUTE:
+        return _create_upload(request, uid)
     body, pdf = _parse_body(request)
     key = request.headers.get(idempotency.HEADER)
     submitted = submission.submit(uid, body, pdf, idempotency_key=key)
@@ -89,3 +93,13 @@ def _form_bool(name: str, value: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise InvalidArgument(f"{name}: must be true or false", field=name)
+
+
+def _create_upload(request: flask.Request, uid: str) -> flask.Response:
+    """POST /v1/uploads → 201 with a resumable upload session for one large PDF."""
+    raw = request.get_data()
+    if raw and request.mimetype != "application/json":
+        raise UnsupportedMediaType("send application/json")
+    body = upload_sessions.parse_upload_request(read_json_object(raw) if raw else {})
+    session = upload_sessions.create_session(uid, body, request.headers.get("Origin"))
+    return json_response(session, HTTPStatus.CREATED)

@@ -126,21 +126,22 @@ def _add_image(task: TaskRecord, result: TaskResult) -> None:
 
 
 class ProgressWriter:
-    """Writes ``progress`` at most once per PROGRESS_MIN_INTERVAL_S (listeners pay per write).
-
-    The claim has just written the first stage, so the clock starts now.
+    """Writes ``progress``: each new stage at once (a task has five), and updates
+    within a stage at most once per PROGRESS_MIN_INTERVAL_S (listeners pay per write).
     """
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self.min_interval_s = get_settings().progress_min_interval_s
+        # The claim has just written the first stage.
+        self.stage = "reading_sources"
         self.last_write = time.monotonic()
 
     def __call__(self, stage: str, message: str, percent: int) -> None:
         now = time.monotonic()
-        if now - self.last_write < self.min_interval_s:
+        if stage == self.stage and now - self.last_write < self.min_interval_s:
             return
-        self.last_write = now
+        self.stage, self.last_write = stage, now
         tasks.record_progress(
             self.task_id, Progress(stage=stage, message=message, percent=percent), _now()
         )

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     tasks_collection: str = "tasks"
     idempotency_collection: str = "idempotency_keys"
     gemini_files_collection: str = "gemini_files"
+    upload_sessions_collection: str = "upload_sessions"
+    upload_session_ttl_s: int = Field(default=3600, ge=60)
     tasks_topic: str = "tinkerbell-tasks"
     dead_letter_topic: str = "tinkerbell-tasks-dead"
     uploads_bucket: str = ""  # empty: "<project>-uploads"

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import idempotency, limits, queue, tasks, uploads
+from shared import idempotency, limits, queue, tasks, upload_sessions, uploads
 from shared.errors import InvalidArgument, TinkerbellError, Unavailable
 from shared.log import get_logger
 from shared.models import (
@@ -63,8 +63,8 @@ def submit(
 ) -> Submitted:
     settings = get_settings()
     task_request = to_task_request(request, settings)
-    if request.upload_id is not None:
-        raise InvalidArgument("upload_id: no such upload session", field="upload_id")
+    if request.upload_id is not None and pdf is not None:
+        raise InvalidArgument("upload_id: send either a pdf or an upload_id", field="upload_id")
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
     task_id = uuid.uuid4().hex
@@ -76,6 +76,8 @@ def submit(
             sha256=hashlib.sha256(pdf.data).hexdigest(),
             filename=uploads.clean_filename(pdf.filename),
         )
+    if request.upload_id is not None:
+        task_request.pdf = upload_sessions.use_upload(uid, request.upload_id)
     now = datetime.now(UTC)
     if idempotency_key is not None:
         reservation = idempotency.reserve(
