@@ -63,6 +63,12 @@ FILES = "files"
 UNKNOWN = "unknown"
 FAULT_ENDPOINTS = (GENERATE, STREAM, IMAGE, UPLOAD, FILES, "any")
 
+
+def endpoint_matches(wanted: str, kind: str) -> bool:
+    """``generateContent`` names text generation, streamed or not; the others are exact."""
+    return wanted in ("", "any", kind) or (wanted == GENERATE and kind == STREAM)
+
+
 MAX_JSON_BODY = 64 * 1024 * 1024  # inline data can be large, but not unbounded
 READ_PIECE = 64 * 1024
 MATCH_TEXT_CHARS = 4000
@@ -765,7 +771,7 @@ class FaultRule:
     def matches(self, kind: str, haystack: str) -> bool:
         if self.times is not None and self.applied >= self.times:
             return False
-        return self.endpoint in ("any", kind) and self.match in haystack
+        return endpoint_matches(self.endpoint, kind) and self.match in haystack
 
     def to_json(self) -> JSON:
         return {
@@ -927,7 +933,7 @@ class StandinState:
         return [
             e
             for e in entries
-            if (not endpoint or endpoint == "any" or e["endpoint"] == endpoint)
+            if endpoint_matches(endpoint or "", e["endpoint"])
             and (
                 contains in e["match_text"]
                 or contains in e["path"]
