@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 
 from cli.render import render_strategy
+from cli.sample_pdf import sample_pdf
 from shared.models import MarketingStrategy, TaskStatus
 
 STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/dev/state.json"))
 TIMEOUT_S = 180
+SAMPLE_URL = "https://example.com/"
 SAMPLE_BRIEF = (
     "Lansăm o cafenea de specialitate în Cluj-Napoca, lângă campusul universitar. "
     "Vrem să atragem studenți și tineri profesioniști în primele trei luni, "
@@ -37,18 +39,27 @@ def main() -> None:
         {k: v for k, v in env.items() if k.endswith("_EMULATOR_HOST") or k.startswith("GOOGLE_")}
     )
     with httpx.Client(timeout=60) as http:
-        signup = http.post(
+        answer = http.post(
             f"{env['AUTH_EMULATOR_URL']}/identitytoolkit.googleapis.com/v1/accounts:signUp",
             params={"key": "emulator-key"},
             json={"returnSecureToken": True},
-        ).json()
+        )
+        if answer.status_code != 200:
+            sys.exit(f"the Auth emulator refused the sign-up: {answer.status_code} {answer.text}")
+        signup = answer.json()
         headers = {"Authorization": f"Bearer {signup['idToken']}"}
         print(f"signed in as emulator user {signup['localId']}")
         started = time.monotonic()
+        # Multipart: the brief's fields plus the client's own PDF.
         answer = http.post(
             f"{env['SUBMIT_URL']}/v1/strategies",
             headers=headers,
-            json={"brief": SAMPLE_BRIEF, "language": "ro", "urls": ["https://example.com/"]},
+            files=[
+                ("brief", (None, SAMPLE_BRIEF)),
+                ("language", (None, "ro")),
+                ("urls", (None, SAMPLE_URL)),
+                ("pdf", ("cafeneaua-boaba.pdf", sample_pdf(), "application/pdf")),
+            ],
         )
         print(f"POST /v1/strategies -> {answer.status_code} {answer.text}")
         answer.raise_for_status()
@@ -65,6 +76,13 @@ def main() -> None:
     print(f"\nmodel {task['result']['model']}, {usage['total_tokens']} tokens")
     for source in task["result"].get("sources") or []:
         print(f"source: {source['url']} ({source['status']})")
+    pdf = task["request"].get("pdf")
+    if pdf:
+        print(f"pdf: {pdf['filename']}, {pdf['size_bytes']} bytes, read through the File API")
+    image = task["result"].get("image")
+    if image:
+        print(f"preview image: {image['width']}x{image['height']} {image['mime_type']}")
+        print(f"  GET {status_url}/image (with the same Authorization header)")
 
 
 def follow(task_id: str, started: float) -> dict[str, Any]:
@@ -80,12 +98,14 @@ def follow(task_id: str, started: float) -> dict[str, Any]:
         for snap in snapshots:
             data = snap.to_dict() or {}
             progress = data.get("progress") or {}
-            if (data.get("status"), progress.get("stage")) != (
+            if (data.get("status"), progress.get("stage"), progress.get("percent")) != (
                 latest.get("status"),
                 (latest.get("progress") or {}).get("stage"),
+                (latest.get("progress") or {}).get("percent"),
             ):
                 elapsed = time.monotonic() - started
-                print(f"  {elapsed:6.2f}s  {data.get('status'):<10} {progress.get('stage', '')}")
+                stage = f"{progress.get('stage', '')} {progress.get('percent', '')}%"
+                print(f"  {elapsed:6.2f}s  {data.get('status'):<10} {stage}")
             latest.clear()
             latest.update(data)
             if TaskStatus(data["status"]).is_terminal:
