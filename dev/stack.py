@@ -1,9 +1,15 @@
 """The local stack (SPEC §7): ``python -m dev.stack up|down|status|env [--name dev|test]``.
 
+Also ``kill-part|start-part|restart-part PART``: SIGKILL one function process and
+start it again with the same command and environment (crash tests, issue 4).
+
 Starts, on loopback only, the Firestore, Pub/Sub, Firebase Auth and Cloud Storage
 emulators, the Gemini stand-in (unless a real or other endpoint is configured), the
-three functions under functions-framework, the Pub/Sub → CloudEvent delivery bridge
-and, when ``web/`` exists, a static file server.
+three functions under functions-framework plus the dead-letter handler
+(``dead_letter_task``, part ``deadletter``), two Pub/Sub → CloudEvent delivery
+bridges (``bridge``: the tasks subscription to ``process_task``;
+``bridge-deadletter``: the dead-letter topic's ``-handler`` subscription to
+``dead_letter_task``) and, when ``web/`` exists, a static file server.
 
 The module has two halves:
 
@@ -68,8 +74,13 @@ PROCESS_CONCURRENCY = 64
 # test keeps the two in step (importing the bridge here would load the Pub/Sub
 # client, ~1 s, for every `status` and `env`).
 BRIDGE_READY_MESSAGE = "streaming pull open"
-# Parts that must be ready before the resources are made and the bridge starts.
-BRIDGE_NEEDS = frozenset({"pubsub", "storage", "process"})
+# Parts that must be ready before the resources are made and the bridges start.
+BRIDGE_NEEDS = frozenset({"pubsub", "storage", "process", "deadletter"})
+# The dead-letter handler sees few messages; a handful of threads is plenty.
+DEADLETTER_CONCURRENCY = 8
+# Parts `kill-part` / `start-part` may stop and start alone. Never a bridge (a
+# killed streaming pull leaves a dead stream in the emulator) nor an emulator.
+RESTARTABLE_PARTS = ("submit", "process", "status", "deadletter", "gemini", "web")
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 
@@ -86,6 +97,8 @@ PORT_DEFAULTS: dict[str, tuple[str, int]] = {
     "submit": ("SUBMIT_PORT", 8001),
     "process": ("PROCESS_PORT", 8002),
     "status": ("STATUS_PORT", 8003),
+    # PROCESS_PORT + 10: the dead-letter handler, fed by its own bridge.
+    "deadletter": ("DEADLETTER_PORT", 8012),
     "web": ("WEB_PORT", 5000),
 }
 
@@ -94,6 +107,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "submit": ("submit_strategy", "http"),
     "process": ("process_task", "cloudevent"),
     "status": ("task_status", "http"),
+    "deadletter": ("dead_letter_task", "cloudevent"),
 }
 
 
@@ -152,6 +166,7 @@ class Resources:
     dead_letter_topic: str
     subscription: str
     inspect_subscription: str
+    deadletter_subscription: str  # the dead-letter topic -> dead_letter_task
     ack_deadline_s: int
     min_backoff_s: int
     max_backoff_s: int
@@ -176,7 +191,7 @@ class StackPlan:
     functions_env: Mapping[str, str] = field(repr=False)
     client_env: Mapping[str, str]
     parts: tuple[PartSpec, ...]  # started together, in parallel
-    bridge: PartSpec  # started once the topics and subscriptions exist
+    bridges: tuple[PartSpec, ...]  # started once the topics and subscriptions exist
     files: Mapping[Path, str]  # written before anything starts
     urls: Mapping[str, str]
     with_web: bool
@@ -190,8 +205,13 @@ class StackPlan:
         return self.stack_dir / "state.json"
 
     @property
+    def bridge(self) -> PartSpec:
+        """The bridge that feeds process_task."""
+        return self.bridges[0]
+
+    @property
     def all_parts(self) -> tuple[PartSpec, ...]:
-        return (*self.parts, self.bridge)
+        return (*self.parts, *self.bridges)
 
     def needed_ports(self) -> dict[str, int]:
         """Every port some part of this plan binds, by port-table name."""
@@ -287,6 +307,7 @@ def plan_resources(settings: Settings) -> Resources:
         dead_letter_topic=settings.dead_letter_topic,
         subscription=f"{settings.tasks_topic}-process",
         inspect_subscription=f"{settings.dead_letter_topic}-inspect",
+        deadletter_subscription=f"{settings.dead_letter_topic}-handler",
         ack_deadline_s=settings.ack_deadline_seconds,
         min_backoff_s=settings.retry_min_backoff_s,
         max_backoff_s=settings.retry_max_backoff_s,
@@ -346,6 +367,7 @@ def client_env(
         SUBMIT_URL=f"http://{HOST}:{ports['submit']}",
         STATUS_URL=f"http://{HOST}:{ports['status']}",
         PROCESS_URL=f"http://{HOST}:{ports['process']}",
+        DEADLETTER_URL=f"http://{HOST}:{ports['deadletter']}",
         AUTH_EMULATOR_URL=f"http://{HOST}:{ports['auth']}",
         TB_STACK_STATE=str(state_path),
     )
@@ -587,25 +609,63 @@ def _python_parts(
     return parts
 
 
-def _bridge_part(
+def is_bridge(part: str) -> bool:
+    return part == "bridge" or part.startswith("bridge-")
+
+
+def _bridge_parts(
     root: Path,
     python: Path,
     ports: Mapping[str, int],
     fn_env: Mapping[str, str],
     resources: Resources,
+) -> tuple[PartSpec, ...]:
+    return (
+        _bridge_part(
+            "bridge",
+            root,
+            python,
+            ports["process"],
+            fn_env,
+            resources,
+            resources.subscription,
+            PROCESS_CONCURRENCY,
+        ),
+        _bridge_part(
+            "bridge-deadletter",
+            root,
+            python,
+            ports["deadletter"],
+            fn_env,
+            resources,
+            resources.deadletter_subscription,
+            DEADLETTER_CONCURRENCY,
+        ),
+    )
+
+
+def _bridge_part(
+    name: str,
+    root: Path,
+    python: Path,
+    port: int,
+    fn_env: Mapping[str, str],
+    resources: Resources,
+    subscription: str,
+    max_in_flight: int,
 ) -> PartSpec:
     return PartSpec(
-        name="bridge",
+        name=name,
         argv=(
             str(python),
             "-m",
             "dev.pubsub_push",
             "--subscription",
-            resources.subscription_path(resources.subscription),
+            resources.subscription_path(subscription),
             "--endpoint",
-            f"http://{HOST}:{ports['process']}/",
+            f"http://{HOST}:{port}/",
             "--max-in-flight",
-            str(PROCESS_CONCURRENCY),
+            str(max_in_flight),
             "--timeout",
             str(resources.ack_deadline_s),
         ),
@@ -651,7 +711,7 @@ def plan(
         functions_env=fn_env,
         client_env=client_env(project, ports, gemini, resources.bucket, state_path, with_web),
         parts=tuple(parts),
-        bridge=_bridge_part(root, python, ports, fn_env, resources),
+        bridges=_bridge_parts(root, python, ports, fn_env, resources),
         files={
             stack_dir / "firebase.json": firebase_config(ports),
             stack_dir / "gcloud" / "properties": GCLOUD_PROPERTIES,
@@ -816,9 +876,9 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def start_part(spec: PartSpec, log_dir: Path) -> Running:
+def start_part(spec: PartSpec, log_dir: Path, *, append: bool = False) -> Running:
     log_path = log_dir / f"{spec.name}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab" if append else "wb") as log:
         proc = subprocess.Popen(
             spec.argv,
             cwd=spec.cwd,
@@ -940,8 +1000,8 @@ def stop_groups(groups: Sequence[tuple[str, int, signal.Signals]], timeout: floa
 
 def stop_runnings(runnings: Sequence[Running], timeout: float = STOP_TIMEOUT_S) -> None:
     """Stop parts this process started (the bridge first, while Pub/Sub still answers)."""
-    bridges = [r for r in runnings if r.spec.name == "bridge"]
-    others = [r for r in runnings if r.spec.name != "bridge"]
+    bridges = [r for r in runnings if is_bridge(r.spec.name)]
+    others = [r for r in runnings if not is_bridge(r.spec.name)]
     for batch in (bridges, others):
         stop_groups([(r.spec.name, r.pid, r.spec.stop_signal) for r in batch], timeout)
         for running in batch:  # reap our children: no zombies left behind
@@ -969,7 +1029,7 @@ def _env_vars(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def create_resources(stack: StackPlan) -> None:
-    """Bucket, topic, dead-letter topic, a fresh process subscription, the inspect one."""
+    """Bucket, topic, dead-letter topic, fresh process and handler subscriptions, inspect."""
     # Imported here: planning, `status`, `env` and the unit tests need none of them.
     from google.api_core.exceptions import AlreadyExists, NotFound
     from google.auth.credentials import AnonymousCredentials
@@ -1016,6 +1076,25 @@ def create_resources(stack: StackPlan) -> None:
             subscriber.create_subscription(
                 request={"name": res.subscription_path(res.inspect_subscription), "topic": dead}
             )
+        # The dead-letter handler's own subscription (production: the Eventarc
+        # trigger of dead_letter_task). It answers 503 while a live lease may still
+        # finish the task, so it gets the same backoff; no dead-letter policy of
+        # its own: it keeps trying until the lease has expired. Fresh, like the
+        # process subscription, since a streaming pull reads it too.
+        handler_sub = res.subscription_path(res.deadletter_subscription)
+        with contextlib.suppress(NotFound):
+            subscriber.delete_subscription(subscription=handler_sub)
+        subscriber.create_subscription(
+            request={
+                "name": handler_sub,
+                "topic": dead,
+                "ack_deadline_seconds": res.ack_deadline_s,
+                "retry_policy": {
+                    "minimum_backoff": Duration(seconds=res.min_backoff_s),
+                    "maximum_backoff": Duration(seconds=res.max_backoff_s),
+                },
+            }
+        )
         subscriber.close()
         publisher.stop()
 
@@ -1061,6 +1140,9 @@ def build_state(
             "inspect_subscription": stack.resources.subscription_path(
                 stack.resources.inspect_subscription
             ),
+            "deadletter_subscription": stack.resources.subscription_path(
+                stack.resources.deadletter_subscription
+            ),
         },
         "parts": {r.spec.name: r.record() for r in runnings},
         "env": dict(stack.client_env),
@@ -1096,6 +1178,169 @@ def stack_lock(stack_dir: Path) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------
+# Killing and restarting one part (crash tests)
+# --------------------------------------------------------------------------------------
+
+
+class PartError(RuntimeError):
+    """kill-part / start-part cannot do what was asked (unknown part, not running...)."""
+
+
+# Popen objects of parts this process started again: kept so that they are not
+# reported as leaked ("subprocess still running") when collected.
+_RESTARTED: list[Running] = []
+
+
+def stack_dir_of(name: str, root: Path = ROOT) -> Path:
+    if name not in STACK_PORT_OFFSET:
+        raise PartError(f"unknown stack name {name!r}: use one of {', '.join(STACK_NAMES)}")
+    return root / ".stack" / name
+
+
+def _saved_launch_path(stack_dir: Path, part: str) -> Path:
+    return stack_dir / "run" / f"{part}.launch.json"
+
+
+def _record_of(state: Mapping[str, Any] | None, name: str, part: str) -> dict[str, Any]:
+    if state is None:
+        raise PartError(f"stack {name!r} is not running (no state.json)")
+    if part not in RESTARTABLE_PARTS:
+        raise PartError(
+            f"part {part!r} cannot be killed or started alone; one of: "
+            f"{', '.join(RESTARTABLE_PARTS)} (a bridge or an emulator needs the whole stack)"
+        )
+    record = state.get("parts", {}).get(part)
+    if record is None:
+        raise PartError(f"stack {name!r} has no part {part!r}")
+    return dict(record)
+
+
+def _read_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+
+
+def kill_part(name: str, part: str, *, root: Path = ROOT) -> dict[str, Any]:
+    """SIGKILL the process group of `part` (no grace: a crash), keep how to start it again.
+
+    The exact environment and working directory of the running process are saved
+    (mode 0600, without a real Gemini key) for ``start_part_again``; state.json
+    marks the part as killed, so ``status`` shows it DEAD and ``down`` still works.
+    """
+    stack_dir = stack_dir_of(name, root)
+    with stack_lock(stack_dir):
+        state = read_state(stack_dir / "state.json")
+        record = _record_of(state, name, part)
+        assert state is not None
+        if not part_alive(record):
+            raise PartError(f"part {part!r} of stack {name!r} is not running")
+        pid, pgid = int(record["pid"]), int(record["pgid"])
+        env = _read_environ(pid)
+        if env.get("GEMINI_API_KEY", PLACEHOLDER_GEMINI_KEY) != PLACEHOLDER_GEMINI_KEY:
+            env.pop("GEMINI_API_KEY")  # a real key never lands in a file
+        launch = {
+            "env": env,
+            "cwd": str(Path(f"/proc/{pid}/cwd").readlink()),
+            "argv": record["argv"],
+        }
+        saved = _saved_launch_path(stack_dir, part)
+        saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(launch, handle)
+        killed_at = time.monotonic()
+        signal_group(pgid, signal.SIGKILL)
+        while group_members(pgid) and time.monotonic() - killed_at < STOP_TIMEOUT_S:
+            time.sleep(0.02)
+        if group_members(pgid):
+            raise PartError(f"part {part!r} (process group {pgid}) survived SIGKILL")
+        record["killed_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        state["parts"][part] = record
+        write_state(stack_dir / "state.json", state)
+        return record
+
+
+def start_part_again(
+    name: str, part: str, *, root: Path = ROOT, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Start a part that ``kill_part`` stopped, with the same argv, env and cwd.
+
+    Waits until it answers its probe, then records the new process group in
+    state.json (so ``down`` stops it). Its log continues the old one.
+    """
+    stack_dir = stack_dir_of(name, root)
+    started = time.monotonic()
+    with stack_lock(stack_dir):
+        state = read_state(stack_dir / "state.json")
+        record = _record_of(state, name, part)
+        assert state is not None
+        if part_alive(record):
+            raise PartError(f"part {part!r} of stack {name!r} is running: kill it first")
+        saved = _saved_launch_path(stack_dir, part)
+        try:
+            launch = json.loads(saved.read_text())
+        except OSError:
+            raise PartError(
+                f"no saved launch for {part!r}: it was not stopped by kill-part"
+            ) from None
+        env = dict(launch["env"])
+        env.setdefault("GEMINI_API_KEY", os.environ.get("GEMINI_API_KEY", PLACEHOLDER_GEMINI_KEY))
+        url = record.get("url")
+        probe = Probe(url=f"{url}/" if url else None)
+        if part == "gemini" and url:
+            probe = Probe(url=f"{url}/_standin/health", expect_pid=True)
+        spec = PartSpec(
+            name=part,
+            argv=tuple(launch["argv"]),
+            env=env,
+            cwd=Path(launch["cwd"]),
+            ports=dict(record["ports"]),
+            probe=probe,
+            url=url,
+            stop_signal=signal.Signals[record["stop_signal"]],
+        )
+        _wait_ports_free(spec.ports.values(), deadline=started + timeout)
+        log_dir = stack_dir / "logs"
+        with (log_dir / f"{part}.log").open("a") as log:
+            log.write(f"\n--- dev.stack: restarted at {datetime.now(UTC).isoformat()} ---\n")
+        running = start_part(spec, log_dir, append=True)
+        _RESTARTED.append(running)
+        new = running.record()
+        new["restarts"] = int(record.get("restarts", 0)) + 1
+        state["parts"][part] = new
+        # Recorded before waiting: `down` stops it even if it never gets ready.
+        write_state(stack_dir / "state.json", state)
+        try:
+            wait_all_ready([running], timeout, started)
+        except PartFailed:
+            stop_groups([(part, running.pid, spec.stop_signal)], 3.0)
+            raise
+        new["ready_after_s"] = running.ready_after_s
+        write_state(stack_dir / "state.json", state)
+        saved.unlink(missing_ok=True)
+        return new
+
+
+def _wait_ports_free(ports: Any, deadline: float) -> None:
+    busy = list(ports)
+    while busy:
+        busy = [port for port in busy if not port_is_free(port)]
+        if busy and time.monotonic() > deadline:
+            raise PartError(f"ports {busy} still in use: cannot start the part again")
+        if busy:
+            time.sleep(0.05)
+
+
+def restart_part(name: str, part: str, *, root: Path = ROOT, timeout: float = 60.0) -> float:
+    """kill_part then start_part_again; returns the seconds it was not answering."""
+    began = time.monotonic()
+    kill_part(name, part, root=root)
+    start_part_again(name, part, root=root, timeout=timeout)
+    return time.monotonic() - began
+
+
+# --------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------
 
@@ -1106,6 +1351,7 @@ def print_urls(state: Mapping[str, Any]) -> None:
         ("submit", f"{env['SUBMIT_URL']}/v1/strategies"),
         ("status", f"{env['STATUS_URL']}/v1/tasks/{{task_id}}"),
         ("process", f"{env['PROCESS_URL']}/  (CloudEvents, fed by the bridge)"),
+        ("deadletter", f"{env.get('DEADLETTER_URL')}/  (CloudEvents, the dead-letter handler)"),
         ("firestore", env["FIRESTORE_EMULATOR_HOST"]),
         ("pubsub", env["PUBSUB_EMULATOR_HOST"]),
         ("auth", env["AUTH_EMULATOR_URL"]),
@@ -1141,8 +1387,8 @@ def stop_recorded(state: Mapping[str, Any], timeout: float = STOP_TIMEOUT_S) -> 
     parts: dict[str, Mapping[str, Any]] = state.get("parts", {})
     ours = {name: rec for name, rec in parts.items() if recorded_group_is_ours(rec)}
     batches = [
-        [n for n in ours if n == "bridge"],
-        [n for n in ours if n != "bridge"],
+        [n for n in ours if is_bridge(n)],
+        [n for n in ours if not is_bridge(n)],
     ]
     killed: list[str] = []
     for batch in batches:
@@ -1194,7 +1440,7 @@ def _start_stack(stack: StackPlan, timeout: float, started: float) -> int:
         first = [r for r in runnings if r.spec.name in BRIDGE_NEEDS]
         wait_all_ready(first, timeout, started, watch=runnings)
         _create_resources_or_fail(stack)
-        runnings.append(start_part(stack.bridge, stack.log_dir))
+        runnings.extend(start_part(bridge, stack.log_dir) for bridge in stack.bridges)
         write_state(stack.state_path, build_state(stack, runnings, "starting"))
         wait_all_ready([r for r in runnings if r not in first], timeout, started)
     except PartFailed as failure:
@@ -1286,7 +1532,7 @@ def cmd_status(state_path: Path, name: str) -> int:
     for part, (alive, ok) in health.items():
         record = state["parts"][part]
         word = "up" if alive and ok else ("not answering" if alive else "DEAD")
-        print(f"  {part:<10} {word:<14} pid {record['pid']:<8} {record.get('url') or ''}")
+        print(f"  {part:<18} {word:<14} pid {record['pid']:<8} {record.get('url') or ''}")
     return 0 if state.get("status") == "up" and all(a and b for a, b in health.values()) else 1
 
 
@@ -1300,9 +1546,35 @@ def cmd_env(state_path: Path, name: str) -> int:
     return 0
 
 
+def cmd_part(command: str, name: str, part: str | None, timeout: float) -> int:
+    if part is None:
+        print(f"{command}: which part? one of {', '.join(RESTARTABLE_PARTS)}", file=sys.stderr)
+        return 2
+    try:
+        if command == "kill-part":
+            record = kill_part(name, part)
+            print(f"stack {name!r}: {part} (process group {record['pgid']}) killed with SIGKILL")
+        elif command == "start-part":
+            record = start_part_again(name, part, timeout=timeout)
+            print(f"stack {name!r}: {part} started again (pid {record['pid']})")
+        else:
+            seconds = restart_part(name, part, timeout=timeout)
+            print(f"stack {name!r}: {part} killed and answering again in {seconds:.1f} s")
+    except (PartError, PartFailed) as error:
+        print(f"{command} {part}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument(
+        "command",
+        choices=("up", "down", "status", "env", "kill-part", "start-part", "restart-part"),
+    )
+    parser.add_argument(
+        "part", nargs="?", help=f"for *-part: one of {', '.join(RESTARTABLE_PARTS)}"
+    )
     parser.add_argument("--name", choices=STACK_NAMES, default="dev")
     parser.add_argument(
         "--timeout", type=float, default=READY_TIMEOUT_S, help="readiness deadline, seconds"
@@ -1316,6 +1588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.command in commands:
         return commands[args.command]()
+    if args.command.endswith("-part"):
+        return cmd_part(args.command, args.name, args.part, args.timeout)
     try:
         stack = plan(os.environ, args.name)
     except PlanError as error:

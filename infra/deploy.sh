@@ -29,7 +29,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 gc services enable cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com \
   pubsub.googleapis.com firestore.googleapis.com storage.googleapis.com \
-  secretmanager.googleapis.com cloudbuild.googleapis.com
+  secretmanager.googleapis.com cloudbuild.googleapis.com cloudscheduler.googleapis.com
 
 gc pubsub topics describe "$TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$TOPIC"
 gc pubsub topics describe "$DEAD_TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$DEAD_TOPIC"
@@ -63,6 +63,19 @@ gc pubsub subscriptions update "$SUBSCRIPTION" \
   --ack-deadline="$ACK_DEADLINE_SECONDS" \
   --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
   --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+
+# Dead letters fail their task (unless a live lease may still finish it); the
+# sweeper republishes tasks whose lease expired, every 5 minutes.
+deploy dead_letter_task --trigger-topic="$DEAD_TOPIC" --retry --memory=256Mi --timeout=60s \
+  --set-env-vars="$common_env"
+deploy sweep_tasks --trigger-http --no-allow-unauthenticated --memory=256Mi --timeout=300s \
+  --set-env-vars="$common_env"
+SWEEP_URL=$(gc functions describe sweep_tasks --gen2 --region="$REGION" --format='value(serviceConfig.uri)')
+gc functions add-invoker-policy-binding sweep_tasks --region="$REGION" \
+  --member="serviceAccount:$SERVICE_ACCOUNT"
+gc scheduler jobs describe tinkerbell-sweep --location="$REGION" >/dev/null 2>&1 ||
+  gc scheduler jobs create http tinkerbell-sweep --location="$REGION" --schedule="*/5 * * * *" \
+    --uri="$SWEEP_URL" --http-method=POST --oidc-service-account-email="$SERVICE_ACCOUNT"
 
 # Firestore security rules (clients read only their own tasks; no client writes),
 # the indexes of the per-user limits and the TTL policy of idempotency keys.

@@ -27,6 +27,7 @@ DEV_PORTS = {
     "submit": 8001,
     "process": 8002,
     "status": 8003,
+    "deadletter": 8012,
     "web": 5000,
 }
 EMULATOR_VARIABLES = (
@@ -241,13 +242,14 @@ def test_each_function_runs_its_own_target_with_its_own_gunicorn_socket() -> Non
         ("submit", "submit_strategy", "http"),
         ("process", "process_task", "cloudevent"),
         ("status", "task_status", "http"),
+        ("deadletter", "dead_letter_task", "cloudevent"),
     ):
         spec = part(stack_plan, name)
         assert f"--target={target}" in spec.argv
         assert f"--signature-type={signature}" in spec.argv
         assert "--host=127.0.0.1" in spec.argv
         runtime_dirs.add(spec.env["XDG_RUNTIME_DIR"])
-    assert len(runtime_dirs) == 3
+    assert len(runtime_dirs) == 4
     assert int(part(stack_plan, "process").env["THREADS"]) >= 32
 
 
@@ -258,6 +260,7 @@ def test_client_env_has_what_tests_need() -> None:
     assert env["SUBMIT_URL"] == "http://127.0.0.1:18001"
     assert env["STATUS_URL"] == "http://127.0.0.1:18003"
     assert env["PROCESS_URL"] == "http://127.0.0.1:18002"
+    assert env["DEADLETTER_URL"] == "http://127.0.0.1:18012"
     assert env["AUTH_EMULATOR_URL"] == "http://127.0.0.1:19099"
     assert env["GEMINI_STANDIN_URL"] == "http://127.0.0.1:18090"
     assert env["TB_STACK_STATE"].endswith(".stack/test/state.json")
@@ -299,6 +302,40 @@ def test_resources_follow_the_settings() -> None:
     )
     assert resources.max_delivery_attempts == 10
     assert "--timeout" in plan(env, "test").bridge.argv
+    assert resources.deadletter_subscription == f"{resources.dead_letter_topic}-handler"
+
+
+def test_dead_letters_reach_the_handler_through_a_bridge_of_their_own() -> None:
+    stack_plan = plan({}, "test")
+    res = stack_plan.resources
+    by_name = {spec.name: spec for spec in stack_plan.bridges}
+    assert set(by_name) == {"bridge", "bridge-deadletter"}
+
+    def arg(spec: stack.PartSpec, flag: str) -> str:
+        return spec.argv[spec.argv.index(flag) + 1]
+
+    process, dead = by_name["bridge"], by_name["bridge-deadletter"]
+    assert arg(process, "--subscription") == res.subscription_path(res.subscription)
+    assert arg(process, "--endpoint") == "http://127.0.0.1:18002/"
+    assert arg(dead, "--subscription") == res.subscription_path(res.deadletter_subscription)
+    assert arg(dead, "--endpoint") == "http://127.0.0.1:18012/"
+    assert stack_plan.ports["deadletter"] == stack_plan.ports["process"] + 10
+    # Both wait for their function, and stop before everything else.
+    assert {"process", "deadletter"} <= stack.BRIDGE_NEEDS
+    assert all(stack.is_bridge(spec.name) for spec in stack_plan.bridges)
+    assert not any(stack.is_bridge(spec.name) for spec in stack_plan.parts)
+
+
+def test_only_function_like_parts_may_be_killed_alone() -> None:
+    assert "process" in stack.RESTARTABLE_PARTS
+    assert "deadletter" in stack.RESTARTABLE_PARTS
+    for name in ("bridge", "bridge-deadletter", "pubsub", "firestore", "auth", "storage"):
+        assert name not in stack.RESTARTABLE_PARTS
+    state = {"parts": {"bridge": {"pid": 1}}}
+    with pytest.raises(stack.PartError, match="cannot be killed"):
+        stack._record_of(state, "test", "bridge")
+    with pytest.raises(stack.PartError, match="not running"):
+        stack._record_of(None, "test", "process")
 
 
 def test_settings_that_break_the_timing_rules_are_refused_before_starting() -> None:
