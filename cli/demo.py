@@ -49,7 +49,7 @@ def main() -> None:
         signup = answer.json()
         headers = {"Authorization": f"Bearer {signup['idToken']}"}
         print(f"signed in as emulator user {signup['localId']}")
-        started = time.monotonic()
+        follower = Follower(signup["localId"])
         # Multipart: the brief's fields plus the client's own PDF.
         answer = http.post(
             f"{env['SUBMIT_URL']}/v1/strategies",
@@ -64,7 +64,7 @@ def main() -> None:
         print(f"POST /v1/strategies -> {answer.status_code} {answer.text}")
         answer.raise_for_status()
         task_id = answer.json()["task_id"]
-        task = follow(task_id, started)
+        task = follower.wait(task_id)
         status_url = answer.json()["status_url"]
         print(f"GET {status_url} -> {http.get(status_url, headers=headers).status_code}")
     if task["status"] != TaskStatus.COMPLETED:
@@ -85,40 +85,57 @@ def main() -> None:
         print(f"  GET {status_url}/image (with the same Authorization header)")
 
 
-def follow(task_id: str, started: float) -> dict[str, Any]:
-    """Print each status change as the Firestore listener reports it."""
-    from google.cloud import firestore
+class Follower:
+    """Prints each change of the user's tasks as a Firestore realtime listener reports it.
 
-    from shared.settings import get_settings
+    It listens to the user's tasks (``where uid == me``, what the security rules
+    allow a client) before the submit, so that PENDING is seen too.
+    """
 
-    done = threading.Event()
-    latest: dict[str, Any] = {}
+    def __init__(self, uid: str) -> None:
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
 
-    def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        from shared.settings import get_settings
+
+        self.started = time.monotonic()
+        self.finished: dict[str, threading.Event] = {}
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        db = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+        query = db.collection(get_settings().tasks_collection).where(
+            filter=FieldFilter("uid", "==", uid)
+        )
+        self.ready = threading.Event()
+        self.watch = query.on_snapshot(self._on_change)
+        self.ready.wait(30)  # the listener is live once its first (empty) snapshot arrives
+
+    def _on_change(self, snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        self.ready.set()
         for snap in snapshots:
             data = snap.to_dict() or {}
             progress = data.get("progress") or {}
-            if (data.get("status"), progress.get("stage"), progress.get("percent")) != (
-                latest.get("status"),
-                (latest.get("progress") or {}).get("stage"),
-                (latest.get("progress") or {}).get("percent"),
-            ):
-                elapsed = time.monotonic() - started
+            seen = (data.get("status"), progress.get("stage"), progress.get("percent"))
+            with self.lock:
+                before = self.latest.get(snap.id, {})
+                was = before.get("progress") or {}
+                previous = (before.get("status"), was.get("stage"), was.get("percent"))
+                self.latest[snap.id] = data
+                done = self.finished.setdefault(snap.id, threading.Event())
+            if seen != previous:
+                elapsed = time.monotonic() - self.started
                 stage = f"{progress.get('stage', '')} {progress.get('percent', '')}%"
                 print(f"  {elapsed:6.2f}s  {data.get('status'):<10} {stage}")
-            latest.clear()
-            latest.update(data)
             if TaskStatus(data["status"]).is_terminal:
                 done.set()
 
-    db = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
-    watch = db.collection(get_settings().tasks_collection).document(task_id).on_snapshot(on_change)
-    try:
+    def wait(self, task_id: str) -> dict[str, Any]:
+        with self.lock:
+            done = self.finished.setdefault(task_id, threading.Event())
         if not done.wait(TIMEOUT_S):
             sys.exit(f"task {task_id} did not finish in {TIMEOUT_S}s")
-    finally:
-        watch.unsubscribe()
-    return latest
+        self.watch.unsubscribe()
+        return self.latest[task_id]
 
 
 if __name__ == "__main__":
