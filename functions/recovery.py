@@ -5,27 +5,15 @@ from __future__ import annotations
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
-from werkzeug.exceptions import ServiceUnavailable
 
+from functions.events import handle_pubsub_event
 from functions.http import handles_errors, require_method
 from shared import recovery
-from shared.log import get_logger
-from shared.queue import MalformedMessage, decode_push
-
-log = get_logger("recovery")
 
 
 @functions_framework.cloud_event
 def dead_letter_task(cloud_event: CloudEvent) -> None:
-    try:
-        delivery = decode_push(cloud_event.data)
-    except MalformedMessage as exc:
-        log.error(f"malformed dead letter dropped: {exc}")
-        return
-    try:
-        recovery.handle_dead_letter(delivery)
-    except recovery.LeaseStillLive as exc:
-        raise ServiceUnavailable(str(exc)) from None
+    handle_pubsub_event(cloud_event, recovery.handle_dead_letter, recovery.LeaseStillLive)
 
 
 @handles_errors
