@@ -34,7 +34,8 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: help venv node_modules deps up down status demo lint test
+WEB_BUNDLE := web/dist/app.js
+.PHONY: help venv node_modules web deps up down status demo lint test
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -58,10 +59,17 @@ $(NODE_STAMP): package.json package-lock.json
 
 node_modules: $(NODE_STAMP)
 
-deps: venv node_modules
+# The web app's bundle (esbuild, ~2 s; web/dist/ is gitignored).
+$(WEB_BUNDLE): $(NODE_STAMP) web/build.mjs $(wildcard web/src/*.js)
+	npm run --silent build:web
+
+web: $(WEB_BUNDLE)
+
+deps: venv node_modules web
 
 up: deps
 	@$(PY) -m dev.stack up
+	@eval "$$($(PY) -m dev.stack env)"; node web/build.mjs --config-only
 
 down:
 	@$(PY) -m dev.stack down

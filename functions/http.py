@@ -13,8 +13,13 @@ from pydantic import BaseModel
 from shared.errors import InvalidArgument, MethodNotAllowed, RateLimited, TinkerbellError
 from shared.log import get_logger
 from shared.models import ErrorBody, ErrorDetail
+from shared.settings import get_settings
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+CORS_ALLOW_METHODS = "GET, POST, DELETE"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_EXPOSE_HEADERS = "Retry-After"
+CORS_MAX_AGE_S = "600"
 log = get_logger("http")
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -35,19 +40,36 @@ def error_response(error: TinkerbellError) -> flask.Response:
 
 
 def handles_errors(handler: Handler) -> Handler:
-    """Map domain errors to their status; anything else to a bare 500."""
+    """Map domain errors to their status; anything else to a bare 500. Answer CORS."""
 
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:
-        try:
-            return handler(request)
-        except TinkerbellError as error:
-            return error_response(error)
-        except Exception:
-            log.exception("unhandled error")
-            return error_response(TinkerbellError("internal error; try again later"))
+        origin = request.headers.get("Origin", "")
+        allowed = origin in get_settings().allowed_origins
+        if allowed and request.method == "OPTIONS":
+            response = flask.Response(status=HTTPStatus.NO_CONTENT)  # a preflight
+            response.headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE_S
+        else:
+            response = _answer(handler, request)
+        response.vary.add("Origin")
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        return response
 
     return wrapper
+
+
+def _answer(handler: Handler, request: flask.Request) -> flask.Response:
+    try:
+        return handler(request)
+    except TinkerbellError as error:
+        return error_response(error)
+    except Exception:
+        log.exception("unhandled error")
+        return error_response(TinkerbellError("internal error; try again later"))
 
 
 def require_method(request: flask.Request, *allowed: str) -> None:

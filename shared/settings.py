@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "tinkerbell-tasks-dead"
     uploads_bucket: str = ""  # empty: "<project>-uploads"
     status_base_url: str = "http://127.0.0.1:8003"
+    # Browser origins (scheme://host[:port], comma-separated) the HTTP functions answer
+    # CORS for; empty: none. The local stack sets its web app's origin.
+    cors_origins: str = ""
 
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
@@ -89,6 +92,10 @@ class Settings(BaseSettings):
     progress_min_interval_s: float = Field(default=1.0, ge=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def bucket_name(self) -> str:

@@ -1,0 +1,145 @@
+"""Fixtures for the browser tests of the web app against the running local stack.
+
+The stack (``make test``, or ``python -m dev.stack up --name NAME``) serves ``web/``
+on WEB_PORT; ``web/dist/app.js`` comes from ``npm run build:web``. Each test gets
+a fresh browser context, so it signs in as a new anonymous user. The page's
+``dist/config.json`` is answered here from the stack's own env, so stacks that
+share one working tree (and one ``web/``) never read each other's config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/test/state.json"))
+CHROMIUM = Path(os.environ.get("TB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: drives the web app in Chromium against the stack")
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    if not STATE_FILE.exists():
+        pytest.fail(
+            f"no running stack ({STATE_FILE} missing): run the tests with `make test`",
+            pytrace=False,
+        )
+    env: dict[str, str] = json.loads(STATE_FILE.read_text())["env"]
+    if "WEB_URL" not in env:
+        pytest.fail(
+            "the stack serves no web app (web/index.html was missing when it started)",
+            pytrace=False,
+        )
+    return env
+
+
+@pytest.fixture(scope="session")
+def web_config(stack_env: dict[str, str]) -> dict[str, str]:
+    """What `node web/build.mjs` writes to web/dist/config.json for this stack."""
+    if not (ROOT / "web" / "dist" / "app.js").is_file():
+        pytest.fail("web/dist/app.js is missing: run `npm run build:web`", pytrace=False)
+    return {
+        "projectId": stack_env["GOOGLE_CLOUD_PROJECT"],
+        "apiKey": "demo-api-key",
+        "authEmulatorUrl": stack_env["AUTH_EMULATOR_URL"],
+        "firestoreEmulatorHost": stack_env["FIRESTORE_EMULATOR_HOST"],
+        "submitUrl": stack_env["SUBMIT_URL"],
+        "statusUrl": stack_env["STATUS_URL"],
+    }
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+class WebApp:
+    """One browser tab on the web app, with the problems it logged."""
+
+    def __init__(self, page: Page, url: str) -> None:
+        self.page = page
+        self.url = url
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # A refused request (the validation test) logs a resource error; that is expected.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(f"console: {message.text}")
+
+    def open(self) -> Page:
+        self.page.goto(self.url)
+        self.page.wait_for_function("document.body.dataset.uid", timeout=TIMEOUT_MS)
+        return self.page
+
+
+@pytest.fixture
+def web(
+    browser: Browser, stack_env: dict[str, str], web_config: dict[str, str]
+) -> Iterator[WebApp]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    body = json.dumps(web_config)
+
+    def config(route: Route) -> None:
+        route.fulfill(status=200, content_type="application/json", body=body)
+
+    context.route("**/dist/config.json", config)
+    app = WebApp(context.new_page(), stack_env["WEB_URL"] + "/")
+    yield app
+    context.close()
+    assert not app.errors, app.errors
+
+
+@pytest.fixture
+def marker() -> str:
+    return f"mk-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def standin_fault(stack_env: dict[str, str]) -> Iterator[Any]:
+    """Add a fault rule to the Gemini stand-in (rules match the test's own marker)."""
+    base = stack_env.get("GEMINI_STANDIN_URL")
+    if base is None:
+        pytest.fail("the stack runs no Gemini stand-in", pytrace=False)
+    with httpx.Client(timeout=10) as client:
+
+        def add(match: str, **rule: Any) -> None:
+            answer = client.post(f"{base}/_standin/faults", json={"match": match, **rule})
+            answer.raise_for_status()
+
+        yield add
