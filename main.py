@@ -26,4 +26,9 @@ def __getattr__(name: str) -> Any:
     module = _ENTRY_POINTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # Fail the cold start, not every request, on a configuration the settings refuse
+    # (emulator variables with a real project, a lease shorter than one attempt...).
+    from shared.settings import get_settings
+
+    get_settings()
     return getattr(importlib.import_module(module), name)

@@ -8,9 +8,19 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import flask
+import functions_framework
 from pydantic import BaseModel
+from werkzeug.exceptions import HTTPException
 
-from shared.errors import InvalidArgument, MethodNotAllowed, RateLimited, TinkerbellError
+from shared.errors import (
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    TinkerbellError,
+    UnsupportedMediaType,
+)
 from shared.log import get_logger
 from shared.models import ErrorBody, ErrorDetail
 from shared.settings import get_settings
@@ -97,3 +107,26 @@ def read_json_object(raw: bytes) -> object:
         return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"the body is not valid JSON ({exc.msg})") from None
+
+
+_FRAMEWORK_ERRORS: dict[int, type[TinkerbellError]] = {
+    400: InvalidArgument,
+    404: NotFound,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def _framework_error(exc: HTTPException) -> flask.Response:
+    """What werkzeug answers before a handler runs (a path its router cannot match,
+    e.g. one with %0A), in the SPEC §2.1 shape too."""
+    kind = _FRAMEWORK_ERRORS.get(exc.code or 500)
+    if kind is None:
+        return error_response(TinkerbellError("internal error; try again later"))
+    message = "no such route" if kind is NotFound else "the request could not be read"
+    return error_response(kind(message))
+
+
+# functions-framework binds its real errorhandler when it creates the app, before it
+# resolves the target (main.__getattr__ imports this module then); elsewhere it is a no-op.
+functions_framework.errorhandler(HTTPException)(_framework_error)

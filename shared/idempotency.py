@@ -94,6 +94,13 @@ def reserve(
     raise FailedPrecondition(f"{HEADER}: is being used by another request; retry")
 
 
+def holder(uid: str, key: str) -> str | None:
+    """The task id that holds ``key`` now, or None when the key is free."""
+    snapshot = _ref(uid, key).get()
+    data = snapshot.to_dict() if snapshot.exists else None
+    return str(data["task_id"]) if data else None
+
+
 def release(uid: str, key: str) -> None:
     """Forget a reservation whose task could not be made, so a retry can succeed."""
     ref = _ref(uid, key)

@@ -30,7 +30,10 @@ DEMO_PROJECT_PREFIX = "demo-"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a refused configuration must not print GEMINI_API_KEY.
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     google_cloud_project: str = "demo-tinkerbell"
     tasks_collection: str = "tasks"

@@ -8,13 +8,14 @@ both exist, and any failure removes what was already written.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import idempotency, limits, queue, tasks, upload_sessions, uploads
-from shared.errors import InvalidArgument, TinkerbellError, Unavailable
+from shared.errors import FailedPrecondition, InvalidArgument, TinkerbellError, Unavailable
 from shared.log import get_logger
 from shared.models import (
     PdfRef,
@@ -84,7 +85,8 @@ def submit(
             uid, idempotency_key, idempotency.fingerprint(task_request), task_id, now
         )
         if reservation.replay:
-            return Submitted(accepted=_replayed(reservation.task_id), created=False)
+            accepted = _replayed(uid, idempotency_key, reservation.task_id)
+            return Submitted(accepted=accepted, created=False)
     try:
         limits.check_user_limits(uid, now, _pool())
         task = _create(uid, task_id, task_request, pdf, now)
@@ -97,11 +99,24 @@ def submit(
     return Submitted(accepted=accepted, created=True)
 
 
-def _replayed(task_id: str) -> TaskAccepted:
-    # The first request may still be writing its task: it is PENDING until seen.
-    task = tasks.get_task(task_id)
-    status = task.status if task is not None else TaskStatus.PENDING
-    return TaskAccepted(task_id=task_id, status=status, status_url=status_url(task_id))
+# A replay racing the first request waits this long for its task to appear.
+REPLAY_WAIT_S = 5.0
+REPLAY_POLL_S = 0.05
+
+
+def _replayed(uid: str, key: str, task_id: str) -> TaskAccepted:
+    """The first request's task, once it exists: never the id of a task never made."""
+    deadline = time.monotonic() + REPLAY_WAIT_S
+    while True:
+        task = tasks.get_task(task_id)
+        if task is not None:
+            return TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
+        if idempotency.holder(uid, key) != task_id or time.monotonic() >= deadline:
+            # The first request was refused (429, 503: it released the key) or is stuck.
+            raise FailedPrecondition(
+                f"{idempotency.HEADER}: the first request with this key did not complete; retry"
+            )
+        time.sleep(REPLAY_POLL_S)
 
 
 def _create(
