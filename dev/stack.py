@@ -70,6 +70,7 @@ GCLOUD_COMPONENTS = ("cloud-firestore-emulator", "pubsub-emulator", "beta")
 # Production push (Eventarc) keeps many requests in flight; the bridge and the
 # process function must allow at least 32 concurrent tasks (SPEC §7).
 PROCESS_CONCURRENCY = 64
+HTTP_CONCURRENCY = 32
 # dev/pubsub_push.py logs this message once its streaming pull is open; a unit
 # test keeps the two in step (importing the bridge here would load the Pub/Sub
 # client, ~1 s, for every `status` and `env`).
@@ -566,8 +567,9 @@ def _python_parts(
         env = dict(fn_env)
         # Every gunicorn shares a control socket under $XDG_RUNTIME_DIR: one each.
         env["XDG_RUNTIME_DIR"] = str(stack_dir / "run" / part)
-        if part == "process":
-            env["THREADS"] = str(PROCESS_CONCURRENCY)
+        # Production functions serve many requests per instance (gen2 concurrency);
+        # gunicorn's default here would be 8 threads.
+        env["THREADS"] = str(PROCESS_CONCURRENCY if part == "process" else HTTP_CONCURRENCY)
         url = f"http://{HOST}:{ports[part]}"
         parts.append(
             PartSpec(

@@ -117,12 +117,13 @@ _FRAMEWORK_ERRORS: dict[int, type[TinkerbellError]] = {
 }
 
 
-def _framework_error(exc: HTTPException) -> flask.Response:
+def _framework_error(exc: HTTPException) -> flask.Response | object:
     """What werkzeug answers before a handler runs (a path its router cannot match,
     e.g. one with %0A), in the SPEC §2.1 shape too."""
     kind = _FRAMEWORK_ERRORS.get(exc.code or 500)
     if kind is None:
-        return error_response(TinkerbellError("internal error; try again later"))
+        # Others are ours on purpose (the event functions' 503 asks Pub/Sub to retry).
+        return exc.get_response()
     message = "no such route" if kind is NotFound else "the request could not be read"
     return error_response(kind(message))
 

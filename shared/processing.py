@@ -11,6 +11,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from google.api_core.exceptions import GoogleAPICallError
+
 from shared import gemini, gemini_files, tasks, uploads
 from shared.log import get_logger
 from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
@@ -142,9 +144,14 @@ class ProgressWriter:
         if stage == self.stage and now - self.last_write < self.min_interval_s:
             return
         self.stage, self.last_write = stage, now
-        tasks.record_progress(
-            self.task_id, Progress(stage=stage, message=message, percent=percent), _now()
-        )
+        try:
+            tasks.record_progress(
+                self.task_id, Progress(stage=stage, message=message, percent=percent), _now()
+            )
+        except GoogleAPICallError:
+            # Advisory: a failed progress write must not cost the attempt (and a
+            # second Gemini call on takeover).
+            log.warning("progress not recorded", extra={"task_id": self.task_id})
 
 
 def _finish(

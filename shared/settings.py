@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         )
         return self.gemini_max_attempts * self.gemini_timeout_s + delays
 
+    def redelivery_span_s(self) -> float:
+        """How long Pub/Sub keeps redelivering a refused message (backoff only)."""
+        return sum(
+            min(self.retry_min_backoff_s * 2**i, self.retry_max_backoff_s)
+            for i in range(self.max_delivery_attempts - 1)
+        )
+
     def pdf_upload_worst_case_s(self) -> float:
         """The largest PDF's File API upload (one timeout per chunk), then processing."""
         chunks = -(-max(self.max_pdf_bytes, self.max_upload_pdf_bytes) // FILE_API_CHUNK_BYTES)
@@ -139,6 +146,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"LEASE_SECONDS={self.lease_seconds} exceeds ACK_DEADLINE_SECONDS="
                 f"{self.ack_deadline_seconds}: Pub/Sub would redeliver during a live lease"
+            )
+        if self.redelivery_span_s() <= self.lease_seconds:
+            raise ValueError(
+                f"Pub/Sub gives up after {self.redelivery_span_s():.0f} s of retries "
+                f"(RETRY_MIN/MAX_BACKOFF_S, MAX_DELIVERY_ATTEMPTS), within LEASE_SECONDS="
+                f"{self.lease_seconds}: a task whose worker died would be dead-lettered "
+                "before its lease could expire and another attempt take it over"
             )
         if self.max_pdf_bytes > self.max_request_bytes:
             raise ValueError("MAX_PDF_BYTES must stay below MAX_REQUEST_BYTES")

@@ -71,18 +71,19 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
     """Take the task for one processing attempt, in a transaction (SPEC §4)."""
     settings = get_settings()
     ref = _ref(task_id)
+    # Most duplicates find the task finished or leased: a plain read tells them so
+    # without taking the document's lock from the attempt that holds it.
+    seen = _settled(ref.get(), now)
+    if seen is not None:
+        return seen
 
     @firestore.transactional
     def run(transaction: Transaction) -> Claim:
         snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return Claim(ClaimOutcome.MISSING)
+        settled = _settled(snapshot, now)
+        if settled is not None:
+            return settled
         task = TaskRecord.model_validate(snapshot.to_dict())
-        if task.status.is_terminal:
-            return Claim(ClaimOutcome.FINISHED, task)
-        lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
-        if task.status is TaskStatus.PROCESSING and lease_live:
-            return Claim(ClaimOutcome.LEASED, task)
         if task.attempts >= settings.max_task_attempts:
             error = TaskError(
                 code="attempts_exhausted",
@@ -106,6 +107,19 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
         return Claim(ClaimOutcome.CLAIMED, task.model_copy(update=_as_model_fields(changes)))
 
     return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+
+
+def _settled(snapshot: Any, now: datetime) -> Claim | None:
+    """The claim's outcome when no write is needed: missing, finished or leased."""
+    if not snapshot.exists:
+        return Claim(ClaimOutcome.MISSING)
+    task = TaskRecord.model_validate(snapshot.to_dict())
+    if task.status.is_terminal:
+        return Claim(ClaimOutcome.FINISHED, task)
+    lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
+    if task.status is TaskStatus.PROCESSING and lease_live:
+        return Claim(ClaimOutcome.LEASED, task)
+    return None
 
 
 def _as_model_fields(changes: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +177,8 @@ def finish_task(
         transaction.update(ref, _terminal_fields(status, now, result=result, error=error))
         return True
 
-    return run(clients.firestore().transaction())
+    # The outcome is paid for: try harder than the default before giving it up.
+    return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
 
 
 def record_progress(task_id: str, progress: Progress, now: datetime) -> None:

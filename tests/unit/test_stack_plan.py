@@ -1,13 +1,16 @@
 """The pure planning half of ``dev/stack.py`` (SPEC §7): ports, Gemini, environments.
 
-Nothing here starts a process; the port checks bind sockets on loopback only.
+Nothing here starts a process, except the kill-part / start-part test, which runs
+a tiny ``http.server`` as a stand-in part; the port checks bind sockets on loopback only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,16 +283,16 @@ def test_gcloud_gets_its_own_config_dir_without_network_features() -> None:
 def test_resources_follow_the_settings() -> None:
     env = {
         "ACK_DEADLINE_SECONDS": "60",
-        "LEASE_SECONDS": "55",
-        "GEMINI_TIMEOUT_S": "5",
-        "GEMINI_UPLOAD_TIMEOUT_S": "2",
-        "FILE_ACTIVE_TIMEOUT_S": "5",
+        "LEASE_SECONDS": "40",
+        "GEMINI_TIMEOUT_S": "4",
+        "GEMINI_UPLOAD_TIMEOUT_S": "1.5",
+        "FILE_ACTIVE_TIMEOUT_S": "3",
         "GEMINI_RETRY_INITIAL_DELAY_S": "0.05",
         "GEMINI_RETRY_MAX_DELAY_S": "0.2",
         "GEMINI_RETRY_JITTER_S": "0.05",
         "RETRY_MIN_BACKOFF_S": "1",
         "RETRY_MAX_BACKOFF_S": "5",
-        "MAX_DELIVERY_ATTEMPTS": "10",
+        "MAX_DELIVERY_ATTEMPTS": "15",
     }
     resources = plan(env, "test").resources
     assert resources.topic == "tinkerbell-tasks"
@@ -300,7 +303,7 @@ def test_resources_follow_the_settings() -> None:
         1,
         5,
     )
-    assert resources.max_delivery_attempts == 10
+    assert resources.max_delivery_attempts == 15
     assert "--timeout" in plan(env, "test").bridge.argv
     assert resources.deadletter_subscription == f"{resources.dead_letter_topic}-handler"
 
@@ -412,3 +415,52 @@ def test_up_refuses_and_starts_nothing_when_a_port_is_taken(
     assert started == []
     assert not stack_plan.state_path.exists()
     assert f"port {held_port} (storage) is already in use" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ kill-part / start-part
+
+
+def test_a_killed_part_starts_again_with_its_env_and_state_follows(tmp_path: Path) -> None:
+    port = int(free_ports_env(1)["FIRESTORE_PORT"])
+    stack_dir = tmp_path / ".stack" / "test"
+    (stack_dir / "logs").mkdir(parents=True)
+    url = f"http://127.0.0.1:{port}"
+    spec = stack.PartSpec(
+        name="web",
+        argv=(sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)),
+        env={**os.environ, "TB_RESTART_MARK": "kept"},
+        cwd=tmp_path,
+        ports={"web": port},
+        probe=stack.Probe(url=f"{url}/"),
+        url=url,
+    )
+    first = stack.start_part(spec, stack_dir / "logs")
+    state_path = stack_dir / "state.json"
+    try:
+        stack.wait_all_ready([first], 20, time.monotonic())
+        stack.write_state(
+            state_path, {"name": "test", "status": "up", "parts": {"web": first.record()}}
+        )
+
+        killed = stack.kill_part("test", "web", root=tmp_path)
+        assert first.proc.wait(timeout=5) == -9  # SIGKILL, no grace
+        assert "killed_at" in killed and not stack.part_alive(killed)
+        assert stack.healthy_parts(stack.read_state(state_path) or {}) == {"web": (False, False)}
+        with pytest.raises(stack.PartError, match="not running"):
+            stack.kill_part("test", "web", root=tmp_path)
+
+        again = stack.start_part_again("test", "web", root=tmp_path, timeout=20)
+        assert again["pid"] != first.pid and stack.part_alive(again)
+        assert again["restarts"] == 1
+        environ = Path(f"/proc/{again['pid']}/environ").read_bytes()
+        assert b"TB_RESTART_MARK=kept" in environ
+        assert stack.read_state(state_path)["parts"]["web"]["pid"] == again["pid"]  # type: ignore[index]
+        assert stack.http_get(f"{url}/") is not None
+        assert not (stack_dir / "run" / "web.launch.json").exists()
+        with pytest.raises(stack.PartError, match="is running"):
+            stack.start_part_again("test", "web", root=tmp_path)
+    finally:
+        state = stack.read_state(state_path)
+        if state:
+            stack.stop_recorded(state, timeout=5)  # what `down` does
+    assert state is not None and not stack.part_alive(state["parts"]["web"])
