@@ -187,8 +187,11 @@ def test_same_message_three_times_costs_one_gemini_call(
     assert task["status"] == "COMPLETED"
     assert task["attempts"] == 1
     assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 1
-    # A duplicate during the live lease is refused (non-2xx) so it is never lost.
-    assert all(a.status_code == 503 for a in answers), [a.status_code for a in answers]
+    # Whichever delivery claims first does the work and answers 200 at the end (one
+    # of ours, or Pub/Sub's own); a duplicate during its live lease is refused with
+    # 503, so that it comes back and is never lost.
+    codes = sorted(a.status_code for a in answers)
+    assert codes in ([503, 503, 503], [200, 503, 503]), codes
     assert all(a.status_code == 200 for a in after)
 
 
