@@ -82,6 +82,10 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
         strategy=answer.strategy, sources=answer.sources, model=answer.model, usage=answer.usage
     )
     if task.request.image:
+        if not tasks.holds_lease(task.task_id, lease_owner):
+            # Cancelled (or taken over) while the strategy was written: pay no image.
+            log.info("task no longer ours: no image", extra=context)
+            return
         progress("drawing_image", "Drawing the preview image", 70)
         _add_image(task, result)
     progress("saving", "Saving the result", 95)

@@ -181,6 +181,17 @@ def finish_task(
     return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
 
 
+def holds_lease(task_id: str, lease_owner: str) -> bool:
+    """Whether this attempt still owns the task (not cancelled, not taken over)."""
+    snapshot = _ref(task_id).get()
+    data = snapshot.to_dict() if snapshot.exists else None
+    return bool(
+        data
+        and data.get("status") == TaskStatus.PROCESSING.value
+        and data.get("lease_owner") == lease_owner
+    )
+
+
 def record_progress(task_id: str, progress: Progress, now: datetime) -> None:
     """A plain write: progress is advisory, so it needs no transaction."""
     _ref(task_id).update({"progress": progress.model_dump(), "updated_at": now})

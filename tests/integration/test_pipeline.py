@@ -230,22 +230,34 @@ def _spread(calls: list[dict]) -> str:
 
 
 def test_cancel_a_running_task_ends_cancelled_not_completed(
-    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+    api: Api, user: User, tasks_collection: Any, standin: StandIn, marker: str
 ) -> None:
     standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=2.0)
     task_id = api.submit_ok(user, brief=f"Gym {marker}")
-    cancelled = api.cancel(user, task_id)
-    assert cancelled.status_code == 200
-    assert cancelled.json()["status"] == "CANCELLED"
+    statuses: list[str] = []
+    watch = tasks_collection.document(task_id).on_snapshot(
+        lambda snaps, _c, _t: statuses.extend(s.to_dict()["status"] for s in snaps)
+    )
+    try:
+        cancelled = api.cancel(user, task_id)
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "CANCELLED"
+        # Let the slow strategy call return, and the worker try to record it.
+        for _ in range(100):
+            if [c for c in standin.requests(marker) if c.get("ended_at")]:
+                break
+            threading.Event().wait(0.1)
+        threading.Event().wait(1.5)
+    finally:
+        watch.unsubscribe()
 
-    # Let the slow Gemini call return: its result must not overwrite the cancel.
-    calls: list[dict] = []
-    for _ in range(50):
-        calls = [c for c in standin.requests(marker) if c.get("ended_at")]
-        if calls:
-            break
-        threading.Event().wait(0.2)
+    assert "COMPLETED" not in statuses, statuses
     assert api.status(user, task_id).json()["status"] == "CANCELLED"
+    # The strategy call was already paid; no image call follows a cancel (the tests
+    # run one at a time, so any image call after it would be this task's).
+    (strategy_call,) = standin.requests(marker, endpoint=STRATEGY_CALL)
+    images = standin.requests("", endpoint="image")
+    assert [c for c in images if c["started_at"] >= strategy_call["ended_at"]] == []
     again = api.cancel(user, task_id)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "failed_precondition"
