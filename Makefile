@@ -13,15 +13,15 @@ MAKEFLAGS += --no-print-directory
 
 # Fast settings for the test stack: short Gemini timeouts and retries, and Pub/Sub
 # redelivery within seconds. shared/settings.py refuses a lease shorter than the
-# worst case of one attempt (here 7 x 1.5 + 3 + 2 x (3 x 4 + 0.25) = 38 s), hence 40:
+# worst case of one attempt (here 7 x 1 + 2 + 2 x (3 x 6 + 0.25) = 45.5 s), hence 46:
 # a short lease makes the crash test (tests/integration/test_delivery_faults.py)
-# take over within about 40 s. GEMINI_TIMEOUT_S=4 stays above the stand-in
-# latencies the tests inject (up to 2.5 s). The redelivery backoff (1 s doubling
-# to 10 s) over MAX_DELIVERY_ATTEMPTS=10 spans ~65 s: longer than the lease, so a
+# take over within about 46 s. GEMINI_TIMEOUT_S=6 stays above the stand-in
+# latencies the tests inject (up to 5 s). The redelivery backoff (1 s doubling to
+# 5 s) over MAX_DELIVERY_ATTEMPTS=15 spans 62 s: longer than the lease, so a
 # message is not dead-lettered while a live lease may still finish (SPEC §4).
-TEST_SETTINGS := GEMINI_TIMEOUT_S=4 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
-	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1.5 \
-	FILE_ACTIVE_TIMEOUT_S=3 LEASE_SECONDS=40 \
+TEST_SETTINGS := GEMINI_TIMEOUT_S=6 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
+	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1 \
+	FILE_ACTIVE_TIMEOUT_S=2 LEASE_SECONDS=46 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=15
 
 PYTHON ?= python3.11

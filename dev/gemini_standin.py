@@ -716,11 +716,14 @@ class FaultRule:
     global latency), ``hang_s`` (sleep, then close the connection without an answer),
     ``status`` + optional ``message`` (error answer), or a shaped 200 answer:
     ``finish_reason`` ("SAFETY", "MAX_TOKENS", ...), ``block_reason`` (promptFeedback
-    without candidates), ``bad_json`` (text cut in half).
+    without candidates), ``bad_json`` (text cut in half). ``gather`` (N): each matching
+    request waits until N of them are waiting at once, at most ``latency_s`` (default
+    10 s), then all go on together: proof that a client keeps N requests in flight,
+    whatever the spread of their arrival.
     """
 
     FIELDS = frozenset(
-        {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message"}
+        {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message", "gather"}
         | {"finish_reason", "block_reason", "bad_json"}
     )
 
@@ -733,7 +736,10 @@ class FaultRule:
     hang_s: float
     message: str | None
     shaping: Shaping
+    gather: int | None = None
     applied: int = 0
+    arrived: int = 0
+    gathered: threading.Condition = field(default_factory=threading.Condition)
 
     @classmethod
     def from_body(cls, body: JSON) -> FaultRule:
@@ -754,7 +760,10 @@ class FaultRule:
         shaping = Shaping(
             body.get("finish_reason"), body.get("block_reason"), bool(body.get("bad_json"))
         )
-        if status is None and latency is None and not hang and shaping == Shaping():
+        gather = body.get("gather")
+        if gather is not None and (not isinstance(gather, int) or gather < 1):
+            raise ApiError(400, "gather must be an integer >= 1")
+        if status is None and latency is None and not hang and not gather and shaping == Shaping():
             raise ApiError(400, "a fault needs status, latency_s, hang_s or an answer shaping")
         return cls(
             id=secrets.token_hex(6),
@@ -766,7 +775,14 @@ class FaultRule:
             hang_s=hang,
             message=body.get("message"),
             shaping=shaping,
+            gather=gather,
         )
+
+    def wait_for_company(self, timeout_s: float) -> None:
+        with self.gathered:
+            self.arrived += 1
+            self.gathered.notify_all()
+            self.gathered.wait_for(lambda: self.arrived >= (self.gather or 0), timeout_s)
 
     def matches(self, kind: str, haystack: str) -> bool:
         if self.times is not None and self.applied >= self.times:
@@ -786,6 +802,7 @@ class FaultRule:
             "finish_reason": self.shaping.finish_reason,
             "block_reason": self.shaping.block_reason,
             "bad_json": self.shaping.bad_json,
+            "gather": self.gather,
             "applied": self.applied,
         }
 
@@ -1259,7 +1276,9 @@ class StandinHandler(BaseHTTPRequestHandler):
         latency = default_latency
         if rule is not None and rule.latency_s is not None:
             latency = rule.latency_s  # a rule's own latency replaces the global one
-        if latency > 0:
+        if rule is not None and rule.gather:
+            rule.wait_for_company(latency or 10.0)
+        elif latency > 0:
             time.sleep(latency)
         if rule is None:
             return Shaping()
