@@ -286,7 +286,7 @@ def test_empty_emulator_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch
 
 
 def test_gemini_api_key_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = "AIzaSy-unit-test-secret-key"
+    key = "fake-unit-test-secret-key"
     monkeypatch.setenv("GEMINI_API_KEY", key)
     settings = Settings()
     assert isinstance(settings.gemini_api_key, SecretStr)
