@@ -1,7 +1,7 @@
 """The one place that builds Google clients: lazily, once per process.
 
 Nothing connects at import time, and each function imports only the client
-libraries it uses. Tests may install their own instance with ``override``.
+libraries it uses.
 """
 
 from __future__ import annotations
@@ -31,15 +31,6 @@ def _once(name: str, build: Callable[[], T]) -> T:
             if instance is None:
                 instance = _instances[name] = build()
     return cast(T, instance)
-
-
-def override(name: str, instance: Any) -> None:
-    """Replace a client (tests); ``None`` forgets it so the next call rebuilds it."""
-    with _lock:
-        if instance is None:
-            _instances.pop(name, None)
-        else:
-            _instances[name] = instance
 
 
 def firestore() -> FirestoreClient:

@@ -55,11 +55,7 @@ def sweep(now: datetime | None = None) -> SweepReport:
         if task is None:
             continue
         if _out_of_attempts(task):
-            error = TaskError(
-                code="attempts_exhausted",
-                message=f"Processing was interrupted {task.attempts} times; giving up.",
-                retryable=True,
-            )
+            error = tasks.attempts_exhausted(task.attempts)
             if tasks.fail_if_abandoned(task_id, now=now, error=error) is ClaimOutcome.EXHAUSTED:
                 report.failed.append(task_id)
             continue

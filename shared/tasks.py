@@ -85,11 +85,7 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
             return settled
         task = TaskRecord.model_validate(snapshot.to_dict())
         if task.attempts >= settings.max_task_attempts:
-            error = TaskError(
-                code="attempts_exhausted",
-                message=f"Processing was interrupted {task.attempts} times; giving up.",
-                retryable=True,
-            )
+            error = attempts_exhausted(task.attempts)
             transaction.update(ref, _terminal_fields(TaskStatus.FAILED, now, error=error))
             return Claim(ClaimOutcome.EXHAUSTED, task)
         changes: dict[str, Any] = {
@@ -107,6 +103,15 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
         return Claim(ClaimOutcome.CLAIMED, task.model_copy(update=_as_model_fields(changes)))
 
     return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+
+
+def attempts_exhausted(attempts: int) -> TaskError:
+    """The error of a task whose processing was interrupted too often."""
+    return TaskError(
+        code="attempts_exhausted",
+        message=f"Processing was interrupted {attempts} times; giving up.",
+        retryable=True,
+    )
 
 
 def _settled(snapshot: Any, now: datetime) -> Claim | None:
