@@ -147,12 +147,15 @@ class Settings(BaseSettings):
                 f"LEASE_SECONDS={self.lease_seconds} exceeds ACK_DEADLINE_SECONDS="
                 f"{self.ack_deadline_seconds}: Pub/Sub would redeliver during a live lease"
             )
-        if self.redelivery_span_s() <= self.lease_seconds:
+        # A worker that dies leaves its lease to expire; the takeover then needs one
+        # more whole attempt before the message may be given up.
+        needed = self.lease_seconds + worst
+        if self.redelivery_span_s() <= needed:
             raise ValueError(
                 f"Pub/Sub gives up after {self.redelivery_span_s():.0f} s of retries "
-                f"(RETRY_MIN/MAX_BACKOFF_S, MAX_DELIVERY_ATTEMPTS), within LEASE_SECONDS="
-                f"{self.lease_seconds}: a task whose worker died would be dead-lettered "
-                "before its lease could expire and another attempt take it over"
+                f"(RETRY_MIN/MAX_BACKOFF_S, MAX_DELIVERY_ATTEMPTS), within {needed:.0f} s "
+                "(LEASE_SECONDS plus one attempt): a task whose worker died would be "
+                "dead-lettered before another attempt could take it over and finish"
             )
         if self.max_pdf_bytes > self.max_request_bytes:
             raise ValueError("MAX_PDF_BYTES must stay below MAX_REQUEST_BYTES")

@@ -292,7 +292,7 @@ def test_resources_follow_the_settings() -> None:
         "GEMINI_RETRY_JITTER_S": "0.05",
         "RETRY_MIN_BACKOFF_S": "1",
         "RETRY_MAX_BACKOFF_S": "5",
-        "MAX_DELIVERY_ATTEMPTS": "15",
+        "MAX_DELIVERY_ATTEMPTS": "22",
     }
     resources = plan(env, "test").resources
     assert resources.topic == "tinkerbell-tasks"
@@ -303,7 +303,7 @@ def test_resources_follow_the_settings() -> None:
         1,
         5,
     )
-    assert resources.max_delivery_attempts == 15
+    assert resources.max_delivery_attempts == 22
     assert "--timeout" in plan(env, "test").bridge.argv
     assert resources.deadletter_subscription == f"{resources.dead_letter_topic}-handler"
 
