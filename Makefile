@@ -19,9 +19,10 @@ MAKEFLAGS += --no-print-directory
 # latencies the tests inject (up to 5 s). The redelivery backoff (1 s doubling to
 # 5 s) over MAX_DELIVERY_ATTEMPTS=22 spans 97 s: longer than the lease plus one
 # attempt (91.5 s), so a message outlives a crashed attempt's takeover (SPEC §4).
+# MAX_TASK_ATTEMPTS=3: Gemini failing forever costs 3 attempts of 3 calls, 1 + 2 s apart.
 TEST_SETTINGS := GEMINI_TIMEOUT_S=6 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
 	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1 \
-	FILE_ACTIVE_TIMEOUT_S=2 LEASE_SECONDS=46 \
+	FILE_ACTIVE_TIMEOUT_S=2 LEASE_SECONDS=46 MAX_TASK_ATTEMPTS=3 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=22
 
 PYTHON ?= python3.11

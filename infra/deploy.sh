@@ -38,7 +38,29 @@ gc storage buckets describe "gs://$BUCKET" >/dev/null 2>&1 ||
 gc iam service-accounts describe "$SERVICE_ACCOUNT" >/dev/null 2>&1 ||
   gc iam service-accounts create "${SERVICE_ACCOUNT%%@*}" --display-name="Tinkerbell functions"
 
-common_env="GOOGLE_CLOUD_PROJECT=$PROJECT,UPLOADS_BUCKET=$BUCKET,TASKS_TOPIC=$TOPIC,LEASE_SECONDS=$LEASE_SECONDS,ACK_DEADLINE_SECONDS=$ACK_DEADLINE_SECONDS"
+# What the functions' identity may do: tasks in Firestore, objects in the bucket,
+# publishing tasks (submit, sweeper) and dead letters (worker), reading the key.
+gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
+  --role=roles/datastore.user --condition=None >/dev/null
+gc storage buckets add-iam-policy-binding "gs://$BUCKET" \
+  --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectAdmin >/dev/null
+for topic in "$TOPIC" "$DEAD_TOPIC"; do
+  gc pubsub topics add-iam-policy-binding "$topic" \
+    --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/pubsub.publisher >/dev/null
+done
+gc secrets add-iam-policy-binding GEMINI_API_KEY \
+  --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/secretmanager.secretAccessor >/dev/null
+# Eventarc delivers to the worker and the dead-letter handler as this identity.
+gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
+  --role=roles/run.invoker --condition=None >/dev/null
+gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
+  --role=roles/eventarc.eventReceiver --condition=None >/dev/null
+
+# The settings check these together (shared/settings.py), so every function gets them.
+common_env="GOOGLE_CLOUD_PROJECT=$PROJECT,UPLOADS_BUCKET=$BUCKET,TASKS_TOPIC=$TOPIC,DEAD_LETTER_TOPIC=$DEAD_TOPIC"
+common_env+=",LEASE_SECONDS=$LEASE_SECONDS,ACK_DEADLINE_SECONDS=$ACK_DEADLINE_SECONDS"
+common_env+=",MAX_DELIVERY_ATTEMPTS=$MAX_DELIVERY_ATTEMPTS,RETRY_MIN_BACKOFF_S=$RETRY_MIN_BACKOFF_S"
+common_env+=",RETRY_MAX_BACKOFF_S=$RETRY_MAX_BACKOFF_S"
 deploy() {
   local name=$1; shift
   gc functions deploy "$name" --gen2 --region="$REGION" --runtime="$RUNTIME" \
@@ -63,6 +85,12 @@ gc pubsub subscriptions update "$SUBSCRIPTION" \
   --ack-deadline="$ACK_DEADLINE_SECONDS" \
   --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
   --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+# Pub/Sub's own agent forwards dead letters: it must publish there and ack here.
+PUBSUB_AGENT="serviceAccount:service-$(gc projects describe "$PROJECT" --format='value(projectNumber)')@gcp-sa-pubsub.iam.gserviceaccount.com"
+gc pubsub topics add-iam-policy-binding "$DEAD_TOPIC" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.publisher >/dev/null
+gc pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.subscriber >/dev/null
 
 # Dead letters fail their task (unless a live lease may still finish it); the
 # sweeper republishes tasks whose lease expired, every 5 minutes.

@@ -3,6 +3,12 @@
 ``handle_delivery`` returns normally when the message may be acknowledged and
 raises ``RedeliverLater`` when Pub/Sub must bring it back. The claim makes
 sure that, however often a message arrives, Gemini is paid once per task.
+
+A retryable Gemini failure that outlasts the SDK's own retries ends the attempt,
+not the task: the lease is released and the message comes back after Pub/Sub's
+backoff, so an outage of minutes is ridden out without a worker sleeping
+through it. After MAX_TASK_ATTEMPTS the task is FAILED (``retryable: true``)
+and its message goes to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from datetime import UTC, datetime
 
 from google.api_core.exceptions import GoogleAPICallError
 
-from shared import gemini, gemini_files, tasks, uploads
+from shared import gemini, gemini_files, queue, tasks, uploads
 from shared.log import get_logger
 from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
 from shared.queue import Delivery
@@ -24,7 +30,8 @@ log = get_logger("processing")
 
 
 class RedeliverLater(Exception):
-    """Answer non-2xx: the message must come back (task missing yet, or leased)."""
+    """Answer non-2xx: the message must come back (task missing yet, leased, or
+    its attempt failed in a way a later one may not)."""
 
 
 def _now() -> datetime:
@@ -45,12 +52,18 @@ def handle_delivery(delivery: Delivery) -> None:
     if claim.outcome is ClaimOutcome.LEASED:
         log.info("task leased by a live attempt: asking for redelivery", extra=context)
         raise RedeliverLater(f"task {task_id} is being processed")
-    if claim.outcome in (ClaimOutcome.FINISHED, ClaimOutcome.EXHAUSTED):
-        log.info(f"nothing to do: {claim.outcome.value}", extra=context)
+    if claim.outcome is ClaimOutcome.FINISHED:
+        log.info("nothing to do: finished", extra=context)
+        return
+    if claim.outcome is ClaimOutcome.EXHAUSTED:
+        log.warning("attempts exhausted: task failed", extra=context)
+        _dead_letter(task_id, reason="attempts_exhausted")
         return
     assert claim.task is not None
     try:
         run_task(claim.task, lease_owner)
+    except RedeliverLater:
+        raise
     except Exception:
         # An unexpected failure (not Gemini's): give the task back for the redelivery.
         log.exception("processing crashed: releasing the lease", extra=context)
@@ -74,9 +87,7 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
     try:
         answer = _write_strategy(task, progress)
     except gemini.GeminiError as exc:
-        error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
-        _finish(task, lease_owner, error=error)
-        log.warning("task failed", extra={**context, "code": exc.code, "retryable": exc.retryable})
+        _fail_or_retry(task, lease_owner, exc)
         return
     result = TaskResult(
         strategy=answer.strategy, sources=answer.sources, model=answer.model, usage=answer.usage
@@ -101,6 +112,40 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
     )
+
+
+def _fail_or_retry(task: TaskRecord, lease_owner: str, exc: gemini.GeminiError) -> None:
+    """FAILED, or (retryable, attempts left) back to Pub/Sub for a later attempt."""
+    max_attempts = get_settings().max_task_attempts
+    context = {"task_id": task.task_id, "attempt": task.attempts, "code": exc.code}
+    if exc.retryable and task.attempts < max_attempts:
+        waiting = Progress(
+            stage="waiting_to_retry",
+            message=f"Gemini is busy; trying again shortly ({task.attempts} of "
+            f"{max_attempts} attempts used)",
+            percent=5,
+        )
+        if not tasks.release_lease(
+            task.task_id, lease_owner=lease_owner, now=_now(), progress=waiting
+        ):
+            log.info("attempt failed on a task no longer ours", extra=context)
+            return
+        log.warning("attempt failed: the next delivery tries again", extra=context)
+        raise RedeliverLater(f"task {task.task_id}: {exc.code}, attempt {task.attempts}")
+    error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
+    kept = _finish(task, lease_owner, error=error)
+    log.warning("task failed", extra={**context, "retryable": exc.retryable})
+    if kept and exc.retryable:
+        _dead_letter(task.task_id, reason=exc.code)
+
+
+def _dead_letter(task_id: str, *, reason: str) -> None:
+    try:
+        queue.dead_letter(task_id, reason=reason)
+    except Exception:
+        # The task's outcome is written already; the dead letter is the operators'
+        # copy of it, not worth a redelivery (which would find the task finished).
+        log.exception("dead letter not published", extra={"task_id": task_id})
 
 
 def _write_strategy(task: TaskRecord, progress: ProgressWriter) -> gemini.StrategyAnswer:
@@ -164,10 +209,11 @@ def _finish(
     *,
     result: TaskResult | None = None,
     error: TaskError | None = None,
-) -> None:
+) -> bool:
     kept = tasks.finish_task(
         task.task_id, lease_owner=lease_owner, now=_now(), result=result, error=error
     )
     if not kept:
         # Cancelled, or taken over after our lease expired: the other state wins.
         log.warning("outcome discarded: task no longer ours", extra={"task_id": task.task_id})
+    return kept

@@ -38,11 +38,25 @@ def encode(task_id: str) -> tuple[bytes, dict[str, str]]:
 
 def publish_task(task_id: str) -> str:
     """Publish the task's message and wait for the server's id."""
+    return _publish(get_settings().tasks_topic, task_id)
+
+
+def dead_letter(task_id: str, *, reason: str) -> str:
+    """Put the message of a task the worker gave up on in the dead-letter topic.
+
+    Pub/Sub forwards there a message that was refused too often; the worker does
+    the same for a task it failed after its last attempt, so that one topic holds
+    every message given up on, whoever gave up (``reason`` tells why).
+    """
+    return _publish(get_settings().dead_letter_topic, task_id, reason=reason)
+
+
+def _publish(topic_name: str, task_id: str, **extra_attributes: str) -> str:
     settings = get_settings()
     publisher = clients.publisher()
-    topic = publisher.topic_path(settings.google_cloud_project, settings.tasks_topic)
+    topic = publisher.topic_path(settings.google_cloud_project, topic_name)
     data, attributes = encode(task_id)
-    future = publisher.publish(topic, data, **attributes)
+    future = publisher.publish(topic, data, **attributes, **extra_attributes)
     return str(future.result(timeout=settings.publish_timeout_s))
 
 

@@ -117,11 +117,12 @@ class Settings(BaseSettings):
         )
         return self.gemini_max_attempts * self.gemini_timeout_s + delays
 
-    def redelivery_span_s(self) -> float:
-        """How long Pub/Sub keeps redelivering a refused message (backoff only)."""
+    def redelivery_span_s(self, deliveries: int | None = None) -> float:
+        """How long Pub/Sub's backoff delays the first ``deliveries`` of a refused
+        message (all of them, before it is dead-lettered, by default)."""
+        count = self.max_delivery_attempts if deliveries is None else deliveries
         return sum(
-            min(self.retry_min_backoff_s * 2**i, self.retry_max_backoff_s)
-            for i in range(self.max_delivery_attempts - 1)
+            min(self.retry_min_backoff_s * 2**i, self.retry_max_backoff_s) for i in range(count - 1)
         )
 
     def pdf_upload_worst_case_s(self) -> float:
@@ -156,6 +157,13 @@ class Settings(BaseSettings):
                 f"(RETRY_MIN/MAX_BACKOFF_S, MAX_DELIVERY_ATTEMPTS), within {needed:.0f} s "
                 "(LEASE_SECONDS plus one attempt): a task whose worker died would be "
                 "dead-lettered before another attempt could take it over and finish"
+            )
+        if self.max_delivery_attempts <= self.max_task_attempts:
+            raise ValueError(
+                f"MAX_DELIVERY_ATTEMPTS={self.max_delivery_attempts} must exceed "
+                f"MAX_TASK_ATTEMPTS={self.max_task_attempts}: each attempt that Gemini "
+                "fails retryably uses a delivery, so Pub/Sub would dead-letter the "
+                "message before the task used its attempts"
             )
         if self.max_pdf_bytes > self.max_request_bytes:
             raise ValueError("MAX_PDF_BYTES must stay below MAX_REQUEST_BYTES")

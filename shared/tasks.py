@@ -273,15 +273,30 @@ def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> li
     return [snap.id for query in (expired, waiting) for snap in query.stream()]
 
 
-def release_lease(task_id: str, *, lease_owner: str, now: datetime) -> None:
-    """End this attempt's lease early, so that a redelivery may take over at once."""
+def release_lease(
+    task_id: str, *, lease_owner: str, now: datetime, progress: Progress | None = None
+) -> bool:
+    """End this attempt's lease early, so that a redelivery may take over at once.
+
+    The task stays PROCESSING (its lease expired), ``progress`` tells the user why.
+    Returns False when the task was no longer this attempt's (cancelled, taken over).
+    """
     ref = _ref(task_id)
+    changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
+    if progress is not None:
+        changes["progress"] = progress.model_dump()
 
     @firestore.transactional
-    def run(transaction: Transaction) -> None:
+    def run(transaction: Transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
         current = snapshot.to_dict() if snapshot.exists else None
-        if current and current.get("lease_owner") == lease_owner:
-            transaction.update(ref, {"lease_expires_at": now, "updated_at": now})
+        if (
+            current is None
+            or current.get("status") != TaskStatus.PROCESSING.value
+            or current.get("lease_owner") != lease_owner
+        ):
+            return False
+        transaction.update(ref, changes)
+        return True
 
-    run(clients.firestore().transaction())
+    return bool(run(clients.firestore().transaction()))

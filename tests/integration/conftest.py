@@ -7,6 +7,7 @@ unique marker, so the stand-in's request log and fault rules stay per test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -169,6 +170,7 @@ class TaskWatcher:
             watch.unsubscribe()
         if not finished:  # see wait_all: one direct read before giving up
             latest = self.collection.document(task_id).get().to_dict() or latest
+            print(f"\n[watcher] the listener missed the end of task {task_id}")
         assert latest.get("status") in TERMINAL, (
             f"task {task_id} not finished after {timeout}s: {latest.get('status')}"
         )
@@ -203,13 +205,12 @@ class TaskWatcher:
         if not finished:
             # Under heavy load the emulator's listen stream has been seen to miss a
             # final write: ask once more, directly, before calling it a failure.
-            for snap in self.collection.firestore.get_all(
-                [self.collection.document(t) for t in list(remaining)]
-            ):
-                data = snap.to_dict() if snap.exists else None
+            for task_id in sorted(remaining):
+                data = self.collection.document(task_id).get().to_dict()
                 if data and data.get("status") in TERMINAL:
-                    found[snap.id] = data
-                    remaining.discard(snap.id)
+                    print(f"\n[watcher] the listener missed the end of task {task_id}")
+                    found[task_id] = data
+                    remaining.discard(task_id)
         assert not remaining, (
             f"{len(remaining)} of {len(task_ids)} tasks not finished in {timeout}s"
         )
@@ -267,29 +268,49 @@ def api(stack: dict[str, str], http: httpx.Client) -> Api:
     return Api(stack, http)
 
 
-@pytest.fixture
-def topic_probe(stack: dict[str, str]) -> Iterator[Callable[[], list[str]]]:
-    """A subscription of the test's own on the tasks topic: what was published?"""
+@contextlib.contextmanager
+def _probe(topic: str) -> Iterator[Callable[[], list[dict[str, str]]]]:
+    """A subscription of the test's own on ``topic``: the attributes of what was
+    published there since it was made."""
     from google.cloud import pubsub_v1
 
     from shared.settings import get_settings
 
-    settings = get_settings()
+    project = get_settings().google_cloud_project
     subscriber = pubsub_v1.SubscriberClient()
-    project = settings.google_cloud_project
     name = subscriber.subscription_path(project, f"probe-{uuid.uuid4().hex[:10]}")
-    subscriber.create_subscription(
-        name=name, topic=subscriber.topic_path(project, settings.tasks_topic)
-    )
+    subscriber.create_subscription(name=name, topic=subscriber.topic_path(project, topic))
 
-    def published() -> list[str]:
+    def published() -> list[dict[str, str]]:
         answer = subscriber.pull(
             subscription=name, max_messages=100, return_immediately=True, timeout=10
         )
-        return [m.message.attributes.get("task_id", "") for m in answer.received_messages]
+        if answer.received_messages:
+            subscriber.acknowledge(
+                subscription=name, ack_ids=[m.ack_id for m in answer.received_messages]
+            )
+        return [dict(m.message.attributes) for m in answer.received_messages]
 
     try:
         yield published
     finally:
         subscriber.delete_subscription(subscription=name)
         subscriber.close()
+
+
+@pytest.fixture
+def topic_probe(stack: dict[str, str]) -> Iterator[Callable[[], list[str]]]:
+    """What was published on the tasks topic (task ids)?"""
+    from shared.settings import get_settings
+
+    with _probe(get_settings().tasks_topic) as published:
+        yield lambda: [attributes.get("task_id", "") for attributes in published()]
+
+
+@pytest.fixture
+def dead_letter_probe(stack: dict[str, str]) -> Iterator[Callable[[], list[dict[str, str]]]]:
+    """What reached the dead-letter topic (each message's attributes)?"""
+    from shared.settings import get_settings
+
+    with _probe(get_settings().dead_letter_topic) as published:
+        yield published

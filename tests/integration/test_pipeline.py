@@ -14,6 +14,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.models import MarketingStrategy, TaskPublic
+from shared.settings import get_settings
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
 
 pytestmark = pytest.mark.integration
@@ -167,8 +168,12 @@ def test_gemini_503_until_the_last_attempt_fails_retryable(
 
     assert task["status"] == "FAILED"
     assert task["error"]["retryable"] is True
-    # Every attempt of the SDK's retry budget (GEMINI_MAX_ATTEMPTS=3 in make test), no more.
-    assert len(standin.requests(marker, endpoint=STRATEGY_CALL)) == 3
+    # Every call of the SDK's retry budget (GEMINI_MAX_ATTEMPTS) in each of the
+    # task's attempts (MAX_TASK_ATTEMPTS), no more: 3 x 3 in make test.
+    config = get_settings()
+    assert task["attempts"] == config.max_task_attempts
+    calls = standin.requests(marker, endpoint=STRATEGY_CALL)
+    assert len(calls) == config.max_task_attempts * config.gemini_max_attempts
 
 
 def test_same_message_three_times_costs_one_gemini_call(

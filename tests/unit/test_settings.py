@@ -144,6 +144,52 @@ def test_ack_deadline_outside_pubsub_range_is_refused(ack: int) -> None:
         Settings(ack_deadline_seconds=ack)
 
 
+# The test stack's timing (Makefile TEST_SETTINGS): one attempt's worst case 45.5 s.
+FAST = dict(
+    gemini_timeout_s=6,
+    gemini_max_attempts=3,
+    gemini_retry_initial_delay_s=0.05,
+    gemini_retry_max_delay_s=0.2,
+    gemini_retry_jitter_s=0.05,
+    gemini_upload_timeout_s=1,
+    file_active_timeout_s=2,
+    lease_seconds=46,
+    ack_deadline_seconds=60,
+    retry_min_backoff_s=1,
+    retry_max_backoff_s=5,
+    max_task_attempts=3,
+)
+
+
+def test_redelivery_span_arithmetic() -> None:
+    settings = Settings(**FAST, max_delivery_attempts=22)
+    # 1, 2, 4, then 5 s (the cap) for the remaining 18 gaps.
+    assert settings.redelivery_span_s() == 1 + 2 + 4 + 5 * 18
+    assert settings.redelivery_span_s(3) == 1 + 2
+    assert settings.redelivery_span_s(1) == 0
+    assert Settings().redelivery_span_s() == 10 + 20 + 40 + 80 + 160 + 320 + 600 * 13
+
+
+def test_dead_lettering_before_a_takeover_could_finish_is_refused() -> None:
+    # 20 deliveries span 87 s of backoff; a takeover needs the lease (46 s) and one
+    # whole attempt (45.5 s) after a crash.
+    with pytest.raises(ValidationError, match="Pub/Sub gives up after 87 s"):
+        Settings(**FAST, max_delivery_attempts=20)
+    Settings(**FAST, max_delivery_attempts=21)  # 92 s > 91.5 s
+
+
+def test_the_default_retry_policy_outlasts_a_takeover() -> None:
+    settings = Settings()
+    assert settings.redelivery_span_s() > settings.lease_seconds + settings.attempt_worst_case_s()
+
+
+@pytest.mark.parametrize("task_attempts", [22, 30])
+def test_fewer_deliveries_than_task_attempts_are_refused(task_attempts: int) -> None:
+    with pytest.raises(ValidationError, match="MAX_DELIVERY_ATTEMPTS=22 must exceed"):
+        Settings(**{**FAST, "max_task_attempts": task_attempts}, max_delivery_attempts=22)
+    Settings(**{**FAST, "max_task_attempts": 21}, max_delivery_attempts=22)
+
+
 def test_pdf_limit_above_request_limit_is_refused() -> None:
     with pytest.raises(ValidationError, match="MAX_PDF_BYTES"):
         Settings(max_pdf_bytes=33 * MIB)
