@@ -11,7 +11,7 @@ from shared import tasks, uploads
 from shared.auth import verify_user
 from shared.errors import NotFound
 
-_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})(?P<image>/image)?/?$")
+_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})(?P<image>/image)?/?\Z")
 
 
 @handles_errors

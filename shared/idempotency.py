@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from google.cloud.firestore import DocumentReference
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x20-\x7e]{1,128}$")
+_KEY = re.compile(r"^[\x20-\x7e]{1,128}\Z")
 # A reservation that vanished or expired between create and read: try again.
 RESERVE_ATTEMPTS = 3
 

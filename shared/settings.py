@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=570, ge=1)
     ack_deadline_seconds: int = Field(default=600, ge=10, le=600)
     max_task_attempts: int = Field(default=5, ge=1)
+    # A paid outcome is written with retries (on a contended or aborted transaction)
+    # for up to this long before the attempt gives up: part of the lease's budget.
+    outcome_write_timeout_s: float = Field(default=5.0, ge=0)
     # Pub/Sub subscription retry policy and dead-lettering (infra and the local
     # stack both read these, so the numbers live in one place).
     retry_min_backoff_s: int = Field(default=10, ge=0, le=600)
@@ -131,8 +134,13 @@ class Settings(BaseSettings):
         return chunks * self.gemini_upload_timeout_s + self.file_active_timeout_s
 
     def attempt_worst_case_s(self) -> float:
-        """Longest one processing attempt can take: PDF upload, strategy, image."""
-        return self.pdf_upload_worst_case_s() + 2 * self.gemini_call_worst_case_s()
+        """Longest one processing attempt can take: PDF upload, strategy, image, and
+        writing the outcome."""
+        return (
+            self.pdf_upload_worst_case_s()
+            + 2 * self.gemini_call_worst_case_s()
+            + self.outcome_write_timeout_s
+        )
 
     @model_validator(mode="after")
     def _check_budgets(self) -> Settings:

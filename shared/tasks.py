@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from google.api_core.exceptions import Aborted
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore
 
 from shared import clients
@@ -182,8 +184,21 @@ def finish_task(
         transaction.update(ref, _terminal_fields(status, now, result=result, error=error))
         return True
 
-    # The outcome is paid for: try harder than the default before giving it up.
-    return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+    # The outcome is paid for: losing it costs a second Gemini call on redelivery.
+    # Retry the whole transaction when it aborts, also in its read (lock timeouts),
+    # which the library's own retry (commit only) does not cover.
+    retry = Retry(
+        predicate=if_exception_type(Aborted),
+        initial=0.05,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=get_settings().outcome_write_timeout_s,
+    )
+    return bool(
+        retry(
+            lambda: run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+        )()
+    )
 
 
 def holds_lease(task_id: str, lease_owner: str) -> bool:

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 ALLOWED_SCHEMES = ("http", "https")
 BLOCKED_HOSTS = ("localhost", "metadata.google.internal", "metadata")
 BLOCKED_SUFFIXES = (".localhost", ".internal", ".local")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)\Z")
 
 
 class UrlRejected(ValueError):

@@ -16,9 +16,9 @@ from shared.settings import Settings
 from shared.urls import UrlRejected, check_url
 
 # BCP 47 in practice: a 2–3 letter language, then subtags of 1–8 alphanumerics.
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")
 MAX_LANGUAGE_CHARS = 35
-_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 def parse_strategy_request(data: Any) -> StrategyRequest:

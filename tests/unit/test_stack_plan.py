@@ -284,6 +284,7 @@ def test_resources_follow_the_settings() -> None:
     env = {
         "ACK_DEADLINE_SECONDS": "60",
         "LEASE_SECONDS": "40",
+        "OUTCOME_WRITE_TIMEOUT_S": "1",
         "GEMINI_TIMEOUT_S": "4",
         "GEMINI_UPLOAD_TIMEOUT_S": "1.5",
         "FILE_ACTIVE_TIMEOUT_S": "3",

@@ -348,6 +348,7 @@ def test_upload_id_accepted(upload_id: str) -> None:
         pytest.param("a b", id="space"),
         pytest.param("a.pdf", id="dot"),
         pytest.param("a" * 65, id="too-long"),
+        pytest.param("abc\n", id="trailing-newline"),
         pytest.param("ü", id="non-ascii"),
     ],
 )
