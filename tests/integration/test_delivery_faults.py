@@ -72,6 +72,20 @@ def bridge_log(part: str, task_id: str) -> list[dict[str, Any]]:
     return lines
 
 
+def answers_until_acknowledged(task_id: str) -> list[int]:
+    """The worker's answers to the deliveries of a task's message, up to the 2xx.
+
+    The bridge logs an answer once it has it, a moment after the task's last write.
+    """
+
+    def answers() -> list[int]:
+        statuses = [e["status"] for e in bridge_log("bridge", task_id) if "status" in e]
+        return statuses if any(200 <= s < 300 for s in statuses) else []
+
+    result: list[int] = wait_for(answers, timeout=10, what="the worker's acknowledgement")
+    return result
+
+
 def worker_log(task_id: str) -> list[dict[str, Any]]:
     """The JSON lines process_task logged for one task."""
     return bridge_log("process", task_id)
@@ -354,7 +368,7 @@ def test_gemini_503_forever_fails_retryable_after_the_configured_attempts(
         timeout=30,
         what="the message on the dead-letter topic",
     )
-    worker_answers = [e["status"] for e in bridge_log("bridge", task_id) if "status" in e]
+    worker_answers = answers_until_acknowledged(task_id)
 
     calls = standin.requests(marker, endpoint=STRATEGY_CALL)
     # Each attempt: one strategy call with the SDK's retries; between attempts,
@@ -419,7 +433,7 @@ def test_gemini_503_longer_than_one_attempt_is_ridden_out_by_redelivery(
     task_id = api.submit_ok(user, brief=f"Glazier {marker}")
     task = watcher.wait(task_id)
     calls = standin.requests(marker, endpoint=STRATEGY_CALL)
-    worker_answers = [e["status"] for e in bridge_log("bridge", task_id) if "status" in e]
+    worker_answers = answers_until_acknowledged(task_id)
     waits = [
         line
         for line in worker_log(task_id)
