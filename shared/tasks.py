@@ -169,21 +169,7 @@ def finish_task(
     meanwhile: that attempt's outcome is then discarded.
     """
     status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
-    ref = _ref(task_id)
-
-    @firestore.transactional
-    def run(transaction: Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        current = snapshot.to_dict() if snapshot.exists else None
-        if (
-            current is None
-            or current.get("status") != TaskStatus.PROCESSING.value
-            or current.get("lease_owner") != lease_owner
-        ):
-            return False
-        transaction.update(ref, _terminal_fields(status, now, result=result, error=error))
-        return True
-
+    changes = _terminal_fields(status, now, result=result, error=error)
     # The outcome is paid for: losing it costs a second Gemini call on redelivery.
     # Retry the whole transaction when it aborts, also in its read (lock timeouts),
     # which the library's own retry (commit only) does not cover.
@@ -194,22 +180,39 @@ def finish_task(
         multiplier=2.0,
         timeout=get_settings().outcome_write_timeout_s,
     )
-    return bool(
-        retry(
-            lambda: run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
-        )()
-    )
+    return bool(retry(_update_if_owned)(task_id, lease_owner, changes, CLAIM_TRANSACTION_ATTEMPTS))
 
 
-def holds_lease(task_id: str, lease_owner: str) -> bool:
-    """Whether this attempt still owns the task (not cancelled, not taken over)."""
-    snapshot = _ref(task_id).get()
-    data = snapshot.to_dict() if snapshot.exists else None
+def _owned(data: dict[str, Any] | None, lease_owner: str) -> bool:
+    """Whether a task document is still this attempt's: PROCESSING under its lease owner."""
     return bool(
         data
         and data.get("status") == TaskStatus.PROCESSING.value
         and data.get("lease_owner") == lease_owner
     )
+
+
+def _update_if_owned(
+    task_id: str, lease_owner: str, changes: dict[str, Any], transaction_attempts: int = 5
+) -> bool:
+    """Apply ``changes`` in a transaction if the attempt still owns the task."""
+    ref = _ref(task_id)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        if not _owned(snapshot.to_dict() if snapshot.exists else None, lease_owner):
+            return False
+        transaction.update(ref, changes)
+        return True
+
+    return bool(run(clients.firestore().transaction(max_attempts=transaction_attempts)))
+
+
+def holds_lease(task_id: str, lease_owner: str) -> bool:
+    """Whether this attempt still owns the task (not cancelled, not taken over)."""
+    snapshot = _ref(task_id).get()
+    return _owned(snapshot.to_dict() if snapshot.exists else None, lease_owner)
 
 
 def record_progress(task_id: str, progress: Progress, now: datetime) -> None:
@@ -296,22 +299,7 @@ def release_lease(
     The task stays PROCESSING (its lease expired), ``progress`` tells the user why.
     Returns False when the task was no longer this attempt's (cancelled, taken over).
     """
-    ref = _ref(task_id)
     changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
     if progress is not None:
         changes["progress"] = progress.model_dump()
-
-    @firestore.transactional
-    def run(transaction: Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        current = snapshot.to_dict() if snapshot.exists else None
-        if (
-            current is None
-            or current.get("status") != TaskStatus.PROCESSING.value
-            or current.get("lease_owner") != lease_owner
-        ):
-            return False
-        transaction.update(ref, changes)
-        return True
-
-    return bool(run(clients.firestore().transaction()))
+    return _update_if_owned(task_id, lease_owner, changes)
