@@ -67,7 +67,11 @@ $(WEB_BUNDLE): $(NODE_STAMP) web/build.mjs $(wildcard web/src/*.js)
 
 web: $(WEB_BUNDLE)
 
-deps: venv node_modules web
+# pip and npm install side by side (a fresh clone: ~70 s and ~155 s one after the
+# other, ~185 s together), then the bundle.
+deps:
+	@$(MAKE) --no-print-directory -j2 venv node_modules
+	@$(MAKE) --no-print-directory web
 
 up: deps
 	@$(PY) -m dev.stack up
