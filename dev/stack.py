@@ -1032,13 +1032,39 @@ def _env_vars(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _fresh_subscription(
+    subscriber: Any,
+    res: Resources,
+    name: str,
+    topic: str,
+    dead_letter_policy: dict[str, Any] | None = None,
+) -> None:
+    """(Re)create a subscription with the settings' ack deadline and retry backoff."""
+    from google.api_core.exceptions import NotFound
+    from google.protobuf.duration_pb2 import Duration
+
+    with contextlib.suppress(NotFound):
+        subscriber.delete_subscription(subscription=name)
+    request: dict[str, Any] = {
+        "name": name,
+        "topic": topic,
+        "ack_deadline_seconds": res.ack_deadline_s,
+        "retry_policy": {
+            "minimum_backoff": Duration(seconds=res.min_backoff_s),
+            "maximum_backoff": Duration(seconds=res.max_backoff_s),
+        },
+    }
+    if dead_letter_policy is not None:
+        request["dead_letter_policy"] = dead_letter_policy
+    subscriber.create_subscription(request=request)
+
+
 def create_resources(stack: StackPlan) -> None:
     """Bucket, topic, dead-letter topic, fresh process and handler subscriptions, inspect."""
     # Imported here: planning, `status`, `env` and the unit tests need none of them.
-    from google.api_core.exceptions import AlreadyExists, NotFound
+    from google.api_core.exceptions import AlreadyExists
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import pubsub_v1, storage
-    from google.protobuf.duration_pb2 import Duration
 
     res = stack.resources
     with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
@@ -1059,22 +1085,15 @@ def create_resources(stack: StackPlan) -> None:
         # all, until their ack deadline passes. So the bridge is never restarted
         # alone: `up` restarts the whole stack, with a new emulator, when any part
         # is down.
-        with contextlib.suppress(NotFound):
-            subscriber.delete_subscription(subscription=process_sub)
-        subscriber.create_subscription(
-            request={
-                "name": process_sub,
-                "topic": topic,
-                "ack_deadline_seconds": res.ack_deadline_s,
-                "retry_policy": {
-                    "minimum_backoff": Duration(seconds=res.min_backoff_s),
-                    "maximum_backoff": Duration(seconds=res.max_backoff_s),
-                },
-                "dead_letter_policy": {
-                    "dead_letter_topic": dead,
-                    "max_delivery_attempts": res.max_delivery_attempts,
-                },
-            }
+        _fresh_subscription(
+            subscriber,
+            res,
+            process_sub,
+            topic,
+            dead_letter_policy={
+                "dead_letter_topic": dead,
+                "max_delivery_attempts": res.max_delivery_attempts,
+            },
         )
         with contextlib.suppress(AlreadyExists):
             subscriber.create_subscription(
@@ -1085,19 +1104,8 @@ def create_resources(stack: StackPlan) -> None:
         # finish the task, so it gets the same backoff; no dead-letter policy of
         # its own: it keeps trying until the lease has expired. Fresh, like the
         # process subscription, since a streaming pull reads it too.
-        handler_sub = res.subscription_path(res.deadletter_subscription)
-        with contextlib.suppress(NotFound):
-            subscriber.delete_subscription(subscription=handler_sub)
-        subscriber.create_subscription(
-            request={
-                "name": handler_sub,
-                "topic": dead,
-                "ack_deadline_seconds": res.ack_deadline_s,
-                "retry_policy": {
-                    "minimum_backoff": Duration(seconds=res.min_backoff_s),
-                    "maximum_backoff": Duration(seconds=res.max_backoff_s),
-                },
-            }
+        _fresh_subscription(
+            subscriber, res, res.subscription_path(res.deadletter_subscription), dead
         )
         subscriber.close()
         publisher.stop()

@@ -62,8 +62,8 @@ def settings() -> Any:
     return get_settings()
 
 
-def bridge_log(part: str, task_id: str) -> list[dict[str, Any]]:
-    """The JSON lines a delivery bridge logged for one task."""
+def part_log(part: str, task_id: str) -> list[dict[str, Any]]:
+    """The JSON lines a part of the stack (a bridge, a function) logged for one task."""
     path = Path(stack_state()["parts"][part]["log"])
     lines = []
     for line in path.read_text(errors="replace").splitlines():
@@ -79,16 +79,11 @@ def answers_until_acknowledged(task_id: str) -> list[int]:
     """
 
     def answers() -> list[int]:
-        statuses = [e["status"] for e in bridge_log("bridge", task_id) if "status" in e]
+        statuses = [e["status"] for e in part_log("bridge", task_id) if "status" in e]
         return statuses if any(200 <= s < 300 for s in statuses) else []
 
     result: list[int] = wait_for(answers, timeout=10, what="the worker's acknowledgement")
     return result
-
-
-def worker_log(task_id: str) -> list[dict[str, Any]]:
-    """The JSON lines process_task logged for one task."""
-    return bridge_log("process", task_id)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -406,7 +401,7 @@ def test_gemini_503_forever_fails_retryable_after_the_configured_attempts(
     # handler found the task finished, acknowledged it and left it so.
     assert [m.get("reason") for m in dead_letters] == ["gemini_unavailable"]
     handled = wait_for(
-        lambda: [e for e in bridge_log("bridge-deadletter", task_id) if "status" in e],
+        lambda: [e for e in part_log("bridge-deadletter", task_id) if "status" in e],
         timeout=30,
         what="the dead-letter handler's answer",
     )
@@ -436,7 +431,7 @@ def test_gemini_503_longer_than_one_attempt_is_ridden_out_by_redelivery(
     worker_answers = answers_until_acknowledged(task_id)
     waits = [
         line
-        for line in worker_log(task_id)
+        for line in part_log("process", task_id)
         if line.get("message") == "attempt failed: the next delivery tries again"
     ]
     report(
@@ -618,12 +613,12 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_its_task_failed(
         dead["CloudPubSubDeadLetterSourceTopicPublishTime"].replace("Z", "+00:00")
     )
     dead_after = (dead["dead_lettered_at"] - first_published).total_seconds()
-    worker_answers = [e for e in bridge_log("bridge", task_id) if e["message"] != "delivered"]
+    worker_answers = [e for e in part_log("bridge", task_id) if e["message"] != "delivered"]
 
     # The handler leaves a task under a live lease alone: it asks for the dead letter
     # again later (503), through its bridge...
     refusals = wait_for(
-        lambda: [e for e in bridge_log("bridge-deadletter", task_id) if e["message"] == "refused"],
+        lambda: [e for e in part_log("bridge-deadletter", task_id) if e["message"] == "refused"],
         timeout=30,
         what="the dead-letter handler refusing the leased task",
     )
@@ -645,7 +640,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_its_task_failed(
     tasks_collection.document(task_id).update({"lease_expires_at": datetime.now(UTC)})
     task = watcher.wait(task_id, timeout=60)
     failed_after = time.monotonic() - expired_at
-    handler = bridge_log("bridge-deadletter", task_id)
+    handler = part_log("bridge-deadletter", task_id)
 
     report(
         "message that keeps failing",
@@ -667,7 +662,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_its_task_failed(
     assert task["attempts"] == 1
     assert "Traceback" not in task["error"]["message"]
     wait_for(
-        lambda: any(e["message"] == "delivered" for e in bridge_log("bridge-deadletter", task_id)),
+        lambda: any(e["message"] == "delivered" for e in part_log("bridge-deadletter", task_id)),
         timeout=10,
         what="the dead letter acknowledged",
     )

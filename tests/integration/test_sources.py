@@ -287,9 +287,7 @@ def test_upload_of_another_user_is_refused_and_nothing_is_left(
     )
     assert answer.status_code == 400
     assert answer.json()["error"]["field"] == "upload_id"
-    assert (
-        list(tasks_collection.where(filter=FieldFilter("uid", "==", stranger.uid)).stream()) == []
-    )
+    assert tasks_of(tasks_collection, stranger) == []
     assert topic_probe() == []
 
 
