@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
     from google.cloud.storage import Client as StorageClient
     from google.genai import Client as GenaiClient
+    from google.genai.types import HttpOptions
 
 T = TypeVar("T")
 _instances: dict[str, Any] = {}
@@ -75,29 +76,40 @@ def publisher() -> PublisherClient:
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 
 
+def gemini_http_options(*, timeout_s: float, attempts: int) -> HttpOptions:
+    """The SDK's options for one kind of call: a whole-request deadline (which the SDK
+    also sends as X-Server-Timeout) and its tries, with backoff and jitter."""
+    from google.genai import types
+
+    settings = get_settings()
+    return types.HttpOptions(
+        timeout=int(timeout_s * 1000),  # the SDK counts milliseconds
+        retry_options=types.HttpRetryOptions(
+            attempts=attempts,
+            initial_delay=settings.gemini_retry_initial_delay_s,
+            max_delay=settings.gemini_retry_max_delay_s,
+            exp_base=2,
+            jitter=settings.gemini_retry_jitter_s,
+        ),
+    )
+
+
 def gemini() -> GenaiClient:
+    """The Gemini client. Its own deadline and tries (those of a File API request)
+    apply to the small calls; the strategy and image calls pass their own."""
+
     def build() -> GenaiClient:
         from google import genai
-        from google.genai import types
 
         settings = get_settings()
         key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
         if key is None and settings.gemini_base_url is None:
             raise RuntimeError("GEMINI_API_KEY is not configured")
-        return genai.Client(
-            api_key=key or PLACEHOLDER_GEMINI_KEY,
-            http_options=types.HttpOptions(
-                base_url=settings.gemini_base_url,
-                api_version=settings.gemini_api_version,
-                timeout=int(settings.gemini_timeout_s * 1000),  # the SDK counts milliseconds
-                retry_options=types.HttpRetryOptions(
-                    attempts=settings.gemini_max_attempts,
-                    initial_delay=settings.gemini_retry_initial_delay_s,
-                    max_delay=settings.gemini_retry_max_delay_s,
-                    exp_base=2,
-                    jitter=settings.gemini_retry_jitter_s,
-                ),
-            ),
+        options = gemini_http_options(
+            timeout_s=settings.gemini_upload_timeout_s, attempts=settings.gemini_max_attempts
         )
+        options.base_url = settings.gemini_base_url
+        options.api_version = settings.gemini_api_version
+        return genai.Client(api_key=key or PLACEHOLDER_GEMINI_KEY, http_options=options)
 
     return _once("gemini", build)

@@ -213,7 +213,13 @@ def _upload(pdf: PdfRef, *, task_id: str) -> GeminiFile:
             lambda: clients.gemini().files.upload(
                 file=reader,
                 config=types.UploadFileConfig(
-                    mime_type=PDF_MIME_TYPE, display_name=f"tinkerbell-{task_id}.pdf"
+                    mime_type=PDF_MIME_TYPE,
+                    display_name=f"tinkerbell-{task_id}.pdf",
+                    # Each 8 MiB chunk's own deadline (the client's would apply otherwise).
+                    http_options=clients.gemini_http_options(
+                        timeout_s=settings.gemini_upload_timeout_s,
+                        attempts=settings.gemini_max_attempts,
+                    ),
                 ),
             )
         )

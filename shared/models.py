@@ -116,21 +116,39 @@ class ImageRef(BaseModel):
     height: int | None = None
 
 
+class SourceKind(StrEnum):
+    URL_CONTEXT = "url_context"  # a URL of the request, read with the URL tool
+    SEARCH = "search"  # a web page Google Search found (grounding)
+
+
 class Source(BaseModel):
+    """A web source of the strategy.
+
+    For ``search`` sources Google gives an expiring redirect link (``url``) and the
+    site's domain (``domain``), not the page's own address or title.
+    """
+
     url: str
     title: str | None = None
     status: str
+    kind: SourceKind = SourceKind.URL_CONTEXT
+    domain: str | None = None
 
 
 class Usage(BaseModel):
+    """Billed tokens: ``output_tokens`` includes the model's thinking
+    (``thoughts_tokens``, billed as output), so prompt + output = total."""
+
     prompt_tokens: int = 0
     output_tokens: int = 0
+    thoughts_tokens: int = 0
     total_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            thoughts_tokens=self.thoughts_tokens + other.thoughts_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
         )
 
@@ -140,6 +158,9 @@ class TaskResult(BaseModel):
     image: ImageRef | None = None
     image_error: TaskError | None = None
     sources: list[Source] = Field(default_factory=list)
+    # Google Search suggestions as Google renders them (HTML): shown with a grounded
+    # strategy, as the Gemini API's terms require.
+    search_entry_point: str | None = None
     model: str
     usage: Usage
 
@@ -173,6 +194,8 @@ class TaskRecord(TaskPublic):
     lease_expires_at: datetime | None = None
     # Which processing attempt holds the lease; a late writer with another id loses.
     lease_owner: str | None = None
+    # Error codes of the attempts that failed and gave the task back to Pub/Sub.
+    attempt_errors: list[str] = Field(default_factory=list)
 
     def public(self) -> TaskPublic:
         return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))

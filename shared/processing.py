@@ -90,7 +90,11 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
         _fail_or_retry(task, lease_owner, exc)
         return
     result = TaskResult(
-        strategy=answer.strategy, sources=answer.sources, model=answer.model, usage=answer.usage
+        strategy=answer.strategy,
+        sources=answer.sources,
+        search_entry_point=answer.search_entry_point,
+        model=answer.model,
+        usage=answer.usage,
     )
     if task.request.image:
         if not tasks.holds_lease(task.task_id, lease_owner):
@@ -108,6 +112,7 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
             "model": result.model,
             "prompt_tokens": result.usage.prompt_tokens,
             "output_tokens": result.usage.output_tokens,
+            "thoughts_tokens": result.usage.thoughts_tokens,
             "total_tokens": result.usage.total_tokens,
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
@@ -115,27 +120,38 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
 
 
 def _fail_or_retry(task: TaskRecord, lease_owner: str, exc: gemini.GeminiError) -> None:
-    """FAILED, or (retryable, attempts left) back to Pub/Sub for a later attempt."""
+    """FAILED, or (retryable, attempts left) back to Pub/Sub for a later attempt.
+
+    A failure that may be retried only once (an unusable answer) fails the task the
+    second time it happens.
+    """
     max_attempts = get_settings().max_task_attempts
     context = {"task_id": task.task_id, "attempt": task.attempts, "code": exc.code}
-    if exc.retryable and task.attempts < max_attempts:
+    repeated = exc.once and exc.code in task.attempt_errors
+    if exc.retryable and not repeated and task.attempts < max_attempts:
         waiting = Progress(
             stage="waiting_to_retry",
-            message=f"Gemini is busy; trying again shortly ({task.attempts} of "
-            f"{max_attempts} attempts used)",
+            message=(
+                "Gemini's answer was unusable; asking again shortly"
+                if exc.once
+                else "Gemini is busy; trying again shortly"
+            )
+            + f" ({task.attempts} of {max_attempts} attempts used)",
             percent=5,
         )
         if not tasks.release_lease(
-            task.task_id, lease_owner=lease_owner, now=_now(), progress=waiting
+            task.task_id, lease_owner=lease_owner, now=_now(), progress=waiting, error=exc.code
         ):
             log.info("attempt failed on a task no longer ours", extra=context)
             return
         log.warning("attempt failed: the next delivery tries again", extra=context)
         raise RedeliverLater(f"task {task.task_id}: {exc.code}, attempt {task.attempts}")
-    error = TaskError(code=exc.code, message=exc.message, retryable=exc.retryable)
+    # An unusable answer that came twice will not be fixed by asking again.
+    retryable = exc.retryable and not exc.once
+    error = TaskError(code=exc.code, message=exc.message, retryable=retryable)
     kept = _finish(task, lease_owner, error=error)
-    log.warning("task failed", extra={**context, "retryable": exc.retryable})
-    if kept and exc.retryable:
+    log.warning("task failed", extra={**context, "retryable": retryable})
+    if kept and retryable:
         _dead_letter(task.task_id, reason=exc.code)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,8 @@ EMULATOR_VARIABLES = (
 )
 # The google-genai SDK uploads files in chunks of this size.
 FILE_API_CHUNK_BYTES = 8 * MIB
+# The longest timeout Cloud Functions allows an event-driven function (the worker).
+MAX_EVENT_FUNCTION_TIMEOUT_S = 540
 # Projects that exist only in emulators carry this prefix (Firebase convention).
 DEMO_PROJECT_PREFIX = "demo-"
 
@@ -52,17 +55,32 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
     gemini_api_version: str = "v1beta"
-    gemini_text_model: str = "gemini-3.1-flash"
-    gemini_image_model: str = "gemini-3.1-flash-image"
-    gemini_timeout_s: float = Field(default=60.0, gt=0)
-    gemini_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Served, current ids (docs/gemini.md): the newest stable Flash, and the current
+    # Nano Banana image model. `make check-gemini` checks that a key can use them.
+    gemini_text_model: str = "gemini-3.8-flash"
+    gemini_image_model: str = "gemini-nano-banana-2.1"
+    # Whole-request deadlines (the SDK sends them as X-Server-Timeout). A thinking
+    # model with a PDF and tools can take minutes: the product brief's client waits 180 s.
+    gemini_strategy_timeout_s: float = Field(default=180.0, gt=0)
+    gemini_image_timeout_s: float = Field(default=60.0, gt=0)
+    # Tries of the strategy call inside one attempt. 1: a retryable failure ends the
+    # attempt and Pub/Sub's backoff brings the task back (MAX_TASK_ATTEMPTS), which
+    # keeps one attempt short enough for a deployed worker (540 s at most).
+    gemini_strategy_max_attempts: int = Field(default=1, ge=1, le=10)
+    # Tries of the image call and of File API requests (the SDK's own retries): a
+    # failed image cannot come back through Pub/Sub once the strategy is paid.
+    gemini_max_attempts: int = Field(default=2, ge=1, le=10)
     gemini_retry_initial_delay_s: float = Field(default=2.0, ge=0)
     gemini_retry_max_delay_s: float = Field(default=16.0, ge=0)
     gemini_retry_jitter_s: float = Field(default=1.0, ge=0)
-    # Each 8 MiB chunk of a File API upload has its own timeout; then the File
+    # Each 8 MiB chunk of a File API upload has its own deadline; then the File
     # API may take this long to make the PDF ACTIVE.
-    gemini_upload_timeout_s: float = Field(default=15.0, gt=0)
+    gemini_upload_timeout_s: float = Field(default=20.0, gt=0)
     file_active_timeout_s: float = Field(default=45.0, gt=0)
+    # The preview's shape: the web app shows it 16:9.
+    gemini_image_aspect_ratio: Literal[
+        "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"
+    ] = "16:9"
 
     max_brief_chars: int = Field(default=20_000, ge=1)
     max_urls: int = Field(default=20, ge=0)
@@ -79,9 +97,10 @@ class Settings(BaseSettings):
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
     max_tasks_in_flight_per_user: int = Field(default=10, ge=0)
 
-    lease_seconds: int = Field(default=570, ge=1)
+    # The worker's function timeout too; event-driven functions allow at most 540 s.
+    lease_seconds: int = Field(default=520, ge=1)
     ack_deadline_seconds: int = Field(default=600, ge=10, le=600)
-    max_task_attempts: int = Field(default=5, ge=1)
+    max_task_attempts: int = Field(default=6, ge=1)
     # A paid outcome is written with retries (on a contended or aborted transaction)
     # for up to this long before the attempt gives up: part of the lease's budget.
     outcome_write_timeout_s: float = Field(default=5.0, ge=0)
@@ -108,17 +127,30 @@ class Settings(BaseSettings):
         return self.uploads_bucket or f"{self.google_cloud_project}-uploads"
 
     @property
+    def is_deployed(self) -> bool:
+        """Running as a deployed function (Cloud Run sets K_SERVICE)."""
+        return bool(os.environ.get("K_SERVICE"))
+
+    @property
     def is_demo_project(self) -> bool:
         return self.google_cloud_project.startswith(DEMO_PROJECT_PREFIX)
 
-    def gemini_call_worst_case_s(self) -> float:
+    def gemini_call_worst_case_s(self, timeout_s: float, attempts: int) -> float:
         """Longest one Gemini call can take with all its SDK retries."""
         delays = sum(
             min(self.gemini_retry_initial_delay_s * 2**i, self.gemini_retry_max_delay_s)
             + self.gemini_retry_jitter_s
-            for i in range(self.gemini_max_attempts - 1)
+            for i in range(attempts - 1)
         )
-        return self.gemini_max_attempts * self.gemini_timeout_s + delays
+        return attempts * timeout_s + delays
+
+    def strategy_call_worst_case_s(self) -> float:
+        return self.gemini_call_worst_case_s(
+            self.gemini_strategy_timeout_s, self.gemini_strategy_max_attempts
+        )
+
+    def image_call_worst_case_s(self) -> float:
+        return self.gemini_call_worst_case_s(self.gemini_image_timeout_s, self.gemini_max_attempts)
 
     def redelivery_span_s(self, deliveries: int | None = None) -> float:
         """How long Pub/Sub's backoff delays the first ``deliveries`` of a refused
@@ -138,7 +170,8 @@ class Settings(BaseSettings):
         writing the outcome."""
         return (
             self.pdf_upload_worst_case_s()
-            + 2 * self.gemini_call_worst_case_s()
+            + self.strategy_call_worst_case_s()
+            + self.image_call_worst_case_s()
             + self.outcome_write_timeout_s
         )
 
@@ -148,8 +181,15 @@ class Settings(BaseSettings):
         if worst > self.lease_seconds:
             raise ValueError(
                 f"LEASE_SECONDS={self.lease_seconds} is shorter than the worst case of one "
-                f"processing attempt ({worst:.0f} s from GEMINI_TIMEOUT_S, GEMINI_MAX_ATTEMPTS "
-                "and the retry delays): a live attempt could lose its lease"
+                f"processing attempt ({worst:.0f} s from the GEMINI_*_TIMEOUT_S deadlines, "
+                "the *_MAX_ATTEMPTS tries and the retry delays): a live attempt could lose "
+                "its lease"
+            )
+        if self.is_deployed and self.lease_seconds > MAX_EVENT_FUNCTION_TIMEOUT_S:
+            raise ValueError(
+                f"LEASE_SECONDS={self.lease_seconds} exceeds {MAX_EVENT_FUNCTION_TIMEOUT_S} s, "
+                "the longest timeout of an event-driven function: the platform would end a "
+                "live attempt; lower the GEMINI_*_TIMEOUT_S deadlines or tries instead"
             )
         if self.lease_seconds > self.ack_deadline_seconds:
             raise ValueError(

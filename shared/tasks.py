@@ -292,14 +292,22 @@ def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> li
 
 
 def release_lease(
-    task_id: str, *, lease_owner: str, now: datetime, progress: Progress | None = None
+    task_id: str,
+    *,
+    lease_owner: str,
+    now: datetime,
+    progress: Progress | None = None,
+    error: str | None = None,
 ) -> bool:
     """End this attempt's lease early, so that a redelivery may take over at once.
 
-    The task stays PROCESSING (its lease expired), ``progress`` tells the user why.
+    The task stays PROCESSING (its lease expired), ``progress`` tells the user why,
+    and ``error`` (the failure's code) is added to ``attempt_errors``.
     Returns False when the task was no longer this attempt's (cancelled, taken over).
     """
     changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
     if progress is not None:
         changes["progress"] = progress.model_dump()
+    if error is not None:
+        changes["attempt_errors"] = firestore.ArrayUnion([error])
     return _update_if_owned(task_id, lease_owner, changes)

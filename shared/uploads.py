@@ -40,14 +40,20 @@ def store_pdf(task_id: str, data: bytes, filename: str | None) -> PdfRef:
     )
 
 
-def preview_object_name(task_id: str) -> str:
-    return f"results/{task_id}/preview.png"
+# The preview's file name extension by its type (current image models answer JPEG).
+IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def preview_object_name(task_id: str, mime_type: str) -> str:
+    extension = IMAGE_EXTENSIONS.get(mime_type, "img")
+    return f"results/{task_id}/preview.{extension}"
 
 
 def store_preview(task_id: str, data: bytes, mime_type: str) -> str:
-    """Write the preview image; a retry of the same task overwrites its own preview."""
+    """Write the preview image with its own type; a retry of the same task overwrites
+    its own preview."""
     settings = get_settings()
-    name = preview_object_name(task_id)
+    name = preview_object_name(task_id, mime_type)
     clients.storage().bucket(settings.bucket_name).blob(name).upload_from_string(
         data, content_type=mime_type
     )

@@ -369,7 +369,7 @@ def test_gemini_503_forever_fails_retryable_after_the_configured_attempts(
     # Each attempt: one strategy call with the SDK's retries; between attempts,
     # Pub/Sub's backoff (plus a few seconds for the accept path and deliveries).
     budget = (
-        config.max_task_attempts * config.gemini_call_worst_case_s()
+        config.max_task_attempts * config.strategy_call_worst_case_s()
         + config.redelivery_span_s(config.max_task_attempts)
         + 5
     )
@@ -392,7 +392,7 @@ def test_gemini_503_forever_fails_retryable_after_the_configured_attempts(
     }
     assert task["attempts"] == config.max_task_attempts
     # Every attempt made every SDK call, and no more.
-    assert len(calls) == config.max_task_attempts * config.gemini_max_attempts
+    assert len(calls) == config.max_task_attempts * config.gemini_strategy_max_attempts
     assert {c["status"] for c in calls} == {503}
     # Attempts before the last asked Pub/Sub for a redelivery; the last one acknowledged.
     assert worker_answers == [503] * (config.max_task_attempts - 1) + [200]
@@ -423,7 +423,9 @@ def test_gemini_503_longer_than_one_attempt_is_ridden_out_by_redelivery(
 ) -> None:
     """An outage longer than the SDK's retries costs an attempt, not the task."""
     config = settings()
-    outage_calls = config.gemini_max_attempts + 1  # the first attempt fails, the 2nd's 1st call
+    outage_calls = (
+        config.gemini_strategy_max_attempts + 1
+    )  # the first attempt fails, the 2nd's 1st call
     standin.fault(marker, endpoint=STRATEGY_CALL, status=503, times=outage_calls)
     task_id = api.submit_ok(user, brief=f"Glazier {marker}")
     task = watcher.wait(task_id)

@@ -168,12 +168,12 @@ def test_gemini_503_until_the_last_attempt_fails_retryable(
 
     assert task["status"] == "FAILED"
     assert task["error"]["retryable"] is True
-    # Every call of the SDK's retry budget (GEMINI_MAX_ATTEMPTS) in each of the
-    # task's attempts (MAX_TASK_ATTEMPTS), no more: 3 x 3 in make test.
+    # Every try of the strategy call (GEMINI_STRATEGY_MAX_ATTEMPTS) in each of the
+    # task's attempts (MAX_TASK_ATTEMPTS), no more: 3 x 2 in make test.
     config = get_settings()
     assert task["attempts"] == config.max_task_attempts
     calls = standin.requests(marker, endpoint=STRATEGY_CALL)
-    assert len(calls) == config.max_task_attempts * config.gemini_max_attempts
+    assert len(calls) == config.max_task_attempts * config.gemini_strategy_max_attempts
 
 
 def test_same_message_three_times_costs_one_gemini_call(

@@ -53,15 +53,26 @@ def test_is_demo_project() -> None:
 # ------------------------------------------------------------------ worst case arithmetic
 
 
+def test_default_models_are_served_current_ids() -> None:
+    # docs/gemini.md: the newest stable Flash and the current Nano Banana image model.
+    settings = Settings()
+    assert settings.gemini_text_model == "gemini-3.8-flash"
+    assert settings.gemini_image_model == "gemini-nano-banana-2.1"
+    assert settings.gemini_image_aspect_ratio == "16:9"
+
+
 def test_default_worst_case_arithmetic() -> None:
     settings = Settings()
-    # 3 attempts of 60 s, delays between them: (2 + 1) + (4 + 1) = 8 s.
-    assert settings.gemini_call_worst_case_s() == pytest.approx(3 * 60 + 8)
-    # File API upload of the largest PDF (50 MiB: 7 chunks of 8 MiB, 15 s each),
-    # 45 s until ACTIVE, then the strategy call and the image call.
-    assert settings.pdf_upload_worst_case_s() == pytest.approx(7 * 15 + 45)
+    # The strategy: one try of 180 s (a retryable failure ends the attempt).
+    assert settings.strategy_call_worst_case_s() == pytest.approx(180)
+    # The image: 2 tries of 60 s, and one delay between them (2 + 1 s).
+    assert settings.image_call_worst_case_s() == pytest.approx(2 * 60 + 3)
+    # File API upload of the largest PDF (50 MiB: 7 chunks of 8 MiB, 20 s each),
+    # 45 s until ACTIVE.
+    assert settings.pdf_upload_worst_case_s() == pytest.approx(7 * 20 + 45)
     # Then up to 5 s of retries to write the outcome.
-    assert settings.attempt_worst_case_s() == pytest.approx(150 + 2 * 188 + 5)
+    assert settings.attempt_worst_case_s() == pytest.approx(185 + 180 + 123 + 5)
+    assert settings.attempt_worst_case_s() <= settings.lease_seconds <= 540
 
 
 @pytest.mark.parametrize(
@@ -69,45 +80,55 @@ def test_default_worst_case_arithmetic() -> None:
     [
         pytest.param(
             {
-                "gemini_timeout_s": 10,
+                "gemini_image_timeout_s": 10,
                 "gemini_max_attempts": 1,
                 "gemini_retry_initial_delay_s": 5,
                 "gemini_retry_jitter_s": 3,
             },
             10,
-            150 + 2 * 10 + 5,
+            185 + 180 + 10 + 5,
             id="one-attempt-no-delay",
         ),
         pytest.param(
             {
-                "gemini_timeout_s": 10,
+                "gemini_image_timeout_s": 10,
                 "gemini_max_attempts": 2,
                 "gemini_retry_initial_delay_s": 1,
                 "gemini_retry_max_delay_s": 1,
                 "gemini_retry_jitter_s": 0.5,
             },
             2 * 10 + 1.5,
-            150 + 2 * 21.5 + 5,
+            185 + 180 + 21.5 + 5,
             id="two-attempts",
         ),
         pytest.param(
             {
-                "gemini_timeout_s": 10,
+                "gemini_image_timeout_s": 10,
                 "gemini_max_attempts": 5,
                 "gemini_retry_initial_delay_s": 2,
                 "gemini_retry_max_delay_s": 5,
                 "gemini_retry_jitter_s": 0,
             },
             5 * 10 + (2 + 4 + 5 + 5),
-            150 + 2 * 66 + 5,
+            185 + 180 + 66 + 5,
             id="delay-capped",
         ),
     ],
 )
 def test_worst_case_arithmetic(kwargs: dict[str, float], call: float, attempt: float) -> None:
-    settings = Settings(lease_seconds=300, **kwargs)
-    assert settings.gemini_call_worst_case_s() == pytest.approx(call)
+    settings = Settings(lease_seconds=520, **kwargs)
+    assert settings.image_call_worst_case_s() == pytest.approx(call)
     assert settings.attempt_worst_case_s() == pytest.approx(attempt)
+
+
+def test_strategy_tries_multiply_its_deadline() -> None:
+    settings = Settings(
+        gemini_strategy_timeout_s=30,
+        gemini_strategy_max_attempts=3,
+        gemini_retry_initial_delay_s=1,
+        gemini_retry_jitter_s=0,
+    )
+    assert settings.strategy_call_worst_case_s() == pytest.approx(3 * 30 + 1 + 2)
 
 
 # ------------------------------------------------------------------ budget validators
@@ -115,19 +136,33 @@ def test_worst_case_arithmetic(kwargs: dict[str, float], call: float, attempt: f
 
 def test_lease_shorter_than_attempt_worst_case_is_refused() -> None:
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
-        Settings(lease_seconds=500)  # defaults need 531 s
+        Settings(lease_seconds=490)  # defaults need 493 s
 
 
 def test_lease_equal_to_worst_case_is_accepted() -> None:
     worst = Settings().attempt_worst_case_s()
-    assert Settings(lease_seconds=int(worst)).lease_seconds == 531
+    assert Settings(lease_seconds=int(worst)).lease_seconds == 493
 
 
-def test_longer_timeouts_need_a_longer_lease() -> None:
+def test_longer_deadlines_need_a_longer_lease() -> None:
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
-        Settings(gemini_timeout_s=120)
+        Settings(gemini_strategy_timeout_s=240)
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
-        Settings(gemini_max_attempts=5)
+        Settings(gemini_image_timeout_s=120)
+    with pytest.raises(ValidationError, match="LEASE_SECONDS"):
+        Settings(gemini_strategy_max_attempts=2)
+    with pytest.raises(ValidationError, match="LEASE_SECONDS"):
+        Settings(gemini_upload_timeout_s=30)
+
+
+def test_a_deployed_worker_refuses_a_lease_above_540_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    roomy = dict(lease_seconds=560, ack_deadline_seconds=600)
+    Settings(**roomy)  # locally nothing forbids it
+    monkeypatch.setenv("K_SERVICE", "process-task")
+    with pytest.raises(ValidationError, match="exceeds 540 s"):
+        Settings(**roomy)
+    assert Settings(lease_seconds=540, ack_deadline_seconds=600).lease_seconds == 540
+    assert Settings().lease_seconds == 520
 
 
 def test_lease_above_ack_deadline_is_refused() -> None:
@@ -145,9 +180,11 @@ def test_ack_deadline_outside_pubsub_range_is_refused(ack: int) -> None:
         Settings(ack_deadline_seconds=ack)
 
 
-# The test stack's timing (Makefile TEST_SETTINGS): one attempt's worst case 47.5 s.
+# The test stack's timing (Makefile TEST_SETTINGS): one attempt's worst case 41.35 s.
 FAST = dict(
-    gemini_timeout_s=6,
+    gemini_strategy_timeout_s=6,
+    gemini_image_timeout_s=6,
+    gemini_strategy_max_attempts=2,
     gemini_max_attempts=3,
     gemini_retry_initial_delay_s=0.05,
     gemini_retry_max_delay_s=0.2,
@@ -173,11 +210,11 @@ def test_redelivery_span_arithmetic() -> None:
 
 
 def test_dead_lettering_before_a_takeover_could_finish_is_refused() -> None:
-    # 21 deliveries span 92 s of backoff; a takeover needs the lease (48 s) and one
-    # whole attempt (47.5 s) after a crash.
-    with pytest.raises(ValidationError, match="Pub/Sub gives up after 92 s"):
-        Settings(**FAST, max_delivery_attempts=21)
-    Settings(**FAST, max_delivery_attempts=22)  # 97 s > 95.5 s
+    # 20 deliveries span 87 s of backoff; a takeover needs the lease (48 s) and one
+    # whole attempt (41.35 s) after a crash.
+    with pytest.raises(ValidationError, match="Pub/Sub gives up after 87 s"):
+        Settings(**FAST, max_delivery_attempts=20)
+    Settings(**FAST, max_delivery_attempts=21)  # 92 s > 89.35 s
 
 
 def test_the_default_retry_policy_outlasts_a_takeover() -> None:
@@ -206,7 +243,9 @@ def test_pdf_limit_equal_to_request_limit_is_accepted() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        pytest.param({"gemini_timeout_s": 0}, id="timeout-zero"),
+        pytest.param({"gemini_strategy_timeout_s": 0}, id="timeout-zero"),
+        pytest.param({"gemini_image_timeout_s": -1}, id="image-timeout-negative"),
+        pytest.param({"gemini_image_aspect_ratio": "2:1"}, id="aspect-ratio-unknown"),
         pytest.param({"gemini_max_attempts": 0}, id="attempts-zero"),
         pytest.param({"gemini_max_attempts": 11}, id="attempts-too-many"),
         pytest.param({"max_brief_chars": 0}, id="brief-zero"),
@@ -231,11 +270,11 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:8090")
     monkeypatch.setenv("GEMINI_TEXT_MODEL", "text-model-env")
     monkeypatch.setenv("GEMINI_IMAGE_MODEL", "image-model-env")
-    monkeypatch.setenv("GEMINI_TIMEOUT_S", "20.5")
+    monkeypatch.setenv("GEMINI_STRATEGY_TIMEOUT_S", "20.5")
     monkeypatch.setenv("GEMINI_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("MAX_PDF_BYTES", "1048576")
     monkeypatch.setenv("MAX_BRIEF_CHARS", "1000")
-    monkeypatch.setenv("LEASE_SECONDS", "300")
+    monkeypatch.setenv("LEASE_SECONDS", "500")
     monkeypatch.setenv("STATUS_BASE_URL", "https://api.example.com")
     settings = Settings()
     assert settings.google_cloud_project == "demo-env"
@@ -245,24 +284,25 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.gemini_base_url == "http://127.0.0.1:8090"
     assert settings.gemini_text_model == "text-model-env"
     assert settings.gemini_image_model == "image-model-env"
-    assert settings.gemini_timeout_s == 20.5
+    assert settings.gemini_strategy_timeout_s == 20.5
     assert settings.gemini_max_attempts == 2
     assert settings.max_pdf_bytes == 1_048_576
     assert settings.max_brief_chars == 1000
-    assert settings.lease_seconds == 300
+    assert settings.lease_seconds == 500
     assert settings.status_base_url == "https://api.example.com"
 
 
 def test_lowercase_environment_names_also_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("gemini_timeout_s", "30")
-    assert Settings().gemini_timeout_s == 30
+    monkeypatch.setenv("gemini_image_timeout_s", "30")
+    assert Settings().gemini_image_timeout_s == 30
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        pytest.param("GEMINI_TIMEOUT_S", "abc", id="timeout-not-number"),
-        pytest.param("GEMINI_TIMEOUT_S", "-1", id="timeout-negative"),
+        pytest.param("GEMINI_STRATEGY_TIMEOUT_S", "abc", id="timeout-not-number"),
+        pytest.param("GEMINI_IMAGE_TIMEOUT_S", "-1", id="timeout-negative"),
+        pytest.param("GEMINI_IMAGE_ASPECT_RATIO", "wide", id="aspect-ratio-unknown"),
         pytest.param("GEMINI_MAX_ATTEMPTS", "2.5", id="attempts-not-int"),
         pytest.param("LEASE_SECONDS", "60", id="lease-too-short"),
         pytest.param("ACK_DEADLINE_SECONDS", "601", id="ack-too-long"),
@@ -278,15 +318,16 @@ def test_bad_environment_values_are_refused(
 
 
 def test_environment_budget_is_checked_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEMINI_TIMEOUT_S", "200")
+    monkeypatch.setenv("GEMINI_STRATEGY_TIMEOUT_S", "300")
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
         Settings()
     monkeypatch.setenv("GEMINI_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("GEMINI_IMAGE_TIMEOUT_S", "200")
     monkeypatch.setenv("GEMINI_UPLOAD_TIMEOUT_S", "5")
     monkeypatch.setenv("FILE_ACTIVE_TIMEOUT_S", "10")
     monkeypatch.setenv("LEASE_SECONDS", "600")
-    # 7 chunks x 5 s + 10 s, then two single 200 s calls, then writing the outcome.
-    assert Settings().attempt_worst_case_s() == pytest.approx(45 + 400 + 5)
+    # 7 chunks x 5 s + 10 s, a single 300 s strategy and 200 s image, writing the outcome.
+    assert Settings().attempt_worst_case_s() == pytest.approx(45 + 500 + 5)
 
 
 # ------------------------------------------------------------------ emulators

@@ -225,14 +225,14 @@ def test_functions_env_points_every_client_library_at_the_stack() -> None:
 
 def test_functions_env_inherits_the_callers_settings_and_overrides_emulators() -> None:
     caller = {
-        "GEMINI_TIMEOUT_S": "5",
+        "GEMINI_STRATEGY_TIMEOUT_S": "5",
         "RETRY_MIN_BACKOFF_S": "1",
         "PATH": "/usr/bin",
         # a shell that evaluated another stack's env must not leak into this one
         "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
     }
     env = plan(caller, "test").functions_env
-    assert env["GEMINI_TIMEOUT_S"] == "5"
+    assert env["GEMINI_STRATEGY_TIMEOUT_S"] == "5"
     assert env["RETRY_MIN_BACKOFF_S"] == "1"
     assert env["PATH"] == "/usr/bin"
     assert env["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:18080"
@@ -285,7 +285,8 @@ def test_resources_follow_the_settings() -> None:
         "ACK_DEADLINE_SECONDS": "60",
         "LEASE_SECONDS": "40",
         "OUTCOME_WRITE_TIMEOUT_S": "1",
-        "GEMINI_TIMEOUT_S": "4",
+        "GEMINI_STRATEGY_TIMEOUT_S": "4",
+        "GEMINI_IMAGE_TIMEOUT_S": "4",
         "GEMINI_UPLOAD_TIMEOUT_S": "1.5",
         "FILE_ACTIVE_TIMEOUT_S": "3",
         "GEMINI_RETRY_INITIAL_DELAY_S": "0.05",

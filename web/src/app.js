@@ -491,7 +491,8 @@ function renderStrategy(result) {
 
   const sources = result.sources ?? [];
   fillList($('strategy-sources'), sources, (item, source) => {
-    const label = source.title || source.url;
+    // Search sources are Google's expiring redirect links: name them by their site.
+    const label = source.kind === 'search' ? source.domain || source.title || 'Google Search result' : source.title || source.url;
     if (isHttpUrl(source.url)) {
       const link = element('a', null, label);
       link.href = source.url;
@@ -504,6 +505,15 @@ function renderStrategy(result) {
     if (source.status) item.append(element('span', 'muted small', ` (${source.status})`));
   });
   $('sources-section').hidden = !sources.length;
+  $('search-links-note').hidden = !sources.some((source) => source.kind === 'search');
+
+  const suggestions = result.search_entry_point;
+  $('search-suggestions').hidden = !suggestions;
+  if (suggestions) {
+    $('search-suggestions-frame').srcdoc = suggestions;
+  } else {
+    $('search-suggestions-frame').removeAttribute('srcdoc');
+  }
 
   const usage = result.usage?.total_tokens ? ` · ${result.usage.total_tokens.toLocaleString('en')} tokens` : '';
   $('strategy-model').textContent = result.model ? `Made by ${result.model}${usage}` : '';
