@@ -1,7 +1,8 @@
 """Cloud Functions entry points (SPEC §1).
 
-One source tree deploys all three: ``gcloud functions deploy NAME --gen2
---source=. --entry-point=submit_strategy|process_task|task_status``. The
+One source tree deploys all five: ``gcloud functions deploy NAME --gen2
+--source=. --entry-point=NAME`` (submit_strategy, task_status, process_task,
+dead_letter_task, sweep_tasks). The
 entry points are resolved lazily, so that each function imports only its own
 dependencies: the HTTP functions never load ``google.genai``.
 """
