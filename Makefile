@@ -3,6 +3,7 @@
 #
 #   make up | down | status   the local stack (dev ports: SPEC §7)
 #   make demo                 the stack, then the command-line demo
+#   make check-gemini         check GEMINI_API_KEY against the configured models
 #   make lint                 ruff check, ruff format --check, mypy
 #   make test                 a separate stack on ports +10000, lint, pytest, stack down
 
@@ -40,7 +41,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
 
 WEB_BUNDLE := web/dist/app.js
-.PHONY: help venv node_modules web deps up down status demo lint test
+.PHONY: help venv node_modules web deps up down status demo check-gemini lint test
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -88,6 +89,11 @@ status:
 
 demo: up
 	@eval "$$($(PY) -m dev.stack env)"; $(PY) -m cli.demo
+
+# Does GEMINI_API_KEY reach the configured models? Lists the models the key can use,
+# then one schema+url_context call and one image call (docs/gemini.md).
+check-gemini: venv
+	@$(PY) -m cli.check_gemini
 
 lint: venv
 	$(PY) -m ruff check .

@@ -2,22 +2,37 @@
 
 Why it exists: the functions talk to Gemini through the unmodified ``google-genai`` SDK. Pointing
 the SDK's ``base_url`` here lets the whole pipeline run offline and without an API key, and lets
-tests inject latency and errors. The wire facts it follows are in ``GEMINI_WIRE.md``.
+tests inject latency and errors. The wire facts it follows are in ``GEMINI_WIRE.md``. It is as
+strict as the real Developer API where our worker could trip: unknown model ids answer 404,
+image models refuse JSON mode, text models refuse image output, unsupported aspect ratios
+answer 400, and a request deadline (``X-Server-Timeout``) ends in 504 DEADLINE_EXCEEDED.
 
 Everything it makes up is marked ``[stand-in sample]`` so that nobody can mistake it for a real
 model's answer. Answers are deterministic: the same request gives the same content.
 
 API routes (under ``/v1beta/`` and ``/v1/``; header ``x-goog-api-key`` required, any value):
 
-- ``POST /{ver}/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``
+- ``POST /{ver}/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``;
+  ``{model}`` must be in ``SERVED_MODELS`` (or config ``extra_models``), else 404 NOT_FOUND.
+  Text answers report ``thoughtsTokenCount``; image models answer a thought text part and a
+  thought PNG (``"thought": true``), then a text part and a JPEG (config ``image_format``);
+  ``googleSearch`` answers carry redirect-link ``groundingChunks`` and ``searchEntryPoint``.
+- ``POST /{ver}/models/{model}:countTokens`` -> ``{"totalTokens": N}``
+- ``GET /{ver}/models?pageSize=&pageToken=`` and ``GET /{ver}/models/{model}`` (Model resource)
 - ``POST /upload/{ver}/files`` (resumable start), then ``POST`` chunks to the upload URL
 - ``GET /{ver}/files``, ``GET /{ver}/files/{id}``, ``DELETE /{ver}/files/{id}``
+
+Every API route honours the ``X-Server-Timeout`` header (seconds, as the SDK sends it): injected
+latency longer than the deadline waits until the deadline, then answers 504.
 
 Control routes (no key), for tests and the local stack:
 
 - ``GET /_standin/health`` -> ``{"ok": true, "pid": ..., "started_at": ...}``
-- ``GET|POST|DELETE /_standin/faults`` -> list the rules / add one (``{"id": ...}``) / clear them
-- ``GET|POST /_standin/config`` -> ``{"latency_s", "file_processing_s", "image_size"}``
+- ``GET|POST|DELETE /_standin/faults`` -> list the rules / add one (``{"id": ...}``) / clear them;
+  the fields are documented on ``FaultRule`` (shapings: ``finish_reason``, ``block_reason``,
+  ``bad_json``, ``schema_invalid``, ``image_format``)
+- ``GET|POST /_standin/config`` -> ``{"latency_s", "file_processing_s", "image_size",
+  "image_format" ("jpeg"|"png"), "extra_models" (ids served besides SERVED_MODELS)}``
 - ``POST /_standin/reset`` -> faults, config, request log and files back to the start
 - ``GET /_standin/requests?contains=&endpoint=`` -> ``{"requests": [...]}``
 - ``GET /_standin/requests/max_concurrency?contains=&endpoint=`` -> peak number of overlapping
@@ -31,6 +46,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 import json
 import math
 import os
@@ -60,8 +76,10 @@ STREAM = "streamGenerateContent"
 IMAGE = "image"
 UPLOAD = "upload"
 FILES = "files"
+MODELS = "models"  # GET /{ver}/models and /{ver}/models/{id}
+COUNT = "countTokens"
 UNKNOWN = "unknown"
-FAULT_ENDPOINTS = (GENERATE, STREAM, IMAGE, UPLOAD, FILES, "any")
+FAULT_ENDPOINTS = (GENERATE, STREAM, IMAGE, UPLOAD, FILES, MODELS, COUNT, "any")
 
 
 def endpoint_matches(wanted: str, kind: str) -> bool:
@@ -101,6 +119,137 @@ DEFAULT_MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
+
+DEADLINE_MESSAGE = DEFAULT_MESSAGES[504]
+
+# --------------------------------------------------------------------------------------------
+# What the real Developer API serves (GEMINI_WIRE.md, "Current model ids")
+# --------------------------------------------------------------------------------------------
+
+TEXT_METHODS = ("generateContent", "countTokens", "createCachedContent", "batchGenerateContent")
+IMAGE_METHODS = ("generateContent", "countTokens", "batchGenerateContent")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model id the API serves, and what its Model resource says."""
+
+    model_id: str
+    display_name: str
+    description: str
+    image_output: bool = False
+    input_token_limit: int = 1_048_576
+    output_token_limit: int = 65_536
+    thinking: bool = True
+    version: str = "001"
+
+    def resource(self) -> JSON:
+        """The Model resource as ``GET /{ver}/models/{id}`` answers it."""
+        return {
+            "name": f"models/{self.model_id}",
+            "baseModelId": self.model_id,
+            "version": self.version,
+            "displayName": self.display_name,
+            "description": self.description,
+            "inputTokenLimit": self.input_token_limit,
+            "outputTokenLimit": self.output_token_limit,
+            "supportedGenerationMethods": list(
+                IMAGE_METHODS if self.image_output else TEXT_METHODS
+            ),
+            "temperature": 1.0,
+            "topP": 0.95,
+            "topK": 64,
+            "maxTemperature": 2.0,
+            "thinking": self.thinking,
+        }
+
+
+def _text_model(model_id: str, name: str, version: str = "001") -> ServedModel:
+    return ServedModel(
+        model_id, name, f"{name}, as served by the Gemini stand-in.", version=version
+    )
+
+
+def _image_model(model_id: str, name: str, note: str = "") -> ServedModel:
+    description = f"{name} (image output), as served by the Gemini stand-in.{note}"
+    return ServedModel(model_id, name, description, True, 65_536, 32_768)
+
+
+# Ids the real API serves now, in its listing order. Retired ids (gemini-2.0-*,
+# *-image-preview, gemini-2.5-flash-image) and the never-served gemini-3.1-flash are absent
+# on purpose: asking for them answers 404, as the real API does.
+SERVED_MODELS: dict[str, ServedModel] = {
+    model.model_id: model
+    for model in (
+        _text_model("gemini-3.8-flash", "Gemini 3.8 Flash"),
+        _text_model("gemini-3.7-flash", "Gemini 3.7 Flash"),
+        _text_model("gemini-3.6-flash", "Gemini 3.6 Flash"),
+        _text_model("gemini-3.5-flash", "Gemini 3.5 Flash"),
+        _text_model("gemini-3.5-flash-lite", "Gemini 3.5 Flash-Lite"),
+        _text_model("gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite"),
+        _text_model("gemini-3.1-pro-preview", "Gemini 3.1 Pro Preview", "3.1-pro-preview"),
+        _image_model("gemini-nano-banana-2.1", "Nano Banana 2.1"),
+        _image_model(
+            "gemini-3.1-flash-image",
+            "Nano Banana 2",
+            " Deprecated: use gemini-nano-banana-2.1.",
+        ),
+        _image_model("gemini-3-pro-image", "Nano Banana Pro"),
+        _image_model("gemini-3.1-flash-lite-image", "Nano Banana 2 Lite"),
+    )
+}
+MODEL_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+
+
+def extra_model(model_id: str) -> ServedModel:
+    """A test-only id from config ``extra_models``: image output if its id says image/banana."""
+    if "image" in model_id or "banana" in model_id:
+        return _image_model(model_id, f"Extra stand-in model {model_id}")
+    return _text_model(model_id, f"Extra stand-in model {model_id}")
+
+
+def model_not_found(model_id: str, api_version: str, method: str = GENERATE) -> str:
+    """The real 404 message for an id that is not served (or was retired)."""
+    return (
+        f"models/{model_id} is not found for API version {api_version}, or is not supported "
+        f"for {method}. Call ListModels to see the list of available models and their "
+        "supported methods."
+    )
+
+
+# Names a fault rule may shape an answer with (a subset of the SDK's enums).
+FINISH_REASONS = (
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "RECITATION",
+    "LANGUAGE",
+    "OTHER",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "MALFORMED_FUNCTION_CALL",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+    "IMAGE_OTHER",
+    "NO_IMAGE",
+    "UNEXPECTED_TOOL_CALL",
+    "TOO_MANY_TOOL_CALLS",
+)
+BLOCK_REASONS = ("SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT", "IMAGE_SAFETY")
+# Safety ratings as the real API sends them with a SAFETY block (one category over the line).
+BLOCKED_SAFETY_RATINGS: tuple[JSON, ...] = (
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+)
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_FORMATS = ("jpeg", "png")
+IMAGE_OUTPUT_TOKENS = 1290  # what one generated image costs as output tokens
+GROUNDING_REDIRECT = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
+SEARCH_SITES = ("standin-sample.example", "blog.standin-sample.example")
 
 _LOG_LOCK = threading.Lock()
 
@@ -238,6 +387,10 @@ class SampleMaker:
         self._rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311
         self._prefix = f"[stand-in sample, {language}]" if language else MARKER
         self._token = digest.hex()[:6]
+
+    def resolve(self, schema: JSON) -> JSON:
+        """``schema`` with its ``$ref`` chain followed (against this maker's root)."""
+        return self._resolve(schema)
 
     def make(self, schema: Any, label: str = "", depth: int = 0) -> Any:
         if not isinstance(schema, dict):  # ``true`` or a missing schema: anything goes
@@ -416,7 +569,7 @@ class SampleMaker:
 
 
 # --------------------------------------------------------------------------------------------
-# PNG (real, valid, tiny) from the prompt digest
+# Images (real, valid, tiny) from the prompt digest: PNG and baseline JPEG, pure Python
 # --------------------------------------------------------------------------------------------
 
 
@@ -425,31 +578,184 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def make_png(size: int, digest: bytes) -> bytes:
-    """A ``size``×``size`` RGB PNG: a checkerboard in a digest-derived colour with a diagonal.
+def _palette(digest: bytes) -> tuple[bytes, bytes, bytes]:
+    """Base colour, a darker shade of it, and its complement as accent (RGB triples)."""
+    base = bytes(digest[:3])
+    return base, bytes(c // 2 for c in base), bytes(255 - c for c in base)
+
+
+def make_png(width: int, height: int, digest: bytes) -> bytes:
+    """A ``width``×``height`` RGB PNG: a checkerboard in a digest colour with a diagonal.
 
     The pattern is visible on purpose, so a person looking at the preview sees a placeholder.
     """
-    base = bytes(digest[:3])
-    shade = bytes(c // 2 for c in base)
-    accent = bytes(255 - c for c in base)
-    cell = max(1, size // 8)
-    stripe = max(1, size // 32)
+    base, shade, accent = _palette(digest)
+    cell = max(1, max(width, height) // 8)
+    stripe = max(1, max(width, height) // 32)
     raw = bytearray()
-    for y in range(size):
+    for y in range(height):
         raw.append(0)  # filter type "None" for every scanline
-        for x in range(size):
-            if abs(x - y) <= stripe:
+        for x in range(width):
+            if abs(x * height - y * width) <= stripe * max(width, height):
                 raw += accent
             else:
                 raw += base if (x // cell + y // cell) % 2 == 0 else shade
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + _png_chunk(b"IHDR", header)
         + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 9))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def _std_ac_values(head: bytes) -> bytes:
+    """An Annex K AC table's symbols: an irregular head, then every other symbol in order."""
+    symbols = {0x00, 0xF0} | {(run << 4) | size for run in range(16) for size in range(1, 11)}
+    return head + bytes(sorted(symbols - set(head)))
+
+
+# ITU-T T.81 Annex K.3 (the tables libjpeg writes): code counts per length 1..16, symbols.
+JPEG_DC_LUMA = (bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]), bytes(range(12)))
+JPEG_DC_CHROMA = (bytes([0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]), bytes(range(12)))
+JPEG_AC_LUMA = (
+    bytes([0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D]),
+    _std_ac_values(
+        bytes.fromhex(
+            "01 02 03 00 04 11 05 12 21 31 41 06 13 51 61 07 22 71 14 32 81 91 a1 08"
+            "23 42 b1 c1 15 52 d1 f0 24 33 62 72 82"
+        )
+    ),
+)
+JPEG_AC_CHROMA = (
+    bytes([0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77]),
+    _std_ac_values(
+        bytes.fromhex(
+            "00 01 02 03 11 04 05 21 31 06 12 41 51 07 61 71 13 22 32 81 08 14 42 91"
+            "a1 b1 c1 09 23 33 52 f0 15 62 72 d1 0a 16 24 34 e1 25 f1"
+        )
+    ),
+)
+JPEG_QUANT = 8  # a flat table; with 8 the quantised DC of a flat block is its level (-128..127)
+JPEG_EOB = 0x00
+
+
+def huffman_codes(table: tuple[bytes, bytes]) -> dict[int, tuple[int, int]]:
+    """Symbol -> (code, length) for a DHT table (T.81 Annex C)."""
+    counts, symbols = table
+    codes: dict[int, tuple[int, int]] = {}
+    code = index = 0
+    for length, count in enumerate(counts, start=1):
+        for _ in range(count):
+            codes[symbols[index]] = (code, length)
+            code += 1
+            index += 1
+        code <<= 1
+    return codes
+
+
+class _BitWriter:
+    """MSB-first bit packing with JPEG byte stuffing (0xFF is followed by 0x00)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._acc = 0
+        self._bits = 0
+
+    def write(self, value: int, length: int) -> None:
+        self._acc = (self._acc << length) | (value & ((1 << length) - 1))
+        self._bits += length
+        while self._bits >= 8:
+            self._bits -= 8
+            byte = (self._acc >> self._bits) & 0xFF
+            self.data.append(byte)
+            if byte == 0xFF:
+                self.data.append(0x00)
+        self._acc &= (1 << self._bits) - 1
+
+    def flush(self) -> bytes:
+        if self._bits:
+            self.write((1 << (8 - self._bits)) - 1, 8 - self._bits)  # pad with 1-bits
+        return bytes(self.data)
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">HH", 0xFF00 | marker, len(payload) + 2) + payload
+
+
+def _ycbcr(rgb: bytes) -> tuple[int, int, int]:
+    """JFIF RGB -> YCbCr, each level-shifted to -128..127 (the quantised DC of a flat block)."""
+    r, g, b = rgb
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    luma, blue, red = (max(-128, min(127, round(v) - 128)) for v in (y, cb, cr))
+    return luma, blue, red
+
+
+def make_jpeg(width: int, height: int, digest: bytes) -> bytes:
+    """A ``width``×``height`` baseline JPEG (JFIF, YCbCr 4:4:4, standard Huffman tables).
+
+    Every 8×8 block is flat (DC only, all AC zero: one EOB), in the same checkerboard and
+    diagonal as ``make_png``, block by block. Decoders see an ordinary camera-style JPEG.
+    """
+    base, shade, accent = _palette(digest)
+    blocks_x, blocks_y = math.ceil(width / 8), math.ceil(height / 8)
+    cell = max(1, max(blocks_x, blocks_y) // 4)
+    tables = [
+        (huffman_codes(JPEG_DC_LUMA), huffman_codes(JPEG_AC_LUMA)),
+        (huffman_codes(JPEG_DC_CHROMA), huffman_codes(JPEG_AC_CHROMA)),
+        (huffman_codes(JPEG_DC_CHROMA), huffman_codes(JPEG_AC_CHROMA)),
+    ]
+    writer = _BitWriter()
+    previous = [0, 0, 0]
+    for by in range(blocks_y):
+        for bx in range(blocks_x):
+            if abs(bx * blocks_y - by * blocks_x) < max(blocks_x, blocks_y):
+                colour = accent
+            else:
+                colour = base if (bx // cell + by // cell) % 2 == 0 else shade
+            for component, level in enumerate(_ycbcr(colour)):
+                dc_codes, ac_codes = tables[component]
+                diff = level - previous[component]
+                previous[component] = level
+                size = abs(diff).bit_length()
+                writer.write(*dc_codes[size])
+                if size:
+                    writer.write(diff if diff >= 0 else diff + (1 << size) - 1, size)
+                writer.write(*ac_codes[JPEG_EOB])
+    jfif = b"JFIF\x00\x01\x01\x00" + struct.pack(">HHBB", 1, 1, 0, 0)
+    quant = bytes([0]) + bytes([JPEG_QUANT] * 64)  # table 0, 8-bit precision
+    frame = struct.pack(">BHHB", 8, height, width, 3)
+    frame += b"".join(bytes([cid, 0x11, 0]) for cid in (1, 2, 3))
+    huffman = b"".join(
+        bytes([kind << 4 | slot]) + counts + symbols
+        for kind, slot, (counts, symbols) in (
+            (0, 0, JPEG_DC_LUMA),
+            (1, 0, JPEG_AC_LUMA),
+            (0, 1, JPEG_DC_CHROMA),
+            (1, 1, JPEG_AC_CHROMA),
+        )
+    )
+    scan = bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0])
+    return (
+        b"\xff\xd8"
+        + _segment(0xE0, jfif)
+        + _segment(0xDB, quant)
+        + _segment(0xC0, frame)
+        + _segment(0xC4, huffman)
+        + _segment(0xDA, scan)
+        + writer.flush()
+        + b"\xff\xd9"
+    )
+
+
+def image_dimensions(aspect_ratio: str | None, longer_side: int) -> tuple[int, int]:
+    """Width and height for an ``imageConfig.aspectRatio``; the longer side is ``longer_side``."""
+    across, down = (int(n) for n in (aspect_ratio or "1:1").split(":"))
+    if across >= down:
+        return longer_side, max(1, round(longer_side * down / across))
+    return max(1, round(longer_side * across / down)), longer_side
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,10 +804,13 @@ class GenerateCall:
     modalities: list[str]
     schema: JSON | None
     mime_type: str | None
+    aspect_ratio: str | None
+    include_thoughts: bool
+    image_model: bool
     digest: bytes
 
     @classmethod
-    def parse(cls, model: str, stream: bool, body: JSON) -> GenerateCall:
+    def parse(cls, model: str, stream: bool, body: JSON, image_model: bool) -> GenerateCall:
         if not isinstance(body.get("contents"), list | dict) or not body.get("contents"):
             raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified")
         parts = request_parts(body)
@@ -516,6 +825,10 @@ class GenerateCall:
         config = config if isinstance(config, dict) else {}
         schema = get_any(config, "responseJsonSchema") or get_any(config, "responseSchema")
         modalities = get_any(config, "responseModalities") or []
+        image_config = get_any(config, "imageConfig")
+        ratio = get_any(image_config, "aspectRatio") if isinstance(image_config, dict) else None
+        thinking = get_any(config, "thinkingConfig")
+        include = get_any(thinking, "includeThoughts") if isinstance(thinking, dict) else None
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
         return cls(
             model=model,
@@ -527,19 +840,42 @@ class GenerateCall:
             modalities=[str(m).upper() for m in modalities if isinstance(m, str)],
             schema=schema if isinstance(schema, dict) else None,
             mime_type=get_any(config, "responseMimeType"),
+            aspect_ratio=None if ratio is None else str(ratio),
+            include_thoughts=include is True,
+            image_model=image_model,
             digest=hashlib.sha256(f"{model}\n{canonical}".encode()).digest(),
         )
+
+    @property
+    def image_output(self) -> bool:
+        """Image models answer an image unless asked for text only."""
+        return self.image_model and (not self.modalities or "IMAGE" in self.modalities)
 
     @property
     def kind(self) -> str:
         if self.stream:
             return STREAM
-        return IMAGE if "IMAGE" in self.modalities else GENERATE
+        return IMAGE if self.image_output or "IMAGE" in self.modalities else GENERATE
 
     @property
     def language(self) -> str | None:
         found = LANGUAGE_PATTERN.search(self.text)
         return found.group(1) if found else None
+
+
+def check_call(call: GenerateCall, model: ServedModel) -> None:
+    """400 for what the real API refuses: JSON mode on image models, images from text models."""
+    structured = call.schema is not None or (call.mime_type or "text/plain") != "text/plain"
+    if model.image_output and structured:
+        raise ApiError(400, f"JSON mode is not enabled for models/{model.model_id}")
+    if not model.image_output and "IMAGE" in call.modalities:
+        raise ApiError(400, "Model does not support the requested response modalities: image")
+    if call.aspect_ratio is not None and call.aspect_ratio not in ASPECT_RATIOS:
+        raise ApiError(
+            400,
+            f"Unsupported aspect ratio: {call.aspect_ratio}. "
+            f"Supported values are {', '.join(ASPECT_RATIOS)}.",
+        )
 
 
 @dataclass(frozen=True)
@@ -549,13 +885,31 @@ class Shaping:
     finish_reason: str | None = None
     block_reason: str | None = None
     bad_json: bool = False
+    schema_invalid: bool = False
+    image_format: str | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """Blocked output (any finish but STOP and MAX_TOKENS) comes without content."""
+        return self.finish_reason in (None, "STOP", "MAX_TOKENS")
 
 
-def answer_text(call: GenerateCall) -> str:
+def violate_schema(value: Any, schema: JSON) -> Any:
+    """Valid JSON that breaks the schema: required fields left out, else a wrong type."""
+    required = schema.get("required")
+    if isinstance(value, dict) and isinstance(required, list) and required:
+        return {k: v for k, v in value.items() if k not in required}
+    return [] if isinstance(value, dict) else {}
+
+
+def answer_text(call: GenerateCall, shaping: Shaping) -> str:
     """JSON satisfying the schema when one is given, else a marked plain-text answer."""
     language = call.language
     if call.schema is not None:
-        value = SampleMaker(call.schema, call.digest, language).make(call.schema)
+        maker = SampleMaker(call.schema, call.digest, language)
+        value = maker.make(call.schema)
+        if shaping.schema_invalid:
+            value = violate_schema(value, maker.resolve(call.schema))
         if call.mime_type == "text/x.enum":
             return str(value)
         return json.dumps(value, ensure_ascii=False)
@@ -582,81 +936,193 @@ def url_metadata(call: GenerateCall) -> list[JSON]:
     return entries
 
 
-def grounding_metadata(call: GenerateCall) -> JSON:
-    words = " ".join(call.text.split()[:8]) or "marketing strategy"
-    token = call.digest.hex()[:8]
+def redirect_link(digest: bytes, label: str) -> str:
+    """An opaque grounding redirect link, as the real API gives instead of the page URL."""
+    token = hashlib.sha512(digest + label.encode()).digest()
+    return GROUNDING_REDIRECT + base64.urlsafe_b64encode(token).decode("ascii").rstrip("=")
+
+
+def search_entry_point(query: str, digest: bytes) -> JSON:
+    """The "Google Search suggestions" chip (HTML + CSS) that grounded answers must show."""
+    link = html.escape(redirect_link(digest, f"query:{query}"), quote=True)
+    rendered = (
+        "<!-- [stand-in sample] search suggestions from the local Gemini stand-in -->\n"
+        "<style>\n"
+        ".container { align-items: center; border-radius: 8px; display: flex;"
+        " font-family: Roboto, sans-serif; font-size: 14px; line-height: 20px;"
+        " padding: 8px 12px; background-color: #fafafa; box-shadow: 0 0 0 1px #0000000f; }\n"
+        ".headline { display: flex; margin-right: 4px; color: #1f1f1f; }\n"
+        ".carousel { overflow: auto; scrollbar-width: none; white-space: nowrap; }\n"
+        ".chip { display: inline-block; border: solid 1px #d2d2d2; border-radius: 16px;"
+        " padding: 5px 16px; margin: 0 8px; color: #5e5e5e; text-decoration: none; }\n"
+        "</style>\n"
+        '<div class="container">\n'
+        f'  <div class="headline">{html.escape(MARKER)} Search suggestions</div>\n'
+        '  <div class="carousel">\n'
+        f'    <a class="chip" href="{link}">{html.escape(query)}</a>\n'
+        "  </div>\n"
+        "</div>\n"
+    )
+    return {"renderedContent": rendered}
+
+
+def grounding_metadata(call: GenerateCall, answer: str) -> JSON:
+    """Search grounding as the real API shapes it: redirect links, domains as titles."""
+    query = " ".join(call.text.split()[:8]) or "marketing strategy"
     chunks = [
-        {
-            "web": {
-                "uri": f"https://standin.example/search/{token}-{n}",
-                "title": f"{MARKER} search result {n}",
-                "domain": "standin.example",
-            }
-        }
-        for n in (1, 2)
+        {"web": {"uri": redirect_link(call.digest, site), "title": site}} for site in SEARCH_SITES
     ]
-    return {"webSearchQueries": [words], "groundingChunks": chunks, "groundingSupports": []}
+    metadata: JSON = {
+        "searchEntryPoint": search_entry_point(query, call.digest),
+        "groundingChunks": chunks,
+        "groundingSupports": [],
+        "webSearchQueries": [query],
+    }
+    if answer:
+        claim = answer[:120]
+        segment = {"endIndex": len(claim.encode("utf-8")), "text": claim}  # UTF-8 byte offsets
+        support = {"segment": segment, "groundingChunkIndices": list(range(len(chunks)))}
+        metadata["groundingSupports"] = [support]
+    return metadata
 
 
 def tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def build_answer(call: GenerateCall, image_size: int, shaping: Shaping) -> JSON:
-    """The full GenerateContentResponse for a call (streaming splits it afterwards)."""
-    text = answer_text(call)
-    finish = shaping.finish_reason or "STOP"
-    if shaping.bad_json or finish == "MAX_TOKENS":
+def thought_tokens(call: GenerateCall, model: ServedModel) -> int:
+    """Deterministic, > 0 for thinking models (all served ones); image models think longer."""
+    if not model.thinking:
+        return 0
+    count = 48 + int.from_bytes(call.digest[8:10], "big") % 464
+    return count * 2 if call.image_output else count
+
+
+def usage_metadata(prompt: int, candidates: int, thoughts: int) -> JSON:
+    """Token counts; zero counts are left out, as proto3 JSON does."""
+    usage: JSON = {"promptTokenCount": prompt}
+    if candidates:
+        usage["candidatesTokenCount"] = candidates
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    usage["totalTokenCount"] = prompt + candidates + thoughts  # thoughts are billed as output
+    return usage
+
+
+def _inline(mime_type: str, data: bytes) -> JSON:
+    return {"mimeType": mime_type, "data": base64.b64encode(data).decode("ascii")}
+
+
+def answer_parts(
+    call: GenerateCall, image_size: int, image_format: str, shaping: Shaping
+) -> tuple[list[JSON], list[JSON]]:
+    """(thought parts, answer parts). Image models show their thinking, a sketch included."""
+    if call.image_output:
+        width, height = image_dimensions(call.aspect_ratio, image_size)
+        sketch_digest = hashlib.sha256(b"thought\n" + call.digest).digest()
+        sketch = make_png(max(1, width // 4), max(1, height // 4), sketch_digest)
+        if image_format == "png":
+            image = _inline("image/png", make_png(width, height, call.digest))
+        else:
+            image = _inline("image/jpeg", make_jpeg(width, height, call.digest))
+        thoughts = [
+            {
+                "text": f"**Composing the preview**\n\n{MARKER} Sketching a layout first.",
+                "thought": True,
+            },
+            {"inlineData": _inline("image/png", sketch), "thought": True},
+        ]
+        return thoughts, [
+            {"text": f"{MARKER} preview image: {call.text[:80]}"},
+            {"inlineData": image},
+        ]
+    text = answer_text(call, shaping)
+    if shaping.bad_json or shaping.finish_reason == "MAX_TOKENS":
         text = text[: max(1, len(text) // 2)]  # cut mid-document, as a truncated answer is
-    parts: list[JSON] = [{"text": text}]
-    if "IMAGE" in call.modalities:
-        parts = [{"text": f"{MARKER} preview image: {call.text[:80]}"}]
-        data = base64.b64encode(make_png(image_size, call.digest)).decode("ascii")
-        parts.append({"inlineData": {"mimeType": "image/png", "data": data}})
-    candidate: JSON = {"content": {"role": "model", "parts": parts}}
-    if finish not in ("STOP", "MAX_TOKENS"):  # blocked output comes without content
-        candidate = {}
+    thoughts = []
+    if call.include_thoughts:
+        summary = f"**Reading the brief**\n\n{MARKER} Thought summary, not part of the answer."
+        thoughts = [{"text": summary, "thought": True}]
+    return thoughts, [{"text": text}]
+
+
+def build_answer(
+    call: GenerateCall, model: ServedModel, image_size: int, image_format: str, shaping: Shaping
+) -> JSON:
+    """The full GenerateContentResponse for a call (streaming splits it afterwards)."""
+    thoughts, finals = answer_parts(call, image_size, image_format, shaping)
+    candidate: JSON = {}
+    if shaping.has_content:
+        candidate["content"] = {"role": "model", "parts": [*thoughts, *finals]}
+    finish = shaping.finish_reason or "STOP"
     candidate.update({"finishReason": finish, "index": 0})
-    if any(t in call.tools for t in ("url_context", "url_context_tool")):
+    if finish in ("SAFETY", "IMAGE_SAFETY"):
+        candidate["safetyRatings"] = [dict(r) for r in BLOCKED_SAFETY_RATINGS]
+    final_text = "".join(p.get("text", "") for p in finals)
+    if shaping.has_content and any(t in call.tools for t in ("url_context", "url_context_tool")):
         candidate["urlContextMetadata"] = {"urlMetadata": url_metadata(call)}
-    if any(t in call.tools for t in ("google_search", "google_search_retrieval")):
-        candidate["groundingMetadata"] = grounding_metadata(call)
+    if shaping.has_content and any(
+        t in call.tools for t in ("google_search", "google_search_retrieval")
+    ):
+        candidate["groundingMetadata"] = grounding_metadata(call, final_text)
+    output_tokens = 0
+    if shaping.has_content:
+        images = sum(1 for p in finals if "inlineData" in p)
+        output_tokens = tokens(final_text) + IMAGE_OUTPUT_TOKENS * images
     prompt_tokens = tokens(call.text)
-    output_tokens = tokens("".join(p.get("text", "") for p in parts))
     answer: JSON = {
         "candidates": [candidate],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
-        },
+        "usageMetadata": usage_metadata(prompt_tokens, output_tokens, thought_tokens(call, model)),
         "modelVersion": f"{call.model}-standin",
         "responseId": secrets.token_urlsafe(16),
     }
-    if shaping.block_reason:
+    if shaping.block_reason:  # the prompt itself was refused: no candidates, no thinking
         answer.pop("candidates")
-        answer["promptFeedback"] = {"blockReason": shaping.block_reason}
+        feedback: JSON = {"blockReason": shaping.block_reason}
+        if shaping.block_reason == "SAFETY":
+            feedback["safetyRatings"] = [dict(r) for r in BLOCKED_SAFETY_RATINGS]
+        answer["promptFeedback"] = feedback
+        answer["usageMetadata"] = usage_metadata(prompt_tokens, 0, 0)
     return answer
 
 
-def split_stream(answer: JSON, digest: bytes) -> list[JSON]:
-    """Cut an answer into 2-4 SSE events whose text parts concatenate to the full text.
+def blocked_stream_prefix(call: GenerateCall, shaping: Shaping) -> str:
+    """Text a stream sends before its output is blocked (the final event has no content)."""
+    if shaping.has_content or shaping.block_reason or call.image_output:
+        return ""
+    text = answer_text(call, shaping)
+    return text[: max(1, len(text) // 3)]
 
-    Only the last event carries finishReason, usageMetadata and tool metadata, as the real
-    stream does; inline images travel in the last event too.
+
+def split_stream(answer: JSON, digest: bytes, blocked_prefix: str = "") -> list[JSON]:
+    """Cut an answer into SSE events whose answer text parts concatenate to the full text.
+
+    Thought parts come first, in an event of their own; then 2-4 events of answer text. Only
+    the last event carries finishReason, usageMetadata and tool metadata, as the real stream
+    does; inline images travel in the last event too. A blocked candidate (no content) comes
+    after ``blocked_prefix``, the text streamed before the block.
     """
+    common = {"modelVersion": answer["modelVersion"], "responseId": answer["responseId"]}
     candidates = answer.get("candidates")
     if not candidates or "content" not in candidates[0]:
-        return [answer]
+        if not candidates or not blocked_prefix:
+            return [answer]
+        parts = [{"text": blocked_prefix}]
+        lead = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}]}
+        return [{**lead, **common}, answer]
     candidate = candidates[0]
     parts = candidate["content"]["parts"]
-    text = "".join(p.get("text", "") for p in parts)
-    others = [p for p in parts if "text" not in p]
+    thoughts = [p for p in parts if p.get("thought")]
+    finals = [p for p in parts if not p.get("thought")]
+    text = "".join(p.get("text", "") for p in finals)
+    others = [p for p in finals if "text" not in p]
     count = max(1, min(len(text), 2 + digest[-1] % 3))
     step = math.ceil(len(text) / count) if text else 1
     pieces = [text[i : i + step] for i in range(0, len(text), step)] or [""]
-    common = {"modelVersion": answer["modelVersion"], "responseId": answer["responseId"]}
     events = []
+    if thoughts:
+        thinking = {"content": {"role": "model", "parts": thoughts}, "index": 0}
+        events.append({"candidates": [thinking], **common})
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
         event_parts = [{"text": piece}, *(others if last else [])]
@@ -676,34 +1142,84 @@ def split_stream(answer: JSON, digest: bytes) -> list[JSON]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Global knobs; ``latency_s`` applies to every generate call."""
+    """Global knobs; ``latency_s`` applies to every generate call.
+
+    ``image_size`` is the longer side of generated images (the other follows the requested
+    aspect ratio), ``image_format`` their encoding ("jpeg" as current image models answer, or
+    "png"), ``extra_models`` ids served besides ``SERVED_MODELS`` (for a test that needs one),
+    ``withdrawn_models`` ids of ``SERVED_MODELS`` that answer 404 as if retired (so that a test
+    can retire the model a running worker is configured with).
+    """
+
+    FIELDS = frozenset(
+        {
+            "latency_s",
+            "file_processing_s",
+            "image_size",
+            "image_format",
+            "extra_models",
+            "withdrawn_models",
+        }
+    )
 
     latency_s: float = 0.0
     file_processing_s: float = 0.2
     image_size: int = 64
+    image_format: str = "jpeg"
+    extra_models: tuple[str, ...] = ()
+    withdrawn_models: tuple[str, ...] = ()
 
     def updated(self, body: JSON) -> Config:
         """A copy with the given fields changed; raises ApiError(400) on bad values."""
-        unknown = set(body) - {"latency_s", "file_processing_s", "image_size"}
+        unknown = set(body) - self.FIELDS
         if unknown:
             raise ApiError(400, f"unknown config fields: {sorted(unknown)}")
         latency = as_float(body.get("latency_s", self.latency_s))
         processing = as_float(body.get("file_processing_s", self.file_processing_s))
         size = as_float(body.get("image_size", self.image_size))
+        image_format = body.get("image_format", self.image_format)
+        extra = body.get("extra_models", list(self.extra_models))
+        withdrawn = body.get("withdrawn_models", list(self.withdrawn_models))
         if latency is None or latency < 0 or processing is None or processing < 0:
             raise ApiError(400, "latency_s and file_processing_s must be numbers >= 0")
         if size is None or not 1 <= size <= 512:
             raise ApiError(400, "image_size must be between 1 and 512")
-        return Config(latency, processing, int(size))
+        if image_format not in IMAGE_FORMATS:
+            raise ApiError(400, f"image_format must be one of {list(IMAGE_FORMATS)}")
+        if not isinstance(extra, list) or not all(
+            isinstance(m, str) and MODEL_ID_PATTERN.fullmatch(m) for m in extra
+        ):
+            raise ApiError(400, "extra_models must be a list of model ids (without models/)")
+        if not isinstance(withdrawn, list) or not all(m in SERVED_MODELS for m in withdrawn):
+            raise ApiError(400, "withdrawn_models must be a list of ids from SERVED_MODELS")
+        return Config(
+            latency, processing, int(size), str(image_format), tuple(extra), tuple(withdrawn)
+        )
 
     def to_json(self) -> JSON:
         return {
             "latency_s": self.latency_s,
             "file_processing_s": self.file_processing_s,
             "image_size": self.image_size,
+            "image_format": self.image_format,
+            "extra_models": list(self.extra_models),
+            "withdrawn_models": list(self.withdrawn_models),
         }
+
+    def served_model(self, model_id: str) -> ServedModel | None:
+        """The model behind an id of a request path, or None: then the API answers 404."""
+        if model_id in self.withdrawn_models:
+            return None
+        if model_id in SERVED_MODELS:
+            return SERVED_MODELS[model_id]
+        return extra_model(model_id) if model_id in self.extra_models else None
+
+    def served_models(self) -> list[ServedModel]:
+        extras = [extra_model(m) for m in self.extra_models if m not in SERVED_MODELS]
+        served = [m for m in SERVED_MODELS.values() if m.model_id not in self.withdrawn_models]
+        return [*served, *extras]
 
 
 @dataclass
@@ -713,18 +1229,21 @@ class FaultRule:
     ``match`` (substring of the raw request body and path; for files the display name and
     path; "" matches all), ``endpoint`` (one of FAULT_ENDPOINTS, default "any"), ``times``
     (uses, null = for ever), then what happens, in this order: ``latency_s`` (replaces the
-    global latency), ``hang_s`` (sleep, then close the connection without an answer),
-    ``status`` + optional ``message`` (error answer), or a shaped 200 answer:
-    ``finish_reason`` ("SAFETY", "MAX_TOKENS", ...), ``block_reason`` (promptFeedback
-    without candidates), ``bad_json`` (text cut in half). ``gather`` (N): each matching
-    request waits until N of them are waiting at once, at most ``latency_s`` (default
-    10 s), then all go on together: proof that a client keeps N requests in flight,
-    whatever the spread of their arrival.
+    global latency; past the request's ``X-Server-Timeout`` the answer is 504 at the
+    deadline), ``hang_s`` (sleep, then close the connection without an answer), ``status`` +
+    optional ``message`` (error answer), or a shaped 200 answer: ``finish_reason`` (one of
+    FINISH_REASONS; all but STOP and MAX_TOKENS come without content, SAFETY with
+    safetyRatings; MAX_TOKENS cuts the text), ``block_reason`` (one of BLOCK_REASONS:
+    promptFeedback without candidates), ``bad_json`` (text cut in half), ``schema_invalid``
+    (valid JSON without the schema's required fields), ``image_format`` ("jpeg" or "png" for
+    this answer's image). ``gather`` (N): each matching request waits until N of them are
+    waiting at once, at most ``latency_s`` (default 10 s), then all go on together: proof
+    that a client keeps N requests in flight, whatever the spread of their arrival.
     """
 
     FIELDS = frozenset(
         {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message", "gather"}
-        | {"finish_reason", "block_reason", "bad_json"}
+        | {"finish_reason", "block_reason", "bad_json", "schema_invalid", "image_format"}
     )
 
     id: str
@@ -758,7 +1277,11 @@ class FaultRule:
         if (latency is not None and latency < 0) or hang < 0:
             raise ApiError(400, "latency_s and hang_s must be >= 0")
         shaping = Shaping(
-            body.get("finish_reason"), body.get("block_reason"), bool(body.get("bad_json"))
+            finish_reason=cls._name(body, "finish_reason", FINISH_REASONS),
+            block_reason=cls._name(body, "block_reason", BLOCK_REASONS),
+            bad_json=bool(body.get("bad_json")),
+            schema_invalid=bool(body.get("schema_invalid")),
+            image_format=cls._name(body, "image_format", IMAGE_FORMATS),
         )
         gather = body.get("gather")
         if gather is not None and (not isinstance(gather, int) or gather < 1):
@@ -777,6 +1300,14 @@ class FaultRule:
             shaping=shaping,
             gather=gather,
         )
+
+    @staticmethod
+    def _name(body: JSON, key: str, allowed: tuple[str, ...]) -> str | None:
+        """An optional enum-like field; a typo must fail here, not shape nothing."""
+        value = body.get(key)
+        if value is not None and value not in allowed:
+            raise ApiError(400, f"{key} must be one of {list(allowed)}, not {value!r}")
+        return value
 
     def wait_for_company(self, timeout_s: float) -> None:
         with self.gathered:
@@ -802,6 +1333,8 @@ class FaultRule:
             "finish_reason": self.shaping.finish_reason,
             "block_reason": self.shaping.block_reason,
             "bad_json": self.shaping.bad_json,
+            "schema_invalid": self.shaping.schema_invalid,
+            "image_format": self.shaping.image_format,
             "gather": self.gather,
             "applied": self.applied,
         }
@@ -934,6 +1467,7 @@ class StandinState:
                 "response_modalities": [],
                 "response_schema": False,
                 "display_name": None,
+                "deadline_s": None,
             }
             self._log.append(entry)
             if len(self._log) > MAX_LOG_ENTRIES:
@@ -1020,15 +1554,45 @@ _VER = "|".join(API_VERSIONS)
 GENERATE_ROUTE = re.compile(
     rf"^/(?P<ver>{_VER})/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
+COUNT_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/models/(?P<model>[^/:]+):countTokens$")
+MODELS_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/models$")
+MODEL_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/models/(?P<model>[^/:]+)$")
 UPLOAD_ROUTE = re.compile(rf"^/upload/(?P<ver>{_VER})/files$")
 FILES_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files$")
 FILE_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files/(?P<file_id>[^/]+)$")
+
+
+def server_timeout(header: str | None) -> float | None:
+    """The request deadline in seconds from ``X-Server-Timeout`` (the SDK sends whole seconds)."""
+    value = as_float(header)
+    return value if value is not None and value > 0 and math.isfinite(value) else None
+
+
+def make_page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"standin-page:{offset}".encode()).decode("ascii")
+
+
+def page_token_offset(token: str) -> int:
+    """The offset inside an opaque page token; a token we did not issue answers 400."""
+    if not token:
+        return 0
+    try:
+        prefix, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if prefix == "standin-page" and offset.isdigit():
+            return int(offset)
+    except ValueError:
+        pass
+    raise ApiError(400, "Invalid page token.")
 
 
 def route_kind(path: str) -> str:
     """The request kind by path alone (generate calls are refined once the body is read)."""
     if match := GENERATE_ROUTE.match(path):
         return STREAM if match["method"] == STREAM else GENERATE
+    if COUNT_ROUTE.match(path):
+        return COUNT
+    if MODELS_ROUTE.match(path) or MODEL_ROUTE.match(path):
+        return MODELS
     if UPLOAD_ROUTE.match(path):
         return UPLOAD
     if FILES_ROUTE.match(path) or FILE_ROUTE.match(path):
@@ -1097,6 +1661,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         started = time.monotonic()
         self._status = 0
         self._body_read = False
+        self._deadline_s = server_timeout(self.headers.get("X-Server-Timeout"))
+        self._deadline = None if self._deadline_s is None else started + self._deadline_s
         url = urlsplit(self.path)
         entry: JSON | None = None
         try:
@@ -1246,7 +1812,7 @@ class StandinHandler(BaseHTTPRequestHandler):
     # -- Gemini API ----------------------------------------------------------------------------
 
     def _api(self, method: str, path: str, query: dict[str, list[str]], entry: JSON) -> None:
-        self.state.log_update(entry, endpoint=route_kind(path))
+        self.state.log_update(entry, endpoint=route_kind(path), deadline_s=self._deadline_s)
         upload_id = (query.get("upload_id") or [""])[0]
         key = self.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
         if not key and not upload_id:  # an upload URL carries its own credential
@@ -1256,8 +1822,13 @@ class StandinHandler(BaseHTTPRequestHandler):
                 "identity). Please use API Key or other form of API consumer identity.",
             )
         if (match := GENERATE_ROUTE.match(path)) and method == "POST":
-            stream = match["method"] == STREAM
-            self._generate(match["model"], stream, entry)
+            self._generate(match["ver"], match["model"], match["method"] == STREAM, entry)
+        elif (match := COUNT_ROUTE.match(path)) and method == "POST":
+            self._count_tokens(match["ver"], match["model"], entry)
+        elif (match := MODELS_ROUTE.match(path)) and method == "GET":
+            self._list_models(query)
+        elif (match := MODEL_ROUTE.match(path)) and method == "GET":
+            self._get_model(match["ver"], match["model"], entry)
         elif UPLOAD_ROUTE.match(path) and method == "POST":
             if upload_id:
                 self._upload_chunk(upload_id, entry)
@@ -1270,6 +1841,18 @@ class StandinHandler(BaseHTTPRequestHandler):
         else:
             raise ApiError(404, f"Method not found: {method} {path}")
 
+    def _remaining(self) -> float | None:
+        """Seconds left before the request's deadline (``X-Server-Timeout``), if it set one."""
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep like a slow model, but never past the deadline: then answer 504."""
+        remaining = self._remaining()
+        if remaining is not None and seconds > remaining:
+            time.sleep(max(0.0, remaining))
+            raise ApiError(504, DEADLINE_MESSAGE)
+        time.sleep(seconds)
+
     def _apply_fault(self, kind: str, haystack: str, default_latency: float = 0.0) -> Shaping:
         """Sleep, hang, or fail as the first matching rule says; return how to shape the answer."""
         rule = self.state.take_fault(kind, haystack)
@@ -1277,9 +1860,13 @@ class StandinHandler(BaseHTTPRequestHandler):
         if rule is not None and rule.latency_s is not None:
             latency = rule.latency_s  # a rule's own latency replaces the global one
         if rule is not None and rule.gather:
-            rule.wait_for_company(latency or 10.0)
+            remaining = self._remaining()
+            wait = latency or 10.0
+            rule.wait_for_company(wait if remaining is None else max(0.0, min(wait, remaining)))
+            if (remaining := self._remaining()) is not None and remaining <= 0:
+                raise ApiError(504, DEADLINE_MESSAGE)
         elif latency > 0:
-            time.sleep(latency)
+            self._wait(latency)
         if rule is None:
             return Shaping()
         if rule.hang_s > 0:
@@ -1290,10 +1877,19 @@ class StandinHandler(BaseHTTPRequestHandler):
             raise ApiError(rule.status, message.strip())
         return rule.shaping
 
-    def _generate(self, model: str, stream: bool, entry: JSON) -> None:
-        self.state.log_update(entry, model=model)
+    def _served_model(self, ver: str, model_id: str, method: str = GENERATE) -> ServedModel:
+        model = self.state.config.served_model(model_id)
+        if model is None:
+            raise ApiError(404, model_not_found(model_id, ver, method))
+        return model
+
+    def _generate(self, ver: str, model_id: str, stream: bool, entry: JSON) -> None:
+        self.state.log_update(entry, model=model_id)
         raw, body = self._read_raw_json()
-        call = GenerateCall.parse(model, stream, body)
+        config = self.state.config
+        model = config.served_model(model_id)
+        image_model = model is not None and model.image_output
+        call = GenerateCall.parse(model_id, stream, body, image_model)
         self.state.log_update(
             entry,
             endpoint=call.kind,
@@ -1304,16 +1900,54 @@ class StandinHandler(BaseHTTPRequestHandler):
             response_modalities=call.modalities,
             response_schema=call.schema is not None,
         )
-        config = self.state.config
+        model = self._served_model(ver, model_id)
+        check_call(call, model)
         # The model id in the path is matchable too, e.g. to fail only the image model.
         haystack = f"{raw.decode('utf-8', errors='replace')}\n{urlsplit(self.path).path}"
         shaping = self._apply_fault(call.kind, haystack, config.latency_s)
         self._check_files(call.file_uris)
-        answer = build_answer(call, config.image_size, shaping)
+        image_format = shaping.image_format or config.image_format
+        answer = build_answer(call, model, config.image_size, image_format, shaping)
         if stream:
-            self._send_stream(split_stream(answer, call.digest))
+            prefix = blocked_stream_prefix(call, shaping)
+            self._send_stream(split_stream(answer, call.digest, prefix))
         else:
             self._send_json(200, answer)
+
+    def _count_tokens(self, ver: str, model_id: str, entry: JSON) -> None:
+        self.state.log_update(entry, model=model_id)
+        raw, body = self._read_raw_json()
+        text = "\n".join(p["text"] for p in request_parts(body) if isinstance(p.get("text"), str))
+        self.state.log_update(entry, match_text=text[:MATCH_TEXT_CHARS])
+        self._served_model(ver, model_id, COUNT)
+        self._apply_fault(COUNT, f"{raw.decode('utf-8', errors='replace')}\n{self.path}")
+        self._send_json(200, {"totalTokens": tokens(text)})
+
+    # -- Models API ----------------------------------------------------------------------------
+
+    def _list_models(self, query: dict[str, list[str]]) -> None:
+        """``GET /{ver}/models``: paged (pageSize default 50, at most 1000; opaque pageToken)."""
+        self._read_body()
+        self._apply_fault(MODELS, self.path)
+        page_size = as_float((query.get("pageSize") or ["50"])[0])
+        if page_size is None or page_size < 0:
+            raise ApiError(400, "page_size must be a non-negative integer")
+        size = min(1000, int(page_size) or 50)
+        token = (query.get("pageToken") or [""])[0]
+        start = page_token_offset(token)
+        models = self.state.config.served_models()
+        page = [m.resource() for m in models[start : start + size]]
+        payload: JSON = {"models": page}
+        if start + len(page) < len(models):
+            payload["nextPageToken"] = make_page_token(start + len(page))
+        self._send_json(200, payload)
+
+    def _get_model(self, ver: str, model_id: str, entry: JSON) -> None:
+        self._read_body()
+        self.state.log_update(entry, model=model_id)
+        model = self._served_model(ver, model_id)
+        self._apply_fault(MODELS, self.path)
+        self._send_json(200, model.resource())
 
     def _check_files(self, file_uris: list[str]) -> None:
         """A prompt may only use files that exist here and are ACTIVE, as on the real API."""
@@ -1500,7 +2134,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--latency-s", type=float, default=0.0, help="delay of generate calls")
     parser.add_argument("--file-processing-s", type=float, default=0.2)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=64, help="longer side of images")
+    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpeg")
+    parser.add_argument(
+        "--extra-model", action="append", default=[], help="serve this model id too"
+    )
     parser.add_argument("--quiet", action="store_true", help="log only errors, not requests")
     args = parser.parse_args(argv)
     try:
@@ -1509,6 +2147,8 @@ def main(argv: list[str] | None = None) -> int:
                 "latency_s": args.latency_s,
                 "file_processing_s": args.file_processing_s,
                 "image_size": args.image_size,
+                "image_format": args.image_format,
+                "extra_models": args.extra_model,
             }
         )
     except ApiError as exc:

@@ -335,7 +335,7 @@ def functions_env(
     gemini: GeminiChoice,
     bucket: str,
 ) -> dict[str, str]:
-    """The caller's environment (so tests can tune GEMINI_STRATEGY_TIMEOUT_S...), pointed at the stack."""
+    """The caller's environment (tests tune GEMINI_STRATEGY_TIMEOUT_S...), pointed at the stack."""
     result = dict(env)
     result.update(emulator_env(project, ports, bucket))
     result["GEMINI_API_KEY"] = gemini.api_key

@@ -109,6 +109,13 @@ class StandIn:
         answer = self.http.post(f"{self.base}/_standin/faults", json={"match": match, **rule})
         answer.raise_for_status()
 
+    def config(self, **values: Any) -> dict[str, Any]:
+        """Change the stand-in's global knobs (``image_format``, ``withdrawn_models``...);
+        returns the previous ones, to restore with ``config(**previous)``."""
+        previous: dict[str, Any] = self.http.get(f"{self.base}/_standin/config").json()
+        self.http.post(f"{self.base}/_standin/config", json=values).raise_for_status()
+        return previous
+
     def requests(self, contains: str, endpoint: str | None = None) -> list[dict[str, Any]]:
         params = {"contains": contains} | ({"endpoint": endpoint} if endpoint else {})
         answer = self.http.get(f"{self.base}/_standin/requests", params=params)

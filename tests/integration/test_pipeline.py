@@ -137,12 +137,27 @@ def test_status_without_a_valid_token_is_401(
 def test_gemini_429_twice_then_success_completes(
     api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
 ) -> None:
+    # The test stack tries the strategy twice per attempt: the first attempt's tries
+    # both get 429, and the redelivery's first try succeeds.
+    assert get_settings().gemini_strategy_max_attempts == 2
     standin.fault(marker, endpoint=STRATEGY_CALL, status=429, times=2)
     task = watcher.wait(api.submit_ok(user, brief=f"Bike rental {marker}"))
 
     assert task["status"] == "COMPLETED", task.get("error")
     statuses = [call["status"] for call in standin.requests(marker, endpoint=STRATEGY_CALL)]
     assert statuses == [429, 429, 200]
+    assert task["attempts"] == 2
+
+
+def test_gemini_429_once_is_retried_within_the_attempt(
+    api: Api, user: User, watcher: TaskWatcher, standin: StandIn, marker: str
+) -> None:
+    standin.fault(marker, endpoint=STRATEGY_CALL, status=429, times=1)
+    task = watcher.wait(api.submit_ok(user, brief=f"Scooter rental {marker}", image=False))
+
+    assert task["status"] == "COMPLETED", task.get("error")
+    statuses = [call["status"] for call in standin.requests(marker, endpoint=STRATEGY_CALL)]
+    assert statuses == [429, 200]
     assert task["attempts"] == 1
 
 

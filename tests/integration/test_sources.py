@@ -141,7 +141,7 @@ def test_grounding_adds_google_search_and_cited_sources(
     (call,) = standin.requests(marker, endpoint=STRATEGY_CALL)
     assert any(tool in call["tools"] for tool in ("googleSearch", "google_search"))
     cited = [s for s in task["result"]["sources"] if s["status"] == "cited"]
-    assert cited and all(s["title"] for s in cited)
+    assert cited and all(s["kind"] == "search" and s["domain"] for s in cited)
 
 
 def test_preview_image_is_stored_and_served_to_the_owner(
@@ -154,8 +154,13 @@ def test_preview_image_is_stored_and_served_to_the_owner(
     stack: dict,
     marker: str,
 ) -> None:
-    task_id = api.submit_ok(user, brief=f"Florist {marker}")
-    task = watcher.wait(task_id)
+    # PNG (the default JPEG is covered by test_gemini_contract): its pixels are checked.
+    previous = standin.config(image_format="png")
+    try:
+        task_id = api.submit_ok(user, brief=f"Florist {marker}")
+        task = watcher.wait(task_id)
+    finally:
+        standin.config(**previous)
     image = task["result"]["image"]
 
     assert task["status"] == "COMPLETED"

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +19,15 @@ import httpx
 import pytest
 from google import genai
 from google.genai import errors, types
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from dev.gemini_standin import MARKER, StandinServer, serve
 
-MODEL = "gemini-3-flash"
-IMAGE_MODEL = "gemini-3.1-flash-image"
+MODEL = "gemini-3.8-flash"
+IMAGE_MODEL = "gemini-nano-banana-2.1"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REDIRECT_PREFIX = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
 PDF_BYTES = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
@@ -119,6 +119,11 @@ def parts_of(response: types.GenerateContentResponse) -> list[types.Part]:
     return content.parts
 
 
+def with_text(part: types.Part, text: str) -> list[types.PartUnionDict]:
+    """A file part followed by a text part (what the SDK makes of ``[part, "text"]``)."""
+    return [part, types.Part.from_text(text=text)]
+
+
 def wait_for_state(client: genai.Client, name: str, timeout: float = 3.0) -> types.File:
     deadline = time.monotonic() + timeout
     while True:
@@ -145,7 +150,10 @@ def test_response_schema_gives_a_valid_marked_instance(client: genai.Client) -> 
     assert 2 <= len(plan.steps) <= 3
     usage = response.usage_metadata
     assert usage is not None and usage.prompt_token_count and usage.candidates_token_count
-    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert usage.thoughts_token_count and usage.thoughts_token_count > 0  # a thinking model
+    assert usage.total_token_count == (
+        usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
+    )
     assert first_candidate(response).finish_reason == types.FinishReason.STOP
 
 
@@ -223,7 +231,7 @@ def test_file_lifecycle(client: genai.Client, control: httpx.Client, tmp_path: P
 
     marker = unique("with-file")
     part = types.Part.from_uri(file_uri=active.uri or "", mime_type="application/pdf")
-    response = client.models.generate_content(model=MODEL, contents=[part, marker])
+    response = client.models.generate_content(model=MODEL, contents=with_text(part, marker))
     assert (response.text or "").startswith(MARKER)
     [entry] = logged(control, marker)
     assert entry["has_file_part"] is True
@@ -234,7 +242,7 @@ def test_file_lifecycle(client: genai.Client, control: httpx.Client, tmp_path: P
         client.files.get(name=uploaded.name or "")
     assert gone.value.code == 403
     with pytest.raises(errors.ClientError) as stale:
-        client.models.generate_content(model=MODEL, contents=[part, "deleted file"])
+        client.models.generate_content(model=MODEL, contents=with_text(part, "deleted file"))
     assert stale.value.code == 400
 
 
@@ -246,7 +254,7 @@ def test_pdf_mime_type_without_pdf_bytes_fails(client: genai.Client) -> None:
     assert wait_for_state(client, uploaded.name or "").state == types.FileState.FAILED
     part = types.Part.from_uri(file_uri=uploaded.uri or "", mime_type="application/pdf")
     with pytest.raises(errors.ClientError) as failed:
-        client.models.generate_content(model=MODEL, contents=[part, "use it"])
+        client.models.generate_content(model=MODEL, contents=with_text(part, "use it"))
     assert failed.value.code == 400
 
 
@@ -272,32 +280,53 @@ def test_google_search_grounding(client: genai.Client, control: httpx.Client) ->
     response = client.models.generate_content(model=MODEL, contents=marker, config=config)
     grounding = first_candidate(response).grounding_metadata
     assert grounding is not None and grounding.grounding_chunks
-    assert grounding.web_search_queries
+    assert grounding.web_search_queries and marker in grounding.web_search_queries[0]
     for chunk in grounding.grounding_chunks:
         assert chunk.web is not None
-        assert (chunk.web.uri or "").startswith("https://standin.example/search/")
-        assert MARKER in (chunk.web.title or "")
+        # Redirect links, not the pages' own URLs; the title is the site's domain.
+        assert (chunk.web.uri or "").startswith(REDIRECT_PREFIX)
+        assert len((chunk.web.uri or "").removeprefix(REDIRECT_PREFIX)) >= 40
+        assert (chunk.web.title or "").endswith("standin-sample.example")
+    entry_point = grounding.search_entry_point
+    assert entry_point is not None and entry_point.rendered_content
+    assert "<style>" in entry_point.rendered_content and MARKER in entry_point.rendered_content
+    assert grounding.grounding_supports and grounding.grounding_supports[0].segment
     assert logged(control, marker)[0]["tools"] == ["google_search"]
 
 
-def test_image_output_is_a_real_png(client: genai.Client, control: httpx.Client) -> None:
+def test_image_output_is_a_real_jpeg_after_thought_parts(
+    client: genai.Client, control: httpx.Client
+) -> None:
     marker = unique("image")
     config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
     response = client.models.generate_content(model=IMAGE_MODEL, contents=marker, config=config)
     parts = parts_of(response)
-    images = [p.inline_data for p in parts if p.inline_data is not None]
-    assert len(images) == 1 and images[0].mime_type == "image/png"
-    png = images[0].data or b""
-    assert png.startswith(PNG_SIGNATURE)
-    length, kind = struct.unpack(">I4s", png[8:16])
-    width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
-    assert (length, kind, width, height, depth, colour) == (13, b"IHDR", 64, 64, 8, 2)
-    idat_length = struct.unpack(">I", png[33:37])[0]
-    assert png[37:41] == b"IDAT"
-    pixels = zlib.decompress(png[41 : 41 + idat_length])
-    assert len(pixels) == height * (1 + 3 * width)
-    assert any(MARKER in (p.text or "") for p in parts)
+    thoughts = [p for p in parts if p.thought]
+    answers = [p for p in parts if not p.thought]
+    assert parts[: len(thoughts)] == thoughts  # the thinking comes first
+    assert any(p.text for p in thoughts) and any(p.inline_data for p in thoughts)
+    images = [p.inline_data for p in answers if p.inline_data is not None]
+    assert len(images) == 1 and images[0].mime_type == "image/jpeg"
+    jpeg = images[0].data or b""
+    assert jpeg.startswith(b"\xff\xd8") and jpeg.endswith(b"\xff\xd9")
+    with Image.open(io.BytesIO(jpeg)) as decoded:
+        decoded.load()
+        assert (decoded.format, decoded.size, decoded.mode) == ("JPEG", (64, 64), "RGB")
+    assert any(MARKER in (p.text or "") for p in answers)
+    assert response.text is not None and "Sketching" not in response.text  # thoughts skipped
+    usage = response.usage_metadata
+    assert usage is not None and usage.thoughts_token_count  # image models think too
     assert logged(control, marker)[0]["endpoint"] == "image"
+
+
+def test_png_images_on_request(client: genai.Client, control: httpx.Client) -> None:
+    control.post("/_standin/config", json={"image_format": "png"}).raise_for_status()
+    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+    response = client.models.generate_content(model=IMAGE_MODEL, contents="png", config=config)
+    [image] = [p.inline_data for p in parts_of(response) if p.inline_data and not p.thought]
+    assert image.mime_type == "image/png" and (image.data or b"").startswith(PNG_SIGNATURE)
+    with Image.open(io.BytesIO(image.data or b"")) as decoded:
+        assert (decoded.format, decoded.size) == ("PNG", (64, 64))
 
 
 # -- fault injection ---------------------------------------------------------------------------
