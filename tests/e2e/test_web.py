@@ -169,3 +169,37 @@ def test_model_text_is_never_parsed_as_html() -> None:
     source = (ROOT / "web" / "src" / "app.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
         assert sink not in source, sink
+
+
+def test_a_grounded_strategy_shows_google_search_suggestions(web: WebApp, marker: str) -> None:
+    page = web.open()
+    page.set_checked("#grounding", True)
+    submit_brief(page, f"Escape room in Brasov ({marker})", image=False)
+
+    expect(page.locator("#task-status")).to_have_attribute(
+        "data-status", "COMPLETED", timeout=DONE_MS
+    )
+    # Google's rendering, kept as it came, in a sandbox without scripts.
+    suggestions = page.locator("#search-suggestions")
+    expect(suggestions).to_be_visible()
+    frame = page.locator("#search-suggestions-frame")
+    assert "allow-scripts" not in (frame.get_attribute("sandbox") or "")
+    expect(page.frame_locator("#search-suggestions-frame").locator("body")).to_contain_text(
+        "stand-in sample"
+    )
+    # Search sources are named by their site, and link to Google's redirect.
+    links = page.locator("#strategy-sources a")
+    assert links.count() >= 1
+    hrefs = [links.nth(i).get_attribute("href") or "" for i in range(links.count())]
+    assert all("grounding-api-redirect" in href for href in hrefs), hrefs
+    assert all("/" not in links.nth(i).inner_text() for i in range(links.count()))
+    expect(page.locator("#search-links-note")).to_be_visible()
+
+
+def test_an_ungrounded_strategy_shows_no_search_suggestions(web: WebApp, marker: str) -> None:
+    page = web.open()
+    submit_brief(page, f"Bookbinder in Sibiu ({marker})", image=False)
+    expect(page.locator("#task-status")).to_have_attribute(
+        "data-status", "COMPLETED", timeout=DONE_MS
+    )
+    expect(page.locator("#search-suggestions")).to_be_hidden()
