@@ -4,6 +4,7 @@
 #   make up | down | status   the local stack (dev ports: SPEC §7)
 #   make demo                 the stack, then the command-line demo
 #   make check-gemini         check GEMINI_API_KEY against the configured models
+#   make smoke                end to end: deployed (deploy.sh's output) or the local stack
 #   make lint                 ruff check, ruff format --check, mypy
 #   make test                 a separate stack on ports +10000, lint, pytest, stack down
 
@@ -16,18 +17,19 @@ MAKEFLAGS += --no-print-directory
 # redelivery within seconds. shared/settings.py refuses a lease shorter than the
 # worst case of one attempt: the PDF upload (7 chunks x 1 s + 2 s to become ACTIVE)
 # + the strategy call (2 x 6 s + 0.1 s of retry delay) + the image call (3 x 6 s +
-# 0.25 s) + 2 s for writing the outcome = 41.35 s, hence 48: a short lease makes the
-# crash test (tests/integration/test_delivery_faults.py) take over within about 48 s.
+# 0.25 s) + 5 progress writes it may wait for (1 s each) + 2 s for writing the
+# outcome = 46.35 s, hence 48: a short lease makes the crash test
+# (tests/integration/test_delivery_faults.py) take over within about 48 s.
 # The 6 s deadlines stay above the stand-in latencies the tests inject (up to 5 s);
 # the stand-in answers 504 past a request's X-Server-Timeout, as Gemini does.
 # The redelivery backoff (1 s doubling to 5 s) over MAX_DELIVERY_ATTEMPTS=22 spans
-# 97 s: longer than the lease plus one attempt (89.35 s), so a message outlives a
+# 97 s: longer than the lease plus one attempt (94.35 s), so a message outlives a
 # crashed attempt's takeover (SPEC §4).
 # MAX_TASK_ATTEMPTS=3: Gemini failing forever costs 3 attempts of 2 strategy calls.
 TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 	GEMINI_STRATEGY_MAX_ATTEMPTS=2 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
 	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1 \
-	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 LEASE_SECONDS=48 MAX_TASK_ATTEMPTS=3 \
+	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 PROGRESS_WRITE_TIMEOUT_S=1 LEASE_SECONDS=48 MAX_TASK_ATTEMPTS=3 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=22
 
 PYTHON ?= python3.11
@@ -41,7 +43,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
 
 WEB_BUNDLE := web/dist/app.js
-.PHONY: help venv node_modules web deps up down status demo check-gemini lint test
+.PHONY: help venv node_modules web deps up down status demo check-gemini smoke lint test
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -94,6 +96,12 @@ demo: up
 # then one schema+url_context call and one image call (docs/gemini.md).
 check-gemini: venv
 	@$(PY) -m cli.check_gemini
+
+# A deployed project end to end (deploy.sh's SUBMIT_URL, STATUS_URL, FIREBASE_API_KEY,
+# GOOGLE_CLOUD_PROJECT from the environment or SMOKE_ARGS=--env-file FILE), or the
+# local stack without them: sign-up, submit, listener, preview, 404, cancel (cli/smoke.py).
+smoke: venv
+	@$(PY) -m cli.smoke $(SMOKE_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .
