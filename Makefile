@@ -107,6 +107,7 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared functions main.py cli
+	$(VENV)/bin/shellcheck infra/*.sh
 
 # The test stack always uses the Gemini stand-in (the tests inject faults and check
 # its marked output), and is always stopped (trap), whatever failed. pytest's exit

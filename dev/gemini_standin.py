@@ -1094,7 +1094,9 @@ def blocked_stream_prefix(call: GenerateCall, shaping: Shaping) -> str:
     return text[: max(1, len(text) // 3)]
 
 
-def split_stream(answer: JSON, digest: bytes, blocked_prefix: str = "") -> list[JSON]:
+def split_stream(
+    answer: JSON, digest: bytes, blocked_prefix: str = "", pieces_wanted: int = 0
+) -> list[JSON]:
     """Cut an answer into SSE events whose answer text parts concatenate to the full text.
 
     Thought parts come first, in an event of their own; then 2-4 events of answer text. Only
@@ -1116,7 +1118,7 @@ def split_stream(answer: JSON, digest: bytes, blocked_prefix: str = "") -> list[
     finals = [p for p in parts if not p.get("thought")]
     text = "".join(p.get("text", "") for p in finals)
     others = [p for p in finals if "text" not in p]
-    count = max(1, min(len(text), 2 + digest[-1] % 3))
+    count = max(1, min(len(text), pieces_wanted or 2 + digest[-1] % 3))
     step = math.ceil(len(text) / count) if text else 1
     pieces = [text[i : i + step] for i in range(0, len(text), step)] or [""]
     events = []
@@ -1161,6 +1163,8 @@ class Config:
             "image_format",
             "extra_models",
             "withdrawn_models",
+            "stream_pieces",
+            "stream_pause_s",
         }
     )
 
@@ -1170,6 +1174,10 @@ class Config:
     image_format: str = "jpeg"
     extra_models: tuple[str, ...] = ()
     withdrawn_models: tuple[str, ...] = ()
+    # Streamed answers: how many events of answer text (0: 2-4 by the request's digest)
+    # and the pause between events, so that a test can watch a strategy being written.
+    stream_pieces: int = 0
+    stream_pause_s: float = STREAM_EVENT_PAUSE_S
 
     def updated(self, body: JSON) -> Config:
         """A copy with the given fields changed; raises ApiError(400) on bad values."""
@@ -1194,8 +1202,21 @@ class Config:
             raise ApiError(400, "extra_models must be a list of model ids (without models/)")
         if not isinstance(withdrawn, list) or not all(m in SERVED_MODELS for m in withdrawn):
             raise ApiError(400, "withdrawn_models must be a list of ids from SERVED_MODELS")
+        pieces = body.get("stream_pieces", self.stream_pieces)
+        pause = as_float(body.get("stream_pause_s", self.stream_pause_s))
+        if not isinstance(pieces, int) or not 0 <= pieces <= 1000:
+            raise ApiError(400, "stream_pieces must be an integer from 0 to 1000")
+        if pause is None or not 0 <= pause <= 10:
+            raise ApiError(400, "stream_pause_s must be between 0 and 10")
         return Config(
-            latency, processing, int(size), str(image_format), tuple(extra), tuple(withdrawn)
+            latency,
+            processing,
+            int(size),
+            str(image_format),
+            tuple(extra),
+            tuple(withdrawn),
+            pieces,
+            pause,
         )
 
     def to_json(self) -> JSON:
@@ -1206,6 +1227,8 @@ class Config:
             "image_format": self.image_format,
             "extra_models": list(self.extra_models),
             "withdrawn_models": list(self.withdrawn_models),
+            "stream_pieces": self.stream_pieces,
+            "stream_pause_s": self.stream_pause_s,
         }
 
     def served_model(self, model_id: str) -> ServedModel | None:
@@ -1910,7 +1933,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         answer = build_answer(call, model, config.image_size, image_format, shaping)
         if stream:
             prefix = blocked_stream_prefix(call, shaping)
-            self._send_stream(split_stream(answer, call.digest, prefix))
+            events = split_stream(answer, call.digest, prefix, config.stream_pieces)
+            self._send_stream(events, config.stream_pause_s)
         else:
             self._send_json(200, answer)
 
@@ -1965,7 +1989,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                     "and usage is not allowed.",
                 )
 
-    def _send_stream(self, events: list[JSON]) -> None:
+    def _send_stream(self, events: list[JSON], pause_s: float = STREAM_EVENT_PAUSE_S) -> None:
         """SSE with a known Content-Length (keep-alive stays simple), flushed event by event."""
         encoded = [
             b"data: " + json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\r\n\r\n"
@@ -1979,7 +2003,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.end_headers()
         for index, event in enumerate(encoded):
             if index:
-                time.sleep(STREAM_EVENT_PAUSE_S)
+                time.sleep(pause_s)
             self.wfile.write(event)
             self.wfile.flush()
 

@@ -90,6 +90,7 @@ def generate_strategy(
     *,
     file_parts: list[types.Part] | None = None,
     on_progress: ProgressCallback | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> StrategyAnswer:
     """The strategy call, streamed so that progress follows the model's output."""
     settings = get_settings()
@@ -116,7 +117,10 @@ def generate_strategy(
             model=settings.gemini_text_model, contents=contents, config=config
         ):
             chunks.append(chunk)
-            written += len(_text_of(chunk))
+            text = _text_of(chunk)
+            written += len(text)
+            if on_text is not None:
+                on_text(text)
             if on_progress is not None:
                 share = min(written / EXPECTED_STRATEGY_CHARS, 1.0)
                 on_progress("writing_strategy", "Writing the strategy", 20 + round(45 * share))

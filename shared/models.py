@@ -54,6 +54,22 @@ class MarketingStrategy(BaseModel):
     )
 
 
+class StrategyDraft(BaseModel):
+    """A strategy still being written (``shared.drafts``): the fields of
+    MarketingStrategy that have arrived complete and valid, each optional."""
+
+    strategy_name: str | None = None
+    target_audience: str | None = None
+    required_budget: float | None = None
+    steps: list[StrategyStep] | None = None
+    summary: str | None = None
+    key_messages: list[str] | None = None
+    channels: list[Channel] | None = None
+    kpis: list[str] | None = None
+    timeline_weeks: int | None = None
+    visual_brief: str | None = None
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -184,6 +200,9 @@ class TaskPublic(BaseModel):
     request: TaskRequest
     attempts: int = 0
     progress: Progress | None = None
+    # While PROCESSING: the strategy as far as Gemini has written it (about once a
+    # second); gone once the task is finished.
+    draft: StrategyDraft | None = None
     result: TaskResult | None = None
     error: TaskError | None = None
 

@@ -17,11 +17,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from google.api_core.exceptions import GoogleAPICallError
-
 from shared import gemini, gemini_files, queue, tasks, uploads
 from shared.log import get_logger
 from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
+from shared.progress import ProgressWriter
 from shared.queue import Delivery
 from shared.settings import get_settings
 from shared.tasks import ClaimOutcome
@@ -83,10 +82,21 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
     started = time.monotonic()
     context = {"task_id": task.task_id, "attempt": task.attempts}
     log.info("processing started", extra=context)
-    progress = ProgressWriter(task.task_id)
+    progress = ProgressWriter(task.task_id, tasks.record_progress, first_stage="reading_sources")
+    try:
+        _run_claimed(task, lease_owner, progress, started)
+    finally:
+        progress.close()
+
+
+def _run_claimed(
+    task: TaskRecord, lease_owner: str, progress: ProgressWriter, started: float
+) -> None:
+    context = {"task_id": task.task_id, "attempt": task.attempts}
     try:
         answer = _write_strategy(task, progress)
     except gemini.GeminiError as exc:
+        progress.close()
         _fail_or_retry(task, lease_owner, exc)
         return
     result = TaskResult(
@@ -104,6 +114,7 @@ def run_task(task: TaskRecord, lease_owner: str) -> None:
         progress("drawing_image", "Drawing the preview image", 70)
         _add_image(task, result)
     progress("saving", "Saving the result", 95)
+    progress.close()
     _finish(task, lease_owner, result=result)
     log.info(
         "task completed",
@@ -168,12 +179,14 @@ def _write_strategy(task: TaskRecord, progress: ProgressWriter) -> gemini.Strate
     pdf = task.request.pdf
     if pdf is None:
         progress("writing_strategy", "Writing the strategy", 20)
-        return gemini.generate_strategy(task.request, on_progress=progress)
+        return gemini.generate_strategy(
+            task.request, on_progress=progress, on_text=progress.add_text
+        )
     progress("reading_sources", "Reading the PDF", 10)
     with gemini_files.pdf_for_gemini(pdf, task_id=task.task_id) as file:
         progress("writing_strategy", "Writing the strategy", 20)
         return gemini.generate_strategy(
-            task.request, file_parts=[file.part()], on_progress=progress
+            task.request, file_parts=[file.part()], on_progress=progress, on_text=progress.add_text
         )
 
 
@@ -190,33 +203,6 @@ def _add_image(task: TaskRecord, result: TaskResult) -> None:
         gcs_uri=gcs_uri, mime_type=image.mime_type, width=image.width, height=image.height
     )
     result.usage = result.usage + image.usage
-
-
-class ProgressWriter:
-    """Writes ``progress``: each new stage at once (a task has five), and updates
-    within a stage at most once per PROGRESS_MIN_INTERVAL_S (listeners pay per write).
-    """
-
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-        self.min_interval_s = get_settings().progress_min_interval_s
-        # The claim has just written the first stage.
-        self.stage = "reading_sources"
-        self.last_write = time.monotonic()
-
-    def __call__(self, stage: str, message: str, percent: int) -> None:
-        now = time.monotonic()
-        if stage == self.stage and now - self.last_write < self.min_interval_s:
-            return
-        self.stage, self.last_write = stage, now
-        try:
-            tasks.record_progress(
-                self.task_id, Progress(stage=stage, message=message, percent=percent), _now()
-            )
-        except GoogleAPICallError:
-            # Advisory: a failed progress write must not cost the attempt (and a
-            # second Gemini call on takeover).
-            log.warning("progress not recorded", extra={"task_id": self.task_id})
 
 
 def _finish(

@@ -26,6 +26,8 @@ EMULATOR_VARIABLES = (
 )
 # The google-genai SDK uploads files in chunks of this size.
 FILE_API_CHUNK_BYTES = 8 * MIB
+# Progress writes one attempt may wait for: its four stages, then the last one in flight.
+PROGRESS_WAITS = 5
 # The longest timeout Cloud Functions allows an event-driven function (the worker).
 MAX_EVENT_FUNCTION_TIMEOUT_S = 540
 # Projects that exist only in emulators carry this prefix (Firebase convention).
@@ -115,6 +117,9 @@ class Settings(BaseSettings):
     orphan_message_max_age_s: float = Field(default=300.0, ge=0)
     # Progress is advisory; listeners are billed per write.
     progress_min_interval_s: float = Field(default=1.0, ge=0)
+    # A progress write that takes longer is dropped; an attempt waits for at most
+    # PROGRESS_WAITS of them (its stages, then the last one in flight): in the budget.
+    progress_write_timeout_s: float = Field(default=2.0, gt=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
 
@@ -166,12 +171,13 @@ class Settings(BaseSettings):
         return chunks * self.gemini_upload_timeout_s + self.file_active_timeout_s
 
     def attempt_worst_case_s(self) -> float:
-        """Longest one processing attempt can take: PDF upload, strategy, image, and
-        writing the outcome."""
+        """Longest one processing attempt can take: PDF upload, strategy, image, the
+        progress writes it waits for, and writing the outcome."""
         return (
             self.pdf_upload_worst_case_s()
             + self.strategy_call_worst_case_s()
             + self.image_call_worst_case_s()
+            + PROGRESS_WAITS * self.progress_write_timeout_s
             + self.outcome_write_timeout_s
         )
 

@@ -18,7 +18,14 @@ from google.cloud import firestore
 
 from shared import clients
 from shared.errors import FailedPrecondition, NotFound
-from shared.models import Progress, TaskError, TaskRecord, TaskResult, TaskStatus
+from shared.models import (
+    Progress,
+    StrategyDraft,
+    TaskError,
+    TaskRecord,
+    TaskResult,
+    TaskStatus,
+)
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -151,6 +158,7 @@ def _terminal_fields(
         "lease_expires_at": None,
         "result": result.model_dump() if result else None,
         "error": error.model_dump() if error else None,
+        "draft": None,
         "progress": Progress(stage="done", message=status.value.lower(), percent=100).model_dump(),
     }
 
@@ -215,9 +223,15 @@ def holds_lease(task_id: str, lease_owner: str) -> bool:
     return _owned(snapshot.to_dict() if snapshot.exists else None, lease_owner)
 
 
-def record_progress(task_id: str, progress: Progress, now: datetime) -> None:
-    """A plain write: progress is advisory, so it needs no transaction."""
-    _ref(task_id).update({"progress": progress.model_dump(), "updated_at": now})
+def record_progress(
+    task_id: str, progress: Progress, draft: StrategyDraft | None, now: datetime
+) -> None:
+    """A plain write with a short deadline and no retry: progress is advisory (the
+    writer is closed before the outcome is written, so it never lands after it)."""
+    changes: dict[str, Any] = {"progress": progress.model_dump(), "updated_at": now}
+    if draft is not None:
+        changes["draft"] = draft.model_dump(exclude_none=True)
+    _ref(task_id).update(changes, retry=None, timeout=get_settings().progress_write_timeout_s)
 
 
 def get_owned_task(task_id: str, *, uid: str) -> TaskRecord:
