@@ -24,9 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared import clients
-from shared.gemini import GeminiError, call_gemini, call_options, check_answer, image_size
 from shared.settings import Settings, get_settings
+
+# shared.gemini and shared.clients are imported once the settings are known to be
+# valid (their loggers read the settings): a refused configuration is then a clear
+# exit 2, not a traceback.
 
 # Exit codes (README): 0 all good; the others say which step failed.
 EXIT_OK = 0
@@ -67,6 +69,9 @@ class CheckFailed(Exception):
 
 def served_models() -> list[str]:
     """Ids of the models this key may call generateContent on."""
+    from shared import clients
+    from shared.gemini import call_gemini
+
     ids = []
     for model in call_gemini(lambda: list(clients.gemini().models.list(config={"page_size": 100}))):
         actions = model.supported_actions or []
@@ -77,6 +82,9 @@ def served_models() -> list[str]:
 
 def check_json_call(settings: Settings) -> dict[str, Any]:
     from google.genai import types
+
+    from shared import clients
+    from shared.gemini import GeminiError, call_gemini, call_options, check_answer
 
     config = types.GenerateContentConfig(
         response_mime_type="application/json",
@@ -113,6 +121,9 @@ def check_json_call(settings: Settings) -> dict[str, Any]:
 
 def check_image_call(settings: Settings) -> dict[str, Any]:
     from google.genai import types
+
+    from shared import clients
+    from shared.gemini import GeminiError, call_gemini, call_options, check_answer, image_size
 
     config = types.GenerateContentConfig(
         response_modalities=["TEXT", "IMAGE"],
@@ -156,6 +167,8 @@ def run_checks(report: Report) -> None:
             "settings",
             "GEMINI_API_KEY is not set (or GEMINI_BASE_URL, to check a stand-in)",
         )
+    from shared.gemini import GeminiError
+
     try:
         report.served_models = served_models()
     except GeminiError as exc:

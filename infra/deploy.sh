@@ -1,118 +1,407 @@
 #!/usr/bin/env bash
-# Deploy Tinkerbell to a real Google Cloud project with gcloud.
+# Deploy Tinkerbell to a Google Cloud project with billing, from nothing to a working
+# system (docs/deploy.md):
 #
-#   PROJECT=my-project REGION=europe-west1 infra/deploy.sh
+#   PROJECT=my-project [REGION=europe-west1] [FIRESTORE_LOCATION=eur3] infra/deploy.sh
 #
-# Idempotent: creates what is missing, redeploys the three functions, and sets
-# the delivery policy of SPEC §4 on the subscription Eventarc made for the
-# worker. The Gemini key comes from Secret Manager (secret GEMINI_API_KEY),
-# never from this repo.
+# Safe to run again, also after a partial failure: it creates only what is missing,
+# updates the rest in place, and a second run creates nothing. Every value the functions
+# read comes from shared/settings.py and the operator's overrides in this shell's
+# environment (e.g. GEMINI_TEXT_MODEL=..., LOG_LEVEL=DEBUG), through infra/deploy_env.py;
+# they reach the functions in one env file (--env-vars-file replaces the whole
+# environment, so a run never inherits a previous run's variables).
+#
+# stdout carries only machine-readable lines for the next tools (make smoke):
+#   GOOGLE_CLOUD_PROJECT=... SUBMIT_URL=... STATUS_URL=... WEB_URL=... FIREBASE_API_KEY=...
+# Progress and the tools' own output go to stderr.
+#
+# Needs: gcloud (authenticated, or a Cloud Build service account), python3 with
+# pydantic-settings (pip install -r requirements.txt, or the pins of pydantic and
+# pydantic-settings alone), Node >= 20 with node_modules (npm ci) for the web build and
+# firebase-tools. The Gemini key lives in Secret Manager (GEMINI_API_KEY), never here.
 set -euo pipefail
 
-: "${PROJECT:?set PROJECT}"
+: "${PROJECT:?set PROJECT to the Google Cloud project id}"
 REGION=${REGION:-europe-west1}
+case "$REGION" in
+  europe-*) default_firestore_location=eur3 ;;
+  us-*) default_firestore_location=nam5 ;;
+  *) default_firestore_location=$REGION ;;
+esac
+# Permanent once created: Firestore cannot move a database.
+FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$default_firestore_location}
+WEB_APP_NAME=${WEB_APP_NAME:-Tinkerbell web}
+# The Hosting site to create when the project has none (its URL: https://SITE.web.app).
+HOSTING_SITE=${HOSTING_SITE:-$PROJECT}
+# How long to wait for Firestore's composite indexes before deploying the functions.
+INDEX_WAIT_S=${INDEX_WAIT_S:-1200}
+PYTHON=${PYTHON:-python3}
+NODE=${NODE:-node}
+
 RUNTIME=python311
-TOPIC=${TASKS_TOPIC:-tinkerbell-tasks}
-DEAD_TOPIC=${DEAD_LETTER_TOPIC:-tinkerbell-tasks-dead}
-BUCKET=${UPLOADS_BUCKET:-$PROJECT-uploads}
-SERVICE_ACCOUNT=${SERVICE_ACCOUNT:-tinkerbell-functions@$PROJECT.iam.gserviceaccount.com}
-# Keep these in step with shared/settings.py: the worker's timeout is the
-# lease, and the subscription's ack deadline is above it.
-LEASE_SECONDS=${LEASE_SECONDS:-540}
-ACK_DEADLINE_SECONDS=${ACK_DEADLINE_SECONDS:-600}
-MAX_DELIVERY_ATTEMPTS=${MAX_DELIVERY_ATTEMPTS:-20}
-RETRY_MIN_BACKOFF_S=${RETRY_MIN_BACKOFF_S:-10}
-RETRY_MAX_BACKOFF_S=${RETRY_MAX_BACKOFF_S:-600}
+SECRET=GEMINI_API_KEY
+SWEEP_JOB=tinkerbell-sweep
+SWEEP_SCHEDULE="*/5 * * * *"
+DATABASE="(default)"
+# One identity per role (docs/deploy.md, "Service accounts").
+sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
+API_SA=$(sa_email api)             # submit_strategy, task_status (public HTTP, no secret)
+WORKER_SA=$(sa_email worker)       # process_task (the only one that reads the key)
+RECOVERY_SA=$(sa_email recovery)   # dead_letter_task, sweep_tasks
+TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the two Pub/Sub functions
+SCHEDULER_SA=$(sa_email scheduler) # Cloud Scheduler's identity: invokes sweep_tasks
+BUILDER_SA=$(sa_email builder)     # Cloud Build, when it builds the functions' images
 
-gc() { gcloud --project="$PROJECT" --quiet "$@"; }
+# Every API this script (and what it deploys) uses.
+APIS=(
+  artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com
+  cloudresourcemanager.googleapis.com cloudscheduler.googleapis.com eventarc.googleapis.com
+  firebase.googleapis.com firebasehosting.googleapis.com firebaserules.googleapis.com
+  firestore.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
+  identitytoolkit.googleapis.com logging.googleapis.com pubsub.googleapis.com
+  run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+)
+
 here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-gc services enable cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com \
-  pubsub.googleapis.com firestore.googleapis.com storage.googleapis.com \
-  secretmanager.googleapis.com cloudbuild.googleapis.com cloudscheduler.googleapis.com
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() {
+  printf '\ninfra/deploy.sh: %s\n' "$*" >&2
+  exit 1
+}
+gc() { gcloud --project="$PROJECT" --quiet "$@"; }
+# True when the resource exists (a describe that fails for any reason counts as
+# missing: the create that follows then fails loudly if it was something else).
+exists() { "$@" >/dev/null 2>&1; }
+# IAM is eventually consistent: a service account created a moment ago may be refused.
+retry() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if "$@"; then return 0; fi
+    [ "$attempt" = 5 ] && return 1
+    printf 'retrying in %ss: %s\n' $((attempt * 5)) "$*" >&2
+    sleep $((attempt * 5))
+  done
+}
+bind() { retry "$@" >/dev/null; }
 
-gc pubsub topics describe "$TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$TOPIC"
-gc pubsub topics describe "$DEAD_TOPIC" >/dev/null 2>&1 || gc pubsub topics create "$DEAD_TOPIC"
-gc storage buckets describe "gs://$BUCKET" >/dev/null 2>&1 ||
-  gc storage buckets create "gs://$BUCKET" --location="$REGION" --uniform-bucket-level-access
-gc iam service-accounts describe "$SERVICE_ACCOUNT" >/dev/null 2>&1 ||
-  gc iam service-accounts create "${SERVICE_ACCOUNT%%@*}" --display-name="Tinkerbell functions"
+# firebase-tools: the pinned copy in node_modules (npm ci), unless FIREBASE_CLI says otherwise.
+if [ -n "${FIREBASE_CLI:-}" ]; then
+  read -r -a FIREBASE <<<"$FIREBASE_CLI"
+elif [ -x node_modules/.bin/firebase ]; then
+  FIREBASE=(node_modules/.bin/firebase)
+else
+  FIREBASE=(npx --yes firebase-tools@15.34.2)
+fi
+export NO_UPDATE_NOTIFIER=1 # firebase-tools' update notice, never mixed into --json output
+fb() {
+  local command=$1
+  shift
+  "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
+}
+# Reads firebase --json output on stdin; prints one field of the result.
+#   json_field PATH                     e.g. result.sdkConfig.apiKey
+#   json_field LIST_PATH KEY VALUE FIELD  FIELD of the first item of the list whose KEY is VALUE
+json_field() {
+  "$PYTHON" -c '
+import json, sys
 
-# What the functions' identity may do: tasks in Firestore, objects in the bucket,
-# publishing tasks (submit, sweeper) and dead letters (worker), reading the key.
-gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
-  --role=roles/datastore.user --condition=None >/dev/null
-gc storage buckets add-iam-policy-binding "gs://$BUCKET" \
-  --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectAdmin >/dev/null
-for topic in "$TOPIC" "$DEAD_TOPIC"; do
-  gc pubsub topics add-iam-policy-binding "$topic" \
-    --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/pubsub.publisher >/dev/null
-done
-gc secrets add-iam-policy-binding GEMINI_API_KEY \
-  --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/secretmanager.secretAccessor >/dev/null
-# Eventarc delivers to the worker and the dead-letter handler as this identity.
-gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
-  --role=roles/run.invoker --condition=None >/dev/null
-gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SERVICE_ACCOUNT" \
-  --role=roles/eventarc.eventReceiver --condition=None >/dev/null
+def walk(node, path):
+    for key in filter(None, path.split(".")):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
-# The settings check these together (shared/settings.py), so every function gets them.
-common_env="GOOGLE_CLOUD_PROJECT=$PROJECT,UPLOADS_BUCKET=$BUCKET,TASKS_TOPIC=$TOPIC,DEAD_LETTER_TOPIC=$DEAD_TOPIC"
-common_env+=",LEASE_SECONDS=$LEASE_SECONDS,ACK_DEADLINE_SECONDS=$ACK_DEADLINE_SECONDS"
-common_env+=",MAX_DELIVERY_ATTEMPTS=$MAX_DELIVERY_ATTEMPTS,RETRY_MIN_BACKOFF_S=$RETRY_MIN_BACKOFF_S"
-common_env+=",RETRY_MAX_BACKOFF_S=$RETRY_MAX_BACKOFF_S"
-deploy() {
-  local name=$1; shift
-  gc functions deploy "$name" --gen2 --region="$REGION" --runtime="$RUNTIME" \
-    --source="$here" --entry-point="$name" --service-account="$SERVICE_ACCOUNT" "$@"
+def firebase_json(text):
+    # The JSON document is the output; skip anything printed before it.
+    for start in [i for i, c in enumerate(text) if c == "{" and (i == 0 or text[i - 1] == "\n")]:
+        try:
+            return json.JSONDecoder().raw_decode(text, start)[0]
+        except ValueError:
+            continue
+    sys.exit("not the JSON output of firebase --json: " + text[:200])
+
+args = sys.argv[1:]
+node = walk(firebase_json(sys.stdin.read()), args[0])
+if len(args) == 4:
+    match = [item for item in node or [] if str(walk(item, args[1])) == args[2]]
+    node = walk(match[0], args[3]) if match else None
+print("" if node is None else node if isinstance(node, str) else json.dumps(node))
+' "$@"
 }
 
-deploy task_status --trigger-http --allow-unauthenticated --memory=256Mi --timeout=30s \
-  --set-env-vars="$common_env"
-STATUS_URL=$(gc functions describe task_status --gen2 --region="$REGION" --format='value(serviceConfig.uri)')
+# The settings first: a configuration they refuse stops here, before any change.
+settings_values() {
+  "$PYTHON" infra/deploy_env.py --project="$PROJECT" "$@" ||
+    die "fix the configuration above (shared/settings.py and your environment's overrides)"
+}
+values=$(settings_values)
+eval "$values"
 
-deploy submit_strategy --trigger-http --allow-unauthenticated --memory=512Mi --timeout=60s \
-  --set-env-vars="$common_env,STATUS_BASE_URL=$STATUS_URL"
+command -v gcloud >/dev/null || die "gcloud is not on PATH"
+[ -f node_modules/esbuild/package.json ] || die "node_modules is missing: run npm ci (or make deps)"
 
-deploy process_task --trigger-topic="$TOPIC" --retry --memory=1Gi --timeout="${LEASE_SECONDS}s" \
-  --concurrency=8 --cpu=1 --max-instances=100 \
-  --set-env-vars="$common_env" --set-secrets="GEMINI_API_KEY=GEMINI_API_KEY:latest"
+log "APIs"
+enabled=$(gc services list --enabled --format='value(config.name)')
+missing=()
+for api in "${APIS[@]}"; do
+  grep -qxF "$api" <<<"$enabled" || missing+=("$api")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  gc services enable "${missing[@]}"
+fi
+PROJECT_NUMBER=$(gc projects describe "$PROJECT" --format='value(projectNumber)')
+[ -n "$PROJECT_NUMBER" ] || die "cannot read the project number of $PROJECT"
+PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-# Eventarc made the push subscription; give it the delivery policy of SPEC §4.
-SUBSCRIPTION=$(gc eventarc triggers list --location="$REGION" \
-  --filter="destination.cloudRun.service~process-task" --format='value(transport.pubsub.subscription)' | head -n1)
-gc pubsub subscriptions update "$SUBSCRIPTION" \
-  --ack-deadline="$ACK_DEADLINE_SECONDS" \
-  --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
-  --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
-# Pub/Sub's own agent forwards dead letters: it must publish there and ack here.
-PUBSUB_AGENT="serviceAccount:service-$(gc projects describe "$PROJECT" --format='value(projectNumber)')@gcp-sa-pubsub.iam.gserviceaccount.com"
-gc pubsub topics add-iam-policy-binding "$DEAD_TOPIC" --member="$PUBSUB_AGENT" \
-  --role=roles/pubsub.publisher >/dev/null
-gc pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --member="$PUBSUB_AGENT" \
-  --role=roles/pubsub.subscriber >/dev/null
+log "Secret $SECRET"
+if ! exists gc secrets describe "$SECRET"; then
+  die "the Secret Manager secret $SECRET does not exist. Create it once, with the key in \$KEY
+(read -rs KEY keeps it out of your shell history), then run this script again:
 
-# Dead letters fail their task (unless a live lease may still finish it); the
-# sweeper republishes tasks whose lease expired, every 5 minutes.
-deploy dead_letter_task --trigger-topic="$DEAD_TOPIC" --retry --memory=256Mi --timeout=60s \
-  --set-env-vars="$common_env"
-deploy sweep_tasks --trigger-http --no-allow-unauthenticated --memory=256Mi --timeout=300s \
-  --set-env-vars="$common_env"
-SWEEP_URL=$(gc functions describe sweep_tasks --gen2 --region="$REGION" --format='value(serviceConfig.uri)')
-gc functions add-invoker-policy-binding sweep_tasks --region="$REGION" \
-  --member="serviceAccount:$SERVICE_ACCOUNT"
-gc scheduler jobs describe tinkerbell-sweep --location="$REGION" >/dev/null 2>&1 ||
-  gc scheduler jobs create http tinkerbell-sweep --location="$REGION" --schedule="*/5 * * * *" \
-    --uri="$SWEEP_URL" --http-method=POST --oidc-service-account-email="$SERVICE_ACCOUNT"
+  printf %s \"\$KEY\" | gcloud secrets create $SECRET --data-file=- --replication-policy=automatic --project=$PROJECT
+"
+fi
+if [ -z "$(gc secrets versions list "$SECRET" --filter=state:ENABLED --limit=1 --format='value(name)')" ]; then
+  die "the secret $SECRET has no enabled version. Add one:
 
-# Firestore security rules (clients read only their own tasks; no client writes),
-# the indexes of the per-user limits and the TTL policy of idempotency keys.
-# Needs Node; Cloud Build's gcloud image has none, so cloudbuild.yaml runs it as a
-# step of its own (SKIP_FIRESTORE_RULES=1 here).
-if [ "${SKIP_FIRESTORE_RULES:-0}" != 1 ]; then
-  npx --yes firebase-tools@15.34.2 deploy --only firestore:rules,firestore:indexes \
-    --project "$PROJECT" --config "$here/infra/firebase.json"
+  printf %s \"\$KEY\" | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT
+"
 fi
 
-echo "submit: $(gc functions describe submit_strategy --gen2 --region="$REGION" --format='value(serviceConfig.uri)')"
-echo "status: $STATUS_URL"
+log "Firestore database $DATABASE ($FIRESTORE_LOCATION)"
+if exists gc firestore databases describe --database="$DATABASE"; then
+  read -r db_type db_location < <(gc firestore databases describe --database="$DATABASE" \
+    --format='value(type,locationId)')
+  [ "$db_type" = FIRESTORE_NATIVE ] ||
+    die "the $DATABASE database is $db_type; Tinkerbell needs Firestore in native mode"
+  [ "$db_location" = "$FIRESTORE_LOCATION" ] ||
+    printf 'note: the database is in %s, not %s (a location is permanent)\n' \
+      "$db_location" "$FIRESTORE_LOCATION" >&2
+else
+  gc firestore databases create --database="$DATABASE" --location="$FIRESTORE_LOCATION" \
+    --type=firestore-native
+fi
+
+log "Pub/Sub topics"
+for topic in "$TASKS_TOPIC" "$DEAD_LETTER_TOPIC"; do
+  exists gc pubsub topics describe "$topic" || gc pubsub topics create "$topic"
+done
+
+log "Bucket gs://$BUCKET"
+# Abandoned uploads and task sources (uploads/), then previews (results/), age out.
+cat >"$work/lifecycle.json" <<EOF
+{
+  "rule": [
+    {"action": {"type": "Delete"},
+     "condition": {"age": $UPLOAD_RETENTION_DAYS, "matchesPrefix": ["uploads/"]}},
+    {"action": {"type": "Delete"},
+     "condition": {"age": $PREVIEW_RETENTION_DAYS, "matchesPrefix": ["results/"]}}
+  ]
+}
+EOF
+if ! exists gc storage buckets describe "gs://$BUCKET"; then
+  gc storage buckets create "gs://$BUCKET" --location="$REGION" \
+    --uniform-bucket-level-access --public-access-prevention
+fi
+gc storage buckets update "gs://$BUCKET" --uniform-bucket-level-access \
+  --public-access-prevention --lifecycle-file="$work/lifecycle.json"
+
+log "Service accounts"
+create_sa() {
+  local email=$1 title=$2
+  exists gc iam service-accounts describe "$email" ||
+    gc iam service-accounts create "${email%%@*}" --display-name="$title"
+}
+create_sa "$API_SA" "Tinkerbell HTTP API (submit_strategy, task_status)"
+create_sa "$WORKER_SA" "Tinkerbell worker (process_task)"
+create_sa "$RECOVERY_SA" "Tinkerbell recovery (dead_letter_task, sweep_tasks)"
+create_sa "$TRIGGER_SA" "Tinkerbell Eventarc trigger identity"
+create_sa "$SCHEDULER_SA" "Tinkerbell Cloud Scheduler identity"
+create_sa "$BUILDER_SA" "Tinkerbell function builds"
+
+log "IAM bindings"
+for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do
+  bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" \
+    --role=roles/datastore.user --condition=None
+done
+for sa in "$API_SA" "$WORKER_SA"; do
+  bind gc storage buckets add-iam-policy-binding "gs://$BUCKET" --member="serviceAccount:$sa" \
+    --role=roles/storage.objectUser
+done
+# Submissions (API) and the sweeper (recovery) publish tasks; the worker publishes
+# the tasks it gives up on to the dead-letter topic (docs/decisions/0005).
+for sa in "$API_SA" "$RECOVERY_SA"; do
+  bind gc pubsub topics add-iam-policy-binding "$TASKS_TOPIC" --member="serviceAccount:$sa" \
+    --role=roles/pubsub.publisher
+done
+bind gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \
+  --member="serviceAccount:$WORKER_SA" --role=roles/pubsub.publisher
+bind gc secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$WORKER_SA" \
+  --role=roles/secretmanager.secretAccessor
+# What Cloud Build needs to build a function from source (functions docs, "build
+# service account"): write logs, push the image, read the uploaded source.
+for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectAdmin; do
+  bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILDER_SA" \
+    --role="$role" --condition=None
+done
+
+log "Firebase"
+if [ -z "$(fb projects:list --json | json_field result projectId "$PROJECT" projectId)" ]; then
+  fb projects:addfirebase "$PROJECT" >&2
+fi
+APP_ID=$(fb apps:list WEB --json | json_field result displayName "$WEB_APP_NAME" appId)
+if [ -z "$APP_ID" ]; then
+  APP_ID=$(fb apps:create WEB "$WEB_APP_NAME" --json | json_field result.appId)
+fi
+[ -n "$APP_ID" ] || die "could not register the web app $WEB_APP_NAME"
+site_of() { fb hosting:sites:list --json | json_field result.sites type DEFAULT_SITE "$1"; }
+if [ -z "$(site_of name)" ]; then
+  fb hosting:sites:create "$HOSTING_SITE" --app="$APP_ID" >&2
+fi
+WEB_URL=$(site_of defaultUrl)
+[ -n "$WEB_URL" ] || die "the project has no default Hosting site (set HOSTING_SITE and retry)"
+SITE=$(site_of name)
+SITE=${SITE##*/}
+WEB_ORIGINS="https://$SITE.web.app,https://$SITE.firebaseapp.com"
+
+log "Firestore rules, indexes and TTL policies; anonymous sign-in"
+# firebase.json: firestore.rules, firestore.indexes.json, and auth.providers.anonymous
+# (the web app signs in anonymously).
+fb deploy --only=firestore:rules,firestore:indexes,auth --config=firebase.json >&2
+for policy in $TTL_POLICIES; do
+  collection=${policy%/*}
+  field=${policy#*/}
+  ttl_state=$(gc firestore indexes fields describe "$field" --database="$DATABASE" \
+    --collection-group="$collection" --format='value(ttlConfig.state)')
+  if [ -z "$ttl_state" ]; then
+    gc firestore fields ttls update "$field" --database="$DATABASE" \
+      --collection-group="$collection" --enable-ttl --async
+  fi
+done
+# The functions' queries need the composite indexes: wait until they are built.
+waited=0
+while :; do
+  states=$(gc firestore indexes composite list --database="$DATABASE" --format='value(state)')
+  pending=0
+  for state in $states; do
+    [ "$state" = READY ] || pending=$((pending + 1))
+  done
+  [ "$pending" = 0 ] && break
+  [ "$waited" -ge "$INDEX_WAIT_S" ] &&
+    die "$pending Firestore indexes are still building after ${INDEX_WAIT_S}s; run again later"
+  printf '%s indexes building...\n' "$pending" >&2
+  sleep 20
+  waited=$((waited + 20))
+done
+
+log "Functions"
+# task_status's URL is known before it exists (the cloudfunctions.net form), unless
+# the operator fronts it with a domain of their own (STATUS_BASE_URL).
+status_default=https://$REGION-$PROJECT.cloudfunctions.net/task_status
+STATUS_BASE_URL=${STATUS_BASE_URL:-$status_default}
+values=$(settings_values --status-base-url="$STATUS_BASE_URL" --cors-origins="$WEB_ORIGINS" \
+  --env-file="$work/env.yaml")
+eval "$values"
+deploy_function() {
+  local name=$1 sa=$2
+  shift 2
+  gc functions deploy "$name" --gen2 --region="$REGION" --runtime="$RUNTIME" --source=. \
+    --entry-point="$name" --service-account="$sa" \
+    --build-service-account="projects/$PROJECT/serviceAccounts/$BUILDER_SA" \
+    --env-vars-file="$work/env.yaml" "$@" >&2
+}
+url_of() {
+  local url
+  url=$(gc functions describe "$1" --region="$REGION" --v2 --format='value(url)')
+  [ -n "$url" ] || url=$(gc functions describe "$1" --region="$REGION" --v2 \
+    --format='value(serviceConfig.uri)')
+  [ -n "$url" ] || die "no URL for the function $1"
+  printf '%s' "$url"
+}
+invoker() { bind gc functions add-invoker-policy-binding "$1" --region="$REGION" --member="$2"; }
+
+deploy_function task_status "$API_SA" --trigger-http --allow-unauthenticated \
+  --memory=256Mi --timeout=30s
+status_url=$(url_of task_status)
+if [ "$STATUS_BASE_URL" = "$status_default" ] && [ "$status_url" != "$status_default" ]; then
+  die "task_status is at $status_url: run again with STATUS_BASE_URL=$status_url"
+fi
+STATUS_URL=$STATUS_BASE_URL
+deploy_function submit_strategy "$API_SA" --trigger-http --allow-unauthenticated \
+  --memory=512Mi --timeout=60s
+SUBMIT_URL=$(url_of submit_strategy)
+
+# The worker: its timeout is the lease (shared/settings.py keeps it within 540 s).
+deploy_function process_task "$WORKER_SA" --trigger-topic="$TASKS_TOPIC" --retry \
+  --trigger-service-account="$TRIGGER_SA" --memory=1Gi --cpu=1 --concurrency=8 \
+  --max-instances=100 --timeout="${LEASE_SECONDS}s" --set-secrets="$SECRET=$SECRET:latest"
+invoker process_task "serviceAccount:$TRIGGER_SA"
+deploy_function dead_letter_task "$RECOVERY_SA" --trigger-topic="$DEAD_LETTER_TOPIC" --retry \
+  --trigger-service-account="$TRIGGER_SA" --memory=256Mi --timeout=60s
+invoker dead_letter_task "serviceAccount:$TRIGGER_SA"
+# One sweep at a time.
+deploy_function sweep_tasks "$RECOVERY_SA" --trigger-http --no-allow-unauthenticated \
+  --memory=256Mi --timeout="${SWEEP_TIMEOUT_S}s" --max-instances=1
+invoker sweep_tasks "serviceAccount:$SCHEDULER_SA"
+
+log "Worker subscription: delivery policy (SPEC §4)"
+# The documented path: the function's Eventarc trigger, then the trigger's subscription.
+TRIGGER=$(gc functions describe process_task --region="$REGION" --v2 \
+  --format='value(eventTrigger.trigger)')
+[ -n "$TRIGGER" ] || die "process_task has no Eventarc trigger"
+SUBSCRIPTION=$(gc eventarc triggers describe "$TRIGGER" --location="$REGION" \
+  --format='value(transport.pubsub.subscription)')
+[ -n "$SUBSCRIPTION" ] || die "the trigger $TRIGGER has no Pub/Sub subscription"
+gc pubsub subscriptions update "$SUBSCRIPTION" --ack-deadline="$ACK_DEADLINE_SECONDS" \
+  --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
+  --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" >&2
+# Pub/Sub's own agent forwards dead letters: it must publish there and ack here.
+bind gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.publisher
+bind gc pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --member="$PUBSUB_AGENT" \
+  --role=roles/pubsub.subscriber
+
+log "Scheduler job $SWEEP_JOB"
+SWEEP_URI=$(gc functions describe sweep_tasks --region="$REGION" --v2 \
+  --format='value(serviceConfig.uri)')
+[ -n "$SWEEP_URI" ] || die "no URL for sweep_tasks"
+job_flags=(--location="$REGION" --schedule="$SWEEP_SCHEDULE" --uri="$SWEEP_URI"
+  --http-method=POST --attempt-deadline="${SWEEP_TIMEOUT_S}s"
+  --oidc-service-account-email="$SCHEDULER_SA" --oidc-token-audience="$SWEEP_URI")
+if exists gc scheduler jobs describe "$SWEEP_JOB" --location="$REGION"; then
+  gc scheduler jobs update http "$SWEEP_JOB" "${job_flags[@]}" >&2
+else
+  gc scheduler jobs create http "$SWEEP_JOB" "${job_flags[@]}" >&2
+fi
+
+log "Web app on Firebase Hosting"
+sdk_config=$(fb apps:sdkconfig WEB "$APP_ID" --json)
+FIREBASE_API_KEY=$(json_field result.sdkConfig.apiKey <<<"$sdk_config")
+FIREBASE_AUTH_DOMAIN=$(json_field result.sdkConfig.authDomain <<<"$sdk_config")
+[ -n "$FIREBASE_API_KEY" ] || die "no API key in the web app's config"
+env -u FIRESTORE_EMULATOR_HOST -u AUTH_EMULATOR_URL \
+  SUBMIT_URL="$SUBMIT_URL" STATUS_URL="$STATUS_URL" GOOGLE_CLOUD_PROJECT="$PROJECT" \
+  FIREBASE_API_KEY="$FIREBASE_API_KEY" FIREBASE_AUTH_DOMAIN="$FIREBASE_AUTH_DOMAIN" \
+  FIREBASE_APP_ID="$APP_ID" "$NODE" web/build.mjs >&2
+fb deploy --only=hosting --config=firebase.json >&2
+
+log "Deployed $PROJECT"
+cat >&2 <<EOF
+  web app      $WEB_URL
+  submit       $SUBMIT_URL
+  status       $STATUS_URL
+  subscription $SUBSCRIPTION
+EOF
+cat <<EOF
+GOOGLE_CLOUD_PROJECT=$PROJECT
+REGION=$REGION
+SUBMIT_URL=$SUBMIT_URL
+STATUS_URL=$STATUS_URL
+WEB_URL=$WEB_URL
+FIREBASE_API_KEY=$FIREBASE_API_KEY
+FIREBASE_AUTH_DOMAIN=$FIREBASE_AUTH_DOMAIN
+FIREBASE_APP_ID=$APP_ID
+EOF

@@ -7,6 +7,7 @@ backoff and jitter from the settings; what still fails comes out of here as a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -91,6 +92,7 @@ def generate_strategy(
     file_parts: list[types.Part] | None = None,
     on_progress: ProgressCallback | None = None,
     on_text: Callable[[str], None] | None = None,
+    deadline: float | None = None,
 ) -> StrategyAnswer:
     """The strategy call, streamed so that progress follows the model's output."""
     settings = get_settings()
@@ -117,6 +119,14 @@ def generate_strategy(
             model=settings.gemini_text_model, contents=contents, config=config
         ):
             chunks.append(chunk)
+            if deadline is not None and time.monotonic() > deadline:
+                # The server ends a call at its X-Server-Timeout; this guards the
+                # attempt's lease against one that keeps a stream trickling.
+                raise GeminiError(
+                    "gemini_deadline_exceeded",
+                    "Gemini took longer than this attempt may; trying again shortly",
+                    retryable=True,
+                )
             text = _text_of(chunk)
             written += len(text)
             if on_text is not None:

@@ -55,20 +55,36 @@ def _ref(sha256: str) -> DocumentReference:
 
 
 @contextmanager
-def pdf_for_gemini(pdf: PdfRef, *, task_id: str) -> Iterator[GeminiFile]:
-    """The PDF as an ACTIVE File API file for the duration of the block."""
+def pdf_for_gemini(pdf: PdfRef, *, task_id: str, deadline: float) -> Iterator[GeminiFile]:
+    """The PDF as an ACTIVE File API file for the duration of the block.
+
+    ``deadline`` (monotonic) is the attempt's: a wait for another task's upload of
+    the same PDF uses only the PDF's share of the time left, and if that upload
+    does not become ACTIVE in it the attempt ends (retryable) rather than upload a
+    copy of its own past its lease.
+    """
     role, file = _acquire(pdf.sha256, task_id)
     if role is Role.WAIT:
-        file = _wait_for_upload(pdf.sha256)
-    if file is None:  # we upload: for everyone (UPLOAD) or, if that failed, for us
+        settings = get_settings()
+        share = (
+            deadline
+            - time.monotonic()
+            - (settings.attempt_worst_case_s() - settings.pdf_upload_worst_case_s())
+        )
+        file = _wait_for_upload(pdf.sha256, timeout_s=max(0.0, share))
+        if file is None:
+            raise GeminiError(
+                "pdf_busy",
+                "Another task was still preparing the same PDF; trying again shortly",
+                retryable=True,
+            )
+    if file is None:  # nobody has it: we upload it for everyone
         try:
             file = _upload(pdf, task_id=task_id)
         except Exception:
-            if role is Role.UPLOAD:
-                _abandon(pdf.sha256, task_id)
+            _abandon(pdf.sha256, task_id)
             raise
-        if role is Role.UPLOAD:
-            _publish(pdf.sha256, task_id, file)
+        _publish(pdf.sha256, task_id, file)
     try:
         yield file
     finally:
@@ -116,11 +132,10 @@ def _file_of(data: dict[str, Any]) -> GeminiFile:
     return GeminiFile(name=data["name"], uri=data["uri"], mime_type=data["mime_type"])
 
 
-def _wait_for_upload(sha256: str) -> GeminiFile | None:
+def _wait_for_upload(sha256: str, *, timeout_s: float) -> GeminiFile | None:
     """Follow the shared record with a listener until the upload is ACTIVE.
 
-    None when the uploader gave up (record gone) or took too long: the caller
-    then uploads a file of its own.
+    None when the uploader gave up (record gone) or took longer than ``timeout_s``.
     """
     ready = threading.Event()
     found: list[GeminiFile | None] = []
@@ -133,7 +148,7 @@ def _wait_for_upload(sha256: str) -> GeminiFile | None:
 
     watch = _ref(sha256).on_snapshot(on_change)
     try:
-        ready.wait(get_settings().pdf_upload_worst_case_s())
+        ready.wait(timeout_s)
     finally:
         watch.unsubscribe()
     return found[0] if found else None

@@ -215,6 +215,9 @@ class TaskRecord(TaskPublic):
     lease_owner: str | None = None
     # Error codes of the attempts that failed and gave the task back to Pub/Sub.
     attempt_errors: list[str] = Field(default_factory=list)
+    # What earlier attempts paid for (the strategy, then the preview): a takeover
+    # resumes from here instead of paying again.
+    checkpoint: TaskResult | None = None
 
     def public(self) -> TaskPublic:
         return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))

@@ -22,8 +22,8 @@ from shared.settings import get_settings
 
 log = get_logger("progress")
 
-# (task_id, progress, draft or None, now) -> None; tasks.record_progress in production.
-WriteProgress = Callable[[str, Progress, StrategyDraft | None, datetime], None]
+# (task_id, progress, draft or None, now): writes them (its answer is not used).
+WriteProgress = Callable[[str, Progress, StrategyDraft | None, datetime], object]
 
 
 @dataclass

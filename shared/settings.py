@@ -26,6 +26,9 @@ EMULATOR_VARIABLES = (
 )
 # The google-genai SDK uploads files in chunks of this size.
 FILE_API_CHUNK_BYTES = 8 * MIB
+# Checkpoints of one attempt (the paid strategy, then the preview), each written with
+# the outcome's retries (OUTCOME_WRITE_TIMEOUT_S).
+CHECKPOINT_WRITES = 2
 # Progress writes one attempt may wait for: its four stages, then the last one in flight.
 PROGRESS_WAITS = 5
 # The longest timeout Cloud Functions allows an event-driven function (the worker).
@@ -121,6 +124,12 @@ class Settings(BaseSettings):
     # PROGRESS_WAITS of them (its stages, then the last one in flight): in the budget.
     progress_write_timeout_s: float = Field(default=2.0, gt=0)
     publish_timeout_s: float = Field(default=10.0, gt=0)
+    # The scheduled sweeper's function timeout, and so its job's attempt deadline.
+    sweep_timeout_s: int = Field(default=300, ge=15, le=1800)
+    # Bucket lifecycle (infra/deploy.sh): uploaded PDFs (task sources and abandoned
+    # upload sessions) and previews are deleted after this many days.
+    upload_retention_days: int = Field(default=7, ge=1)
+    preview_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
     @property
@@ -172,13 +181,13 @@ class Settings(BaseSettings):
 
     def attempt_worst_case_s(self) -> float:
         """Longest one processing attempt can take: PDF upload, strategy, image, the
-        progress writes it waits for, and writing the outcome."""
+        progress writes it waits for, its checkpoints and writing the outcome."""
         return (
             self.pdf_upload_worst_case_s()
             + self.strategy_call_worst_case_s()
             + self.image_call_worst_case_s()
             + PROGRESS_WAITS * self.progress_write_timeout_s
-            + self.outcome_write_timeout_s
+            + (CHECKPOINT_WRITES + 1) * self.outcome_write_timeout_s
         )
 
     @model_validator(mode="after")

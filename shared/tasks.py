@@ -78,40 +78,53 @@ def get_task(task_id: str) -> TaskRecord | None:
 
 def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
     """Take the task for one processing attempt, in a transaction (SPEC §4)."""
-    settings = get_settings()
     ref = _ref(task_id)
     # Most duplicates find the task finished or leased: a plain read tells them so
     # without taking the document's lock from the attempt that holds it.
-    seen = _settled(ref.get(), now)
+    seen = settled_claim(_record(ref.get()), now)
     if seen is not None:
         return seen
 
     @firestore.transactional
     def run(transaction: Transaction) -> Claim:
-        snapshot = ref.get(transaction=transaction)
-        settled = _settled(snapshot, now)
-        if settled is not None:
-            return settled
-        task = TaskRecord.model_validate(snapshot.to_dict())
-        if task.attempts >= settings.max_task_attempts:
-            error = attempts_exhausted(task.attempts)
-            transaction.update(ref, _terminal_fields(TaskStatus.FAILED, now, error=error))
-            return Claim(ClaimOutcome.EXHAUSTED, task)
-        changes: dict[str, Any] = {
-            "status": TaskStatus.PROCESSING.value,
-            "attempts": task.attempts + 1,
-            "lease_owner": lease_owner,
-            "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-            "started_at": task.started_at or now,
-            "updated_at": now,
-            "progress": Progress(
-                stage="reading_sources", message="Started", percent=5
-            ).model_dump(),
-        }
-        transaction.update(ref, changes)
-        return Claim(ClaimOutcome.CLAIMED, task.model_copy(update=_as_model_fields(changes)))
+        claim, changes = decide_claim(
+            _record(ref.get(transaction=transaction)), lease_owner=lease_owner, now=now
+        )
+        if changes:
+            transaction.update(ref, changes)
+        return claim
 
     return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+
+
+def _record(snapshot: Any) -> TaskRecord | None:
+    return TaskRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+
+def decide_claim(
+    task: TaskRecord | None, *, lease_owner: str, now: datetime
+) -> tuple[Claim, dict[str, Any]]:
+    """The claim's rule, apart from where the task is stored: the outcome, and the
+    changes to write (none when the claim writes nothing)."""
+    settled = settled_claim(task, now)
+    if settled is not None:
+        return settled, {}
+    assert task is not None
+    if task.attempts >= get_settings().max_task_attempts:
+        error = attempts_exhausted(task.attempts)
+        return Claim(ClaimOutcome.EXHAUSTED, task), terminal_fields(
+            TaskStatus.FAILED, now, error=error
+        )
+    changes: dict[str, Any] = {
+        "status": TaskStatus.PROCESSING.value,
+        "attempts": task.attempts + 1,
+        "lease_owner": lease_owner,
+        "lease_expires_at": now + timedelta(seconds=get_settings().lease_seconds),
+        "started_at": task.started_at or now,
+        "updated_at": now,
+        "progress": Progress(stage="reading_sources", message="Started", percent=5).model_dump(),
+    }
+    return Claim(ClaimOutcome.CLAIMED, task.model_copy(update=_as_model_fields(changes))), changes
 
 
 def attempts_exhausted(attempts: int) -> TaskError:
@@ -123,11 +136,10 @@ def attempts_exhausted(attempts: int) -> TaskError:
     )
 
 
-def _settled(snapshot: Any, now: datetime) -> Claim | None:
+def settled_claim(task: TaskRecord | None, now: datetime) -> Claim | None:
     """The claim's outcome when no write is needed: missing, finished or leased."""
-    if not snapshot.exists:
+    if task is None:
         return Claim(ClaimOutcome.MISSING)
-    task = TaskRecord.model_validate(snapshot.to_dict())
     if task.status.is_terminal:
         return Claim(ClaimOutcome.FINISHED, task)
     lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
@@ -144,7 +156,7 @@ def _as_model_fields(changes: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _terminal_fields(
+def terminal_fields(
     status: TaskStatus,
     now: datetime,
     *,
@@ -159,6 +171,7 @@ def _terminal_fields(
         "result": result.model_dump() if result else None,
         "error": error.model_dump() if error else None,
         "draft": None,
+        "checkpoint": None,
         "progress": Progress(stage="done", message=status.value.lower(), percent=100).model_dump(),
     }
 
@@ -177,21 +190,28 @@ def finish_task(
     meanwhile: that attempt's outcome is then discarded.
     """
     status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
-    changes = _terminal_fields(status, now, result=result, error=error)
-    # The outcome is paid for: losing it costs a second Gemini call on redelivery.
-    # Retry the whole transaction when it aborts, also in its read (lock timeouts),
-    # which the library's own retry (commit only) does not cover.
-    retry = Retry(
+    changes = terminal_fields(status, now, result=result, error=error)
+    return bool(
+        _outcome_retry()(_update_if_owned)(
+            task_id, lease_owner, changes, CLAIM_TRANSACTION_ATTEMPTS
+        )
+    )
+
+
+def _outcome_retry() -> Retry:
+    """A paid outcome is worth retrying: the whole transaction, when it aborts also in
+    its read (lock timeouts), which the library's own retry (commit only) does not
+    cover; for up to OUTCOME_WRITE_TIMEOUT_S."""
+    return Retry(
         predicate=if_exception_type(Aborted),
         initial=0.05,
         maximum=1.0,
         multiplier=2.0,
         timeout=get_settings().outcome_write_timeout_s,
     )
-    return bool(retry(_update_if_owned)(task_id, lease_owner, changes, CLAIM_TRANSACTION_ATTEMPTS))
 
 
-def _owned(data: dict[str, Any] | None, lease_owner: str) -> bool:
+def owned(data: dict[str, Any] | None, lease_owner: str) -> bool:
     """Whether a task document is still this attempt's: PROCESSING under its lease owner."""
     return bool(
         data
@@ -209,7 +229,7 @@ def _update_if_owned(
     @firestore.transactional
     def run(transaction: Transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
-        if not _owned(snapshot.to_dict() if snapshot.exists else None, lease_owner):
+        if not owned(snapshot.to_dict() if snapshot.exists else None, lease_owner):
             return False
         transaction.update(ref, changes)
         return True
@@ -220,18 +240,32 @@ def _update_if_owned(
 def holds_lease(task_id: str, lease_owner: str) -> bool:
     """Whether this attempt still owns the task (not cancelled, not taken over)."""
     snapshot = _ref(task_id).get()
-    return _owned(snapshot.to_dict() if snapshot.exists else None, lease_owner)
+    return owned(snapshot.to_dict() if snapshot.exists else None, lease_owner)
 
 
 def record_progress(
-    task_id: str, progress: Progress, draft: StrategyDraft | None, now: datetime
-) -> None:
-    """A plain write with a short deadline and no retry: progress is advisory (the
-    writer is closed before the outcome is written, so it never lands after it)."""
+    task_id: str,
+    *,
+    lease_owner: str,
+    progress: Progress,
+    draft: StrategyDraft | None,
+    now: datetime,
+) -> bool:
+    """Progress (and the draft) of a task this attempt still owns: a cancelled or
+    finished task is never written again. One try: progress is advisory."""
     changes: dict[str, Any] = {"progress": progress.model_dump(), "updated_at": now}
     if draft is not None:
         changes["draft"] = draft.model_dump(exclude_none=True)
-    _ref(task_id).update(changes, retry=None, timeout=get_settings().progress_write_timeout_s)
+    return _update_if_owned(task_id, lease_owner, changes, transaction_attempts=1)
+
+
+def save_checkpoint(
+    task_id: str, *, lease_owner: str, now: datetime, checkpoint: TaskResult
+) -> bool:
+    """Keep what this attempt paid for, so that a takeover does not pay again.
+    Retried like the outcome (a lost checkpoint may cost a second Gemini call)."""
+    changes = {"checkpoint": checkpoint.model_dump(), "updated_at": now}
+    return bool(_outcome_retry()(_update_if_owned)(task_id, lease_owner, changes))
 
 
 def get_owned_task(task_id: str, *, uid: str) -> TaskRecord:
@@ -255,7 +289,7 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
             raise NotFound("no such task")
         if task.status.is_terminal:
             raise FailedPrecondition(f"the task is already {task.status.value}")
-        changes = _terminal_fields(TaskStatus.CANCELLED, now)
+        changes = terminal_fields(TaskStatus.CANCELLED, now)
         transaction.update(ref, changes)
         return task.model_copy(update=_as_model_fields(changes))
 
@@ -281,7 +315,7 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
         lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
         if task.status is TaskStatus.PROCESSING and lease_live:
             return ClaimOutcome.LEASED
-        transaction.update(ref, _terminal_fields(TaskStatus.FAILED, now, error=error))
+        transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
         return ClaimOutcome.EXHAUSTED
 
     return run(clients.firestore().transaction())

@@ -36,12 +36,11 @@ def fresh(standin: StandinServer) -> None:
     httpx.post(f"{standin.url}/_standin/reset").raise_for_status()
 
 
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
 def check(standin: StandinServer | None, **env: str) -> tuple[int, dict[str, Any]]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k.upper() not in {name.upper() for name in Settings.model_fields}
-    }
+    clean = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
     clean.pop("GOOGLE_API_KEY", None)
     if standin is not None:
         clean["GEMINI_BASE_URL"] = standin.url
@@ -113,8 +112,15 @@ def test_without_a_key_it_says_what_to_set() -> None:
     assert "GEMINI_API_KEY" in report["reason"]
 
 
+def test_refused_settings_are_a_clear_exit_2(standin: StandinServer) -> None:
+    code, report = check(standin, LEASE_SECONDS="5")
+    assert code == 2
+    assert report["step"] == "settings"
+    assert "LEASE_SECONDS" in report["reason"]
+
+
 def test_the_human_report_names_the_configured_models(standin: StandinServer) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_")}
+    clean = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
     done = subprocess.run(
         [sys.executable, "-m", "cli.check_gemini"],
         cwd=REPO,

@@ -70,8 +70,9 @@ def test_default_worst_case_arithmetic() -> None:
     # File API upload of the largest PDF (50 MiB: 7 chunks of 8 MiB, 20 s each),
     # 45 s until ACTIVE.
     assert settings.pdf_upload_worst_case_s() == pytest.approx(7 * 20 + 45)
-    # Then 5 progress writes of up to 2 s, and up to 5 s of retries to write the outcome.
-    assert settings.attempt_worst_case_s() == pytest.approx(185 + 180 + 123 + 10 + 5)
+    # Then 5 progress writes of up to 2 s, and up to 5 s of retries for each of the two
+    # checkpoints and the outcome.
+    assert settings.attempt_worst_case_s() == pytest.approx(185 + 180 + 123 + 10 + 15)
     assert settings.attempt_worst_case_s() <= settings.lease_seconds <= 540
 
 
@@ -86,7 +87,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 3,
             },
             10,
-            185 + 180 + 10 + 10 + 5,
+            185 + 180 + 10 + 10 + 15,
             id="one-attempt-no-delay",
         ),
         pytest.param(
@@ -98,7 +99,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 0.5,
             },
             2 * 10 + 1.5,
-            185 + 180 + 21.5 + 10 + 5,
+            185 + 180 + 21.5 + 10 + 15,
             id="two-attempts",
         ),
         pytest.param(
@@ -110,7 +111,7 @@ def test_default_worst_case_arithmetic() -> None:
                 "gemini_retry_jitter_s": 0,
             },
             5 * 10 + (2 + 4 + 5 + 5),
-            185 + 180 + 66 + 10 + 5,
+            185 + 180 + 66 + 10 + 15,
             id="delay-capped",
         ),
     ],
@@ -136,12 +137,12 @@ def test_strategy_tries_multiply_its_deadline() -> None:
 
 def test_lease_shorter_than_attempt_worst_case_is_refused() -> None:
     with pytest.raises(ValidationError, match="LEASE_SECONDS"):
-        Settings(lease_seconds=500)  # defaults need 503 s
+        Settings(lease_seconds=510)  # defaults need 513 s
 
 
 def test_lease_equal_to_worst_case_is_accepted() -> None:
     worst = Settings().attempt_worst_case_s()
-    assert Settings(lease_seconds=int(worst)).lease_seconds == 503
+    assert Settings(lease_seconds=int(worst)).lease_seconds == 513
 
 
 def test_longer_deadlines_need_a_longer_lease() -> None:
@@ -180,7 +181,7 @@ def test_ack_deadline_outside_pubsub_range_is_refused(ack: int) -> None:
         Settings(ack_deadline_seconds=ack)
 
 
-# The test stack's timing (Makefile TEST_SETTINGS): one attempt's worst case 46.35 s.
+# The test stack's timing (Makefile TEST_SETTINGS): one attempt's worst case 50.35 s.
 FAST = dict(
     gemini_strategy_timeout_s=6,
     gemini_image_timeout_s=6,
@@ -193,7 +194,7 @@ FAST = dict(
     file_active_timeout_s=2,
     outcome_write_timeout_s=2,
     progress_write_timeout_s=1,
-    lease_seconds=48,
+    lease_seconds=52,
     ack_deadline_seconds=60,
     retry_min_backoff_s=1,
     retry_max_backoff_s=5,
@@ -202,20 +203,20 @@ FAST = dict(
 
 
 def test_redelivery_span_arithmetic() -> None:
-    settings = Settings(**FAST, max_delivery_attempts=22)
-    # 1, 2, 4, then 5 s (the cap) for the remaining 18 gaps.
-    assert settings.redelivery_span_s() == 1 + 2 + 4 + 5 * 18
+    settings = Settings(**FAST, max_delivery_attempts=24)
+    # 1, 2, 4, then 5 s (the cap) for the remaining 20 gaps.
+    assert settings.redelivery_span_s() == 1 + 2 + 4 + 5 * 20
     assert settings.redelivery_span_s(3) == 1 + 2
     assert settings.redelivery_span_s(1) == 0
     assert Settings().redelivery_span_s() == 10 + 20 + 40 + 80 + 160 + 320 + 600 * 13
 
 
 def test_dead_lettering_before_a_takeover_could_finish_is_refused() -> None:
-    # 21 deliveries span 92 s of backoff; a takeover needs the lease (48 s) and one
-    # whole attempt (46.35 s) after a crash.
-    with pytest.raises(ValidationError, match="Pub/Sub gives up after 92 s"):
-        Settings(**FAST, max_delivery_attempts=21)
-    Settings(**FAST, max_delivery_attempts=22)  # 97 s > 94.35 s
+    # 23 deliveries span 102 s of backoff; a takeover needs the lease (52 s) and one
+    # whole attempt (50.35 s) after a crash.
+    with pytest.raises(ValidationError, match="Pub/Sub gives up after 102 s"):
+        Settings(**FAST, max_delivery_attempts=23)
+    Settings(**FAST, max_delivery_attempts=24)  # 107 s > 102.35 s
 
 
 def test_the_default_retry_policy_outlasts_a_takeover() -> None:
@@ -223,11 +224,11 @@ def test_the_default_retry_policy_outlasts_a_takeover() -> None:
     assert settings.redelivery_span_s() > settings.lease_seconds + settings.attempt_worst_case_s()
 
 
-@pytest.mark.parametrize("task_attempts", [22, 30])
+@pytest.mark.parametrize("task_attempts", [24, 30])
 def test_fewer_deliveries_than_task_attempts_are_refused(task_attempts: int) -> None:
-    with pytest.raises(ValidationError, match="MAX_DELIVERY_ATTEMPTS=22 must exceed"):
-        Settings(**{**FAST, "max_task_attempts": task_attempts}, max_delivery_attempts=22)
-    Settings(**{**FAST, "max_task_attempts": 21}, max_delivery_attempts=22)
+    with pytest.raises(ValidationError, match="MAX_DELIVERY_ATTEMPTS=24 must exceed"):
+        Settings(**{**FAST, "max_task_attempts": task_attempts}, max_delivery_attempts=24)
+    Settings(**{**FAST, "max_task_attempts": 23}, max_delivery_attempts=24)
 
 
 def test_pdf_limit_above_request_limit_is_refused() -> None:
@@ -328,8 +329,8 @@ def test_environment_budget_is_checked_together(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("FILE_ACTIVE_TIMEOUT_S", "10")
     monkeypatch.setenv("LEASE_SECONDS", "600")
     # 7 chunks x 5 s + 10 s, a single 300 s strategy and 200 s image, 5 progress writes
-    # of 2 s, writing the outcome.
-    assert Settings().attempt_worst_case_s() == pytest.approx(45 + 500 + 10 + 5)
+    # of 2 s, two checkpoints and the outcome of 5 s.
+    assert Settings().attempt_worst_case_s() == pytest.approx(45 + 500 + 10 + 15)
 
 
 # ------------------------------------------------------------------ emulators

@@ -1,0 +1,101 @@
+"""What the worker needs from the world, as small typed interfaces.
+
+The real adapters are the modules ``shared.tasks`` (Firestore), ``shared.uploads``
+(Cloud Storage), ``shared.queue`` (Pub/Sub) and ``shared.gemini_port`` (Gemini and
+its File API): a module satisfies a Protocol by its functions. The unit tests
+hand the worker in-memory fakes of each (``tests/unit/fakes.py``) to drive every
+failure path without the emulators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.models import (
+    MarketingStrategy,
+    PdfRef,
+    Progress,
+    StrategyDraft,
+    TaskError,
+    TaskRequest,
+    TaskResult,
+)
+
+if TYPE_CHECKING:
+    from shared.gemini import ImageAnswer, ProgressCallback, StrategyAnswer
+    from shared.tasks import Claim
+
+
+class TaskStore(Protocol):
+    def claim_task(self, task_id: str, *, lease_owner: str, now: datetime) -> Claim: ...
+
+    def holds_lease(self, task_id: str, lease_owner: str) -> bool: ...
+
+    def save_checkpoint(
+        self, task_id: str, *, lease_owner: str, now: datetime, checkpoint: TaskResult
+    ) -> bool: ...
+
+    def finish_task(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        now: datetime,
+        result: TaskResult | None = None,
+        error: TaskError | None = None,
+    ) -> bool: ...
+
+    def release_lease(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        now: datetime,
+        progress: Progress | None = None,
+        error: str | None = None,
+    ) -> bool: ...
+
+    def record_progress(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        progress: Progress,
+        draft: StrategyDraft | None,
+        now: datetime,
+    ) -> bool: ...
+
+
+class PreviewStore(Protocol):
+    def store_preview(self, task_id: str, data: bytes, mime_type: str) -> str: ...
+
+
+class DeadLetters(Protocol):
+    def dead_letter(self, task_id: str, *, reason: str) -> str: ...
+
+
+class PdfFile(Protocol):
+    """A PDF as Gemini reads it (a File API file)."""
+
+    def part(self) -> object: ...
+
+
+class Gemini(Protocol):
+    def pdf_for_gemini(
+        self, pdf: PdfRef, *, task_id: str, deadline: float
+    ) -> AbstractContextManager[PdfFile]: ...
+
+    def generate_strategy(
+        self,
+        request: TaskRequest,
+        *,
+        file_parts: list[Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_text: Callable[[str], None] | None = None,
+        deadline: float | None = None,
+    ) -> StrategyAnswer: ...
+
+    def generate_image(self, strategy: MarketingStrategy) -> ImageAnswer: ...

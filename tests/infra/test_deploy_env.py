@@ -1,0 +1,128 @@
+"""infra/deploy_env.py: the deployment's values come from shared/settings.py alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra import deploy_env
+from shared.settings import Settings
+from tests.infra.conftest import REPO, settings_as_deployed
+
+PROJECT = "tinkerbell-rehearsal"
+STATUS = f"https://europe-west1-{PROJECT}.cloudfunctions.net/task_status"
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **env}
+    return subprocess.run(
+        [sys.executable, "infra/deploy_env.py", *args],
+        cwd=REPO,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_shell_values_are_the_settings() -> None:
+    result = run(["--project", PROJECT])
+    assert result.returncode == 0, result.stderr
+    script = f"{result.stdout}\necho $LEASE_SECONDS $ACK_DEADLINE_SECONDS $BUCKET $TASKS_TOPIC"
+    echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    settings = settings_as_deployed()
+    assert echoed.stdout.split() == [
+        str(settings.lease_seconds),
+        str(settings.ack_deadline_seconds),
+        settings.bucket_name,
+        settings.tasks_topic,
+    ]
+
+
+def test_env_file_has_overrides_and_the_deployment_values_never_the_key(tmp_path: Path) -> None:
+    env_file = tmp_path / "env.yaml"
+    result = run(
+        [
+            "--project",
+            PROJECT,
+            "--status-base-url",
+            STATUS,
+            "--cors-origins",
+            f"https://{PROJECT}.web.app",
+            "--env-file",
+            str(env_file),
+        ],
+        GEMINI_API_KEY="AIza-secret",
+        log_level="DEBUG",  # the settings read names case-insensitively
+        GEMINI_TEXT_MODEL="gemini-3.7-flash",
+        CORS_ORIGINS="https://admin.example.com/",
+        GOOGLE_CLOUD_PROJECT="someone-elses-project",
+        UNRELATED_VARIABLE="x",
+    )
+    assert result.returncode == 0, result.stderr
+    env = yaml.safe_load(env_file.read_text())
+    assert all(isinstance(value, str) for value in env.values())
+    assert "GEMINI_API_KEY" not in env
+    assert "AIza-secret" not in env_file.read_text()
+    assert "UNRELATED_VARIABLE" not in env
+    assert env["LOG_LEVEL"] == "DEBUG"
+    assert env["GEMINI_TEXT_MODEL"] == "gemini-3.7-flash"
+    assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
+    assert env["STATUS_BASE_URL"] == STATUS
+    assert env["CORS_ORIGINS"] == f"https://{PROJECT}.web.app,https://admin.example.com"
+    assert env["UPLOADS_BUCKET"] == f"{PROJECT}-uploads"
+    for name in deploy_env.INFRA_FIELDS:
+        assert name.upper() in env
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEASE_SECONDS": "600"}, "LEASE_SECONDS=600 exceeds 540 s"),
+        ({"LEASE_SECONDS": "100"}, "shorter than the worst case"),
+        ({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}, "emulators are for 'demo-*'"),
+        (
+            {"UPLOAD_RETENTION_DAYS": "soon"},
+            "UPLOAD_RETENTION_DAYS: Input should be a valid integer",
+        ),
+    ],
+)
+def test_a_refused_configuration_exits_2_with_the_settings_message(
+    env: dict[str, str], message: str
+) -> None:
+    result = run(["--project", PROJECT], **env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_demo_projects_are_not_deployed() -> None:
+    result = run(["--project", "demo-tinkerbell"])
+    assert result.returncode == 2
+    assert "emulator-only" in result.stderr
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_the_deployed_marker_does_not_leak() -> None:
+    deploy_env.build_settings(PROJECT, STATUS, "", {})
+    assert "K_SERVICE" not in os.environ
+
+
+def test_every_expiring_collection_has_a_ttl_policy() -> None:
+    """A new collection setting must say whether its documents expire (TTL_FIELDS)."""
+    collections = {name for name in Settings.model_fields if name.endswith("_collection")}
+    assert collections - {"tasks_collection"} == set(deploy_env.TTL_FIELDS)
+    for module in ("idempotency", "gemini_files", "upload_sessions"):
+        assert '"expires_at"' in (REPO / "shared" / f"{module}.py").read_text()
+
+
+def test_secret_settings_are_never_overrides() -> None:
+    secrets = {name for name in Settings.model_fields if deploy_env.is_secret(name)}
+    assert "gemini_api_key" in secrets
+    overrides = deploy_env.operator_overrides({"GEMINI_API_KEY": "x", "LOG_LEVEL": "DEBUG"})
+    assert overrides == {"log_level": "DEBUG"}

@@ -1,0 +1,251 @@
+"""In-memory fakes of the worker's ports (``shared.ports``), for unit tests.
+
+They keep state as the real services do and apply the same rules (the claim's rule
+is ``shared.tasks.decide_claim`` itself); each records what it was asked, and can be
+told to fail a given way a given number of times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.gemini import GeminiError, ImageAnswer, ProgressCallback, StrategyAnswer
+from shared.models import (
+    MarketingStrategy,
+    PdfRef,
+    Progress,
+    StrategyDraft,
+    StrategyStep,
+    TaskError,
+    TaskRecord,
+    TaskRequest,
+    TaskResult,
+    TaskStatus,
+    Usage,
+)
+from shared.tasks import Claim, decide_claim, owned, terminal_fields
+
+
+class Failures:
+    """Exceptions to raise on the next calls of a named operation."""
+
+    def __init__(self) -> None:
+        self._queued: dict[str, list[BaseException]] = {}
+
+    def add(self, operation: str, exc: BaseException, times: int = 1) -> None:
+        self._queued.setdefault(operation, []).extend([exc] * times)
+
+    def maybe_raise(self, operation: str) -> None:
+        queued = self._queued.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+
+class FakeTaskStore:
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.failures = Failures()
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def put(self, task: TaskRecord) -> None:
+        self.docs[task.task_id] = task.model_dump()
+
+    def get(self, task_id: str) -> TaskRecord:
+        return TaskRecord.model_validate(self.docs[task_id])
+
+    def _apply(self, task_id: str, changes: dict[str, Any]) -> None:
+        self.docs[task_id].update(changes)
+
+    def _if_owned(self, task_id: str, lease_owner: str, changes: dict[str, Any]) -> bool:
+        if not owned(self.docs.get(task_id), lease_owner):
+            return False
+        self._apply(task_id, changes)
+        return True
+
+    def claim_task(self, task_id: str, *, lease_owner: str, now: datetime) -> Claim:
+        with self._lock:
+            self.calls.append("claim_task")
+            self.failures.maybe_raise("claim_task")
+            data = self.docs.get(task_id)
+            task = TaskRecord.model_validate(data) if data else None
+            claim, changes = decide_claim(task, lease_owner=lease_owner, now=now)
+            if changes:
+                self._apply(task_id, changes)
+            return claim
+
+    def holds_lease(self, task_id: str, lease_owner: str) -> bool:
+        self.calls.append("holds_lease")
+        return owned(self.docs.get(task_id), lease_owner)
+
+    def save_checkpoint(
+        self, task_id: str, *, lease_owner: str, now: datetime, checkpoint: TaskResult
+    ) -> bool:
+        with self._lock:
+            self.calls.append("save_checkpoint")
+            self.failures.maybe_raise("save_checkpoint")
+            changes = {"checkpoint": checkpoint.model_dump(), "updated_at": now}
+            return self._if_owned(task_id, lease_owner, changes)
+
+    def finish_task(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        now: datetime,
+        result: TaskResult | None = None,
+        error: TaskError | None = None,
+    ) -> bool:
+        with self._lock:
+            self.calls.append("finish_task")
+            self.failures.maybe_raise("finish_task")
+            status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
+            changes = terminal_fields(status, now, result=result, error=error)
+            return self._if_owned(task_id, lease_owner, changes)
+
+    def release_lease(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        now: datetime,
+        progress: Progress | None = None,
+        error: str | None = None,
+    ) -> bool:
+        with self._lock:
+            self.calls.append("release_lease")
+            self.failures.maybe_raise("release_lease")
+            data = self.docs.get(task_id)
+            if not owned(data, lease_owner):
+                return False
+            assert data is not None
+            changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
+            if progress is not None:
+                changes["progress"] = progress.model_dump()
+            if error is not None and error not in data.get("attempt_errors", []):
+                changes["attempt_errors"] = [*data.get("attempt_errors", []), error]
+            self._apply(task_id, changes)
+            return True
+
+    def record_progress(
+        self,
+        task_id: str,
+        *,
+        lease_owner: str,
+        progress: Progress,
+        draft: StrategyDraft | None,
+        now: datetime,
+    ) -> bool:
+        with self._lock:
+            self.calls.append("record_progress")
+            self.failures.maybe_raise("record_progress")
+            changes: dict[str, Any] = {"progress": progress.model_dump(), "updated_at": now}
+            if draft is not None:
+                changes["draft"] = draft.model_dump(exclude_none=True)
+            return self._if_owned(task_id, lease_owner, changes)
+
+    def cancel(self, task_id: str, now: datetime) -> None:
+        self._apply(task_id, terminal_fields(TaskStatus.CANCELLED, now))
+
+
+class FakePreviewStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.failures = Failures()
+
+    def store_preview(self, task_id: str, data: bytes, mime_type: str) -> str:
+        self.failures.maybe_raise("store_preview")
+        uri = f"gs://fake-bucket/results/{task_id}/preview"
+        self.objects[uri] = (data, mime_type)
+        return uri
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, str]] = []
+        self.failures = Failures()
+
+    def dead_letter(self, task_id: str, *, reason: str) -> str:
+        self.failures.maybe_raise("dead_letter")
+        self.letters.append((task_id, reason))
+        return f"message-{len(self.letters)}"
+
+
+@dataclass
+class FakeFile:
+    uri: str
+
+    def part(self) -> object:
+        return {"file_uri": self.uri}
+
+
+def sample_strategy(name: str = "Fake strategy") -> MarketingStrategy:
+    return MarketingStrategy(
+        strategy_name=name,
+        target_audience="Testers",
+        required_budget=1000,
+        steps=[StrategyStep(step_number=1, description="Test it")],
+        visual_brief="A test pattern",
+    )
+
+
+@dataclass
+class FakeGemini:
+    """Answers at once; ``failures`` makes a call raise (``GeminiError`` or anything)."""
+
+    failures: Failures = field(default_factory=Failures)
+    strategy_calls: int = 0
+    image_calls: int = 0
+    uploads: int = 0
+    deadlines: list[float | None] = field(default_factory=list)
+    text_pieces: list[str] = field(default_factory=lambda: ['{"strategy_name": "Fa', 'ke"}'])
+
+    @contextmanager
+    def pdf_for_gemini(self, pdf: PdfRef, *, task_id: str, deadline: float) -> Iterator[FakeFile]:
+        self.failures.maybe_raise("pdf_for_gemini")
+        self.uploads += 1
+        yield FakeFile(uri=f"files/{pdf.sha256[:8]}")
+
+    def generate_strategy(
+        self,
+        request: TaskRequest,
+        *,
+        file_parts: list[Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_text: Any = None,
+        deadline: float | None = None,
+    ) -> StrategyAnswer:
+        self.strategy_calls += 1
+        self.deadlines.append(deadline)
+        for piece in self.text_pieces:
+            if on_text is not None:
+                on_text(piece)
+            if on_progress is not None:
+                on_progress("writing_strategy", "Writing the strategy", 40)
+        self.failures.maybe_raise("generate_strategy")
+        return StrategyAnswer(
+            strategy=sample_strategy(),
+            usage=Usage(prompt_tokens=10, output_tokens=30, thoughts_tokens=20, total_tokens=40),
+            model="fake-text-model",
+        )
+
+    def generate_image(self, strategy: MarketingStrategy) -> ImageAnswer:
+        self.image_calls += 1
+        self.failures.maybe_raise("generate_image")
+        return ImageAnswer(
+            data=b"\xff\xd8fake-jpeg",
+            mime_type="image/jpeg",
+            width=16,
+            height=9,
+            usage=Usage(prompt_tokens=5, output_tokens=7, thoughts_tokens=2, total_tokens=12),
+            model="fake-image-model",
+        )
+
+
+def gemini_error(code: str = "gemini_unavailable", *, retryable: bool = True) -> GeminiError:
+    return GeminiError(code, f"fake {code}", retryable=retryable)
