@@ -12,8 +12,9 @@ from collections.abc import Callable
 from cloudevents.http import CloudEvent
 from werkzeug.exceptions import ServiceUnavailable
 
-from shared.log import get_logger
+from shared.log import get_logger, trace_context, trace_of
 from shared.queue import Delivery, MalformedMessage, decode_push
+from shared.settings import get_settings
 
 log = get_logger("events")
 
@@ -23,12 +24,14 @@ def handle_pubsub_event(
     handler: Callable[[Delivery], None],
     retry_later: type[Exception],
 ) -> None:
-    try:
-        delivery = decode_push(cloud_event.data)
-    except MalformedMessage as exc:
-        log.error(f"malformed task message dropped: {exc}")
-        return
-    try:
-        handler(delivery)
-    except retry_later as exc:
-        raise ServiceUnavailable(str(exc)) from None
+    project = get_settings().google_cloud_project
+    with trace_context(trace_of(project, cloud_event.get("traceparent"))):
+        try:
+            delivery = decode_push(cloud_event.data)
+        except MalformedMessage as exc:
+            log.error(f"malformed task message dropped: {exc}")
+            return
+        try:
+            handler(delivery)
+        except retry_later as exc:
+            raise ServiceUnavailable(str(exc)) from None

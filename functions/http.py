@@ -21,7 +21,7 @@ from shared.errors import (
     TinkerbellError,
     UnsupportedMediaType,
 )
-from shared.log import get_logger
+from shared.log import get_logger, trace_context, trace_of
 from shared.models import ErrorBody, ErrorDetail
 from shared.settings import get_settings
 
@@ -73,13 +73,26 @@ def handles_errors(handler: Handler) -> Handler:
 
 
 def _answer(handler: Handler, request: flask.Request) -> flask.Response:
-    try:
-        return handler(request)
-    except TinkerbellError as error:
-        return error_response(error)
-    except Exception:
-        log.exception("unhandled error")
-        return error_response(TinkerbellError("internal error; try again later"))
+    header = request.headers.get("traceparent") or request.headers.get("X-Cloud-Trace-Context")
+    with trace_context(trace_of(get_settings().google_cloud_project, header)):
+        try:
+            return handler(request)
+        except TinkerbellError as error:
+            if error.http_status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                # An outage (503) or a bug (500): operators need the why, with its trace.
+                log.error(
+                    f"{request.method} {request.path} answered {error.http_status}: "
+                    f"{error.message}",
+                    exc_info=True,
+                    extra={"code": error.code, "http_status": error.http_status},
+                )
+            return error_response(error)
+        except Exception:
+            log.exception(
+                f"{request.method} {request.path} failed: answered 500",
+                extra={"http_status": HTTPStatus.INTERNAL_SERVER_ERROR},
+            )
+            return error_response(TinkerbellError("internal error; try again later"))
 
 
 def require_method(request: flask.Request, *allowed: str) -> None:

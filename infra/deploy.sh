@@ -227,6 +227,9 @@ for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do
   bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" \
     --role=roles/datastore.user --condition=None
 done
+# The HTTP functions refuse revoked tokens (check_revoked reads the user record).
+bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
+  --role=roles/firebaseauth.viewer --condition=None
 for sa in "$API_SA" "$WORKER_SA"; do
   bind gc storage buckets add-iam-policy-binding "gs://$BUCKET" --member="serviceAccount:$sa" \
     --role=roles/storage.objectUser

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from typing import Any
 
 from shared.errors import Unauthenticated, Unavailable
@@ -31,17 +33,39 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+# Tokens whose revocation was checked lately (sha256 -> monotonic time of the next
+# check): a revoked or disabled user is refused within TOKEN_REVOCATION_RECHECK_S,
+# without a call to the Auth API on every request.
+_revocation_checked: dict[str, float] = {}
+_REVOCATION_CACHE_SIZE = 10_000
+
+
 def verify_user(authorization: str | None) -> str:
-    """The uid of the signed-in user, or ``Unauthenticated``."""
+    """The uid of the signed-in user, or ``Unauthenticated`` (also for a token that
+    was revoked or whose user is disabled or deleted)."""
     token = bearer_token(authorization)
     from firebase_admin import auth
+    from firebase_admin.exceptions import FirebaseError
 
+    key = hashlib.sha256(token.encode()).hexdigest()
+    check_revoked = _revocation_checked.get(key, 0.0) <= time.monotonic()
     try:
-        claims = auth.verify_id_token(token, app=_firebase_app())
+        claims = auth.verify_id_token(token, app=_firebase_app(), check_revoked=check_revoked)
     except auth.CertificateFetchError as exc:
         raise Unavailable("could not verify the token now; try again") from exc
+    except (auth.RevokedIdTokenError, auth.UserDisabledError) as exc:
+        raise Unauthenticated("the ID token was revoked or the user is disabled") from exc
+    except auth.UserNotFoundError as exc:
+        raise Unauthenticated("the ID token's user no longer exists") from exc
     except (ValueError, auth.InvalidIdTokenError) as exc:
         raise Unauthenticated("the ID token is invalid or expired") from exc
+    except FirebaseError as exc:
+        # The Auth API could not be asked about revocation (outage, permission).
+        raise Unavailable("could not verify the token now; try again") from exc
+    if check_revoked:
+        if len(_revocation_checked) >= _REVOCATION_CACHE_SIZE:
+            _revocation_checked.clear()
+        _revocation_checked[key] = time.monotonic() + get_settings().token_revocation_recheck_s
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("the ID token names no user")

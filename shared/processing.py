@@ -29,7 +29,7 @@ from shared.ports import DeadLetters, Gemini, PreviewStore, TaskStore
 from shared.progress import ProgressWriter
 from shared.queue import Delivery
 from shared.settings import get_settings
-from shared.tasks import ClaimOutcome
+from shared.tasks import WAITING_TO_RETRY, ClaimOutcome
 
 log = get_logger("processing")
 
@@ -262,7 +262,7 @@ class Worker:
         repeated = exc.once and exc.code in task.attempt_errors
         if exc.retryable and not repeated and task.attempts < max_attempts:
             waiting = Progress(
-                stage="waiting_to_retry",
+                stage=WAITING_TO_RETRY,
                 message=(
                     "Gemini's answer was unusable; asking again shortly"
                     if exc.once
@@ -281,13 +281,15 @@ class Worker:
             if not released:
                 log.info("attempt failed on a task no longer ours", extra=context)
                 return
-            log.warning("attempt failed: the next delivery tries again", extra=context)
+            log.warning(
+                "attempt failed: the next delivery tries again", exc_info=exc, extra=context
+            )
             raise RedeliverLater(f"task {task.task_id}: {exc.code}, attempt {task.attempts}")
         # An unusable answer that came twice will not be fixed by asking again.
         retryable = exc.retryable and not exc.once
         error = TaskError(code=exc.code, message=exc.message, retryable=retryable)
         kept = self._finish(task, lease_owner, error=error)
-        log.warning("task failed", extra={**context, "retryable": retryable})
+        log.warning("task failed", exc_info=exc, extra={**context, "retryable": retryable})
         if kept and retryable:
             self._dead_letter(task.task_id, reason=exc.code)
 

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # A revoked token (or a disabled user) is refused at most this long after the
+    # revocation: the Auth API is asked once per token per interval, not per request.
+    token_revocation_recheck_s: float = Field(default=60.0, ge=0)
     # Per-user caps on the accept path (0 turns a cap off).
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
     max_tasks_in_flight_per_user: int = Field(default=10, ge=0)

@@ -31,6 +31,8 @@ from shared.settings import get_settings
 if TYPE_CHECKING:
     from google.cloud.firestore import DocumentReference, Transaction
 
+# The progress stage of a task whose attempt gave it back for a later delivery.
+WAITING_TO_RETRY = "waiting_to_retry"
 # Contended claims (duplicate deliveries at once) retry their transaction a few
 # more times than the library's default of 5 before giving up.
 CLAIM_TRANSACTION_ATTEMPTS = 10
@@ -306,19 +308,18 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
 
     @firestore.transactional
     def run(transaction: Transaction) -> ClaimOutcome:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return ClaimOutcome.MISSING
-        task = TaskRecord.model_validate(snapshot.to_dict())
-        if task.status.is_terminal:
-            return ClaimOutcome.FINISHED
-        lease_live = task.lease_expires_at is not None and task.lease_expires_at > now
-        if task.status is TaskStatus.PROCESSING and lease_live:
-            return ClaimOutcome.LEASED
-        transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
-        return ClaimOutcome.EXHAUSTED
+        outcome = decide_abandoned(_record(ref.get(transaction=transaction)), now)
+        if outcome is ClaimOutcome.EXHAUSTED:
+            transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
+        return outcome
 
     return run(clients.firestore().transaction())
+
+
+def decide_abandoned(task: TaskRecord | None, now: datetime) -> ClaimOutcome:
+    """Whether a task may be failed as abandoned (EXHAUSTED), and why not otherwise."""
+    settled = settled_claim(task, now)
+    return settled.outcome if settled is not None else ClaimOutcome.EXHAUSTED
 
 
 def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> list[str]:

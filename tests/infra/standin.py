@@ -88,6 +88,7 @@ REQUIRED_APIS = {
 ROLES = {
     "project": {
         "roles/datastore.user",
+        "roles/firebaseauth.viewer",
         "roles/logging.logWriter",
         "roles/artifactregistry.writer",
         "roles/storage.objectAdmin",

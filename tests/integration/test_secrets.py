@@ -193,13 +193,22 @@ def test_failed_tasks_say_what_happened_in_plain_words(driven: dict[str, Any]) -
         _no_trace(error["message"])
 
 
-def test_no_stack_traces_from_our_logger(driven: dict[str, Any]) -> None:
-    """Our JSON log lines carry the exception type only; report any raw traceback."""
+def test_stack_traces_only_where_error_reporting_reads_them(driven: dict[str, Any]) -> None:
+    """A logged exception's traceback is in ``stack_trace`` (Error Reporting reads it),
+    never in the message; the failed attempts of the driven tasks did log one, and no
+    brief text is in any of them."""
+    traces = []
     for text in _logs().values():
         for line in text.decode(errors="replace").splitlines():
             if line.startswith("{") and '"severity"' in line:
                 entry = json.loads(line)
                 _no_trace(entry.get("message", ""))
+                if "stack_trace" in entry:
+                    traces.append(entry["stack_trace"])
+    assert traces, "no failed attempt logged its stack trace"
+    for trace in traces:
+        assert trace.startswith("Traceback (most recent call last):")
+        assert "Secrets check" not in trace
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,14 @@ from shared.models import (
     TaskStatus,
     Usage,
 )
-from shared.tasks import Claim, decide_claim, owned, terminal_fields
+from shared.tasks import (
+    Claim,
+    ClaimOutcome,
+    decide_abandoned,
+    decide_claim,
+    owned,
+    terminal_fields,
+)
 
 
 class Failures:
@@ -151,6 +158,42 @@ class FakeTaskStore:
 
     def cancel(self, task_id: str, now: datetime) -> None:
         self._apply(task_id, terminal_fields(TaskStatus.CANCELLED, now))
+
+    # -- recovery (shared.recovery.RecoveryStore) -------------------------------------
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        data = self.docs.get(task_id)
+        return TaskRecord.model_validate(data) if data else None
+
+    def fail_if_abandoned(self, task_id: str, *, now: datetime, error: TaskError) -> ClaimOutcome:
+        with self._lock:
+            self.calls.append("fail_if_abandoned")
+            outcome = decide_abandoned(self.get_task(task_id), now)
+            if outcome is ClaimOutcome.EXHAUSTED:
+                self._apply(task_id, terminal_fields(TaskStatus.FAILED, now, error=error))
+            return outcome
+
+    def stale_task_ids(self, *, now: datetime, pending_before: datetime, limit: int) -> list[str]:
+        """What the two Firestore queries of ``shared.tasks.stale_task_ids`` find."""
+        stale = []
+        for task_id, data in self.docs.items():
+            lease = data.get("lease_expires_at")
+            expired = data["status"] == TaskStatus.PROCESSING.value and lease and lease < now
+            forgotten = (
+                data["status"] == TaskStatus.PENDING.value and data["created_at"] < pending_before
+            )
+            if expired or forgotten:
+                stale.append(task_id)
+        return stale[:limit]
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def publish_task(self, task_id: str) -> str:
+        self.published.append(task_id)
+        return f"message-{len(self.published)}"
 
 
 class FakePreviewStore:

@@ -106,7 +106,7 @@ def test_keys_outside_the_whitelist_are_dropped() -> None:
         assert secret not in line
 
 
-def test_exception_gives_only_its_type() -> None:
+def test_an_exception_gives_its_stack_trace_without_its_message() -> None:
     try:
         raise ValueError("the brief says: secret launch plan, key=AIza-secret")
     except ValueError:
@@ -114,10 +114,48 @@ def test_exception_gives_only_its_type() -> None:
     line, entry = format_line(record("call failed", level=logging.ERROR, exc_info=exc_info))
     assert entry["error_type"] == "ValueError"
     assert entry["message"] == "call failed"
+    trace = entry["stack_trace"]
+    # Python's own format, which Error Reporting parses: header, frames, type.
+    assert trace.startswith("Traceback (most recent call last):\n  File ")
+    assert __file__ in trace and "test_an_exception_gives_its_stack_trace" in trace
+    assert trace.splitlines()[-1] == "ValueError: <message withheld: 51 characters>"
     assert "secret launch plan" not in line
     assert "AIza-secret" not in line
-    assert "Traceback" not in line
-    assert __file__ not in line
+
+
+def test_our_errors_and_google_api_errors_keep_their_message_without_keys() -> None:
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from shared.gemini import GeminiError
+
+    try:
+        try:
+            raise ServiceUnavailable("Firestore unavailable (key AIzaSyA1234567890abcdefghijklmno)")
+        except ServiceUnavailable as cause:
+            raise GeminiError("gemini_unavailable", "Gemini is busy", retryable=True) from cause
+    except GeminiError:
+        exc_info = sys.exc_info()
+    line, entry = format_line(record("attempt failed", level=logging.WARNING, exc_info=exc_info))
+    trace = entry["stack_trace"]
+    first, _ = trace.split("The above exception was the direct cause")
+    assert "google.api_core.exceptions.ServiceUnavailable: 503 Firestore unavailable" in first
+    assert "<redacted>" in first and "AIzaSy" not in line
+    assert trace.splitlines()[-1] == "shared.gemini.GeminiError: Gemini is busy"
+
+
+def test_the_trace_of_a_request_or_event() -> None:
+    from shared.log import trace_context, trace_of
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    expected = f"projects/p/traces/{trace_id}"
+    assert trace_of("p", f"00-{trace_id}-00f067aa0ba902b7-01") == expected
+    assert trace_of("p", f"{trace_id.upper()}/1;o=1") == expected
+    for bad in (None, "", "not-a-trace", "00-xyz-00f067aa0ba902b7-01"):
+        assert trace_of("p", bad) is None
+    with trace_context(expected):
+        _, entry = format_line(record())
+    assert entry["logging.googleapis.com/trace"] == expected
+    assert "logging.googleapis.com/trace" not in format_line(record())[1]
 
 
 def test_no_error_type_without_exception() -> None:
@@ -146,4 +184,5 @@ def test_through_a_real_logger_exception_call() -> None:
     assert entry["severity"] == "ERROR"
     assert entry["task_id"] == "t-3"
     assert entry["error_type"] == "KeyError"
+    assert entry["stack_trace"].endswith("KeyError: <message withheld: 22 characters>")
     assert "secret brief" not in lines[0]
