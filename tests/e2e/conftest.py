@@ -12,13 +12,22 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Route,
+    sync_playwright,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/test/state.json"))
@@ -108,21 +117,41 @@ class WebApp:
 
 
 @pytest.fixture
-def web(
+def new_web(
     browser: Browser, stack_env: dict[str, str], web_config: dict[str, str]
-) -> Iterator[WebApp]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    body = json.dumps(web_config)
+) -> Iterator[Callable[..., WebApp]]:
+    """Open the web app in a fresh browser context (a new anonymous user).
 
-    def config(route: Route) -> None:
-        route.fulfill(status=200, content_type="application/json", body=body)
+    ``locale`` sets the browser's language (navigator.languages); ``config`` adds to
+    the page's runtime config (e.g. ``uploadThresholdBytes``, which only tests set).
+    """
+    contexts: list[BrowserContext] = []
+    apps: list[WebApp] = []
 
-    context.route("**/dist/config.json", config)
-    app = WebApp(context.new_page(), stack_env["WEB_URL"] + "/")
-    yield app
-    context.close()
-    assert not app.errors, app.errors
+    def make(*, locale: str = "en-US", config: dict[str, Any] | None = None) -> WebApp:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        body = json.dumps({**web_config, **(config or {})})
+
+        def answer_config(route: Route) -> None:
+            route.fulfill(status=200, content_type="application/json", body=body)
+
+        context.route("**/dist/config.json", answer_config)
+        app = WebApp(context.new_page(), stack_env["WEB_URL"] + "/")
+        apps.append(app)
+        return app
+
+    yield make
+    for context in contexts:
+        context.close()
+    errors = [error for app in apps for error in app.errors]
+    assert not errors, errors
+
+
+@pytest.fixture
+def web(new_web: Callable[..., WebApp]) -> WebApp:
+    return new_web()
 
 
 @pytest.fixture
@@ -143,3 +172,81 @@ def standin_fault(stack_env: dict[str, str]) -> Iterator[Any]:
             answer.raise_for_status()
 
         yield add
+
+
+def _firestore_value(value: dict[str, Any]) -> Any:
+    """One value of the Firestore REST encoding as plain Python."""
+    if "mapValue" in value:
+        fields = value["mapValue"].get("fields", {})
+        return {key: _firestore_value(item) for key, item in fields.items()}
+    if "arrayValue" in value:
+        return [_firestore_value(item) for item in value["arrayValue"].get("values", [])]
+    if "integerValue" in value:
+        return int(value["integerValue"])
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "nullValue" in value:
+        return None
+    for kind in ("stringValue", "booleanValue", "timestampValue", "referenceValue", "bytesValue"):
+        if kind in value:
+            return value[kind]
+    raise ValueError(f"unknown Firestore value: {value}")
+
+
+def _firestore_encode(value: Any) -> dict[str, Any]:
+    """Plain Python as a Firestore REST value (datetimes as timestamps)."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, datetime):
+        return {"timestampValue": value.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_firestore_encode(item) for item in value]}}
+    if isinstance(value, dict):
+        fields = {key: _firestore_encode(item) for key, item in value.items()}
+        return {"mapValue": {"fields": fields}}
+    raise TypeError(f"cannot store {value!r}")
+
+
+def _tasks_url(stack_env: dict[str, str]) -> str:
+    host = stack_env["FIRESTORE_EMULATOR_HOST"]
+    project = stack_env["GOOGLE_CLOUD_PROJECT"]
+    return f"http://{host}/v1/projects/{project}/databases/(default)/documents/tasks"
+
+
+# "Bearer owner" is the emulator's admin: it passes the security rules.
+OWNER = {"Authorization": "Bearer owner"}
+
+
+@pytest.fixture
+def read_task(stack_env: dict[str, str]) -> Callable[[str], dict[str, Any]]:
+    """The task document as stored, read through the Firestore emulator's REST API."""
+    base = _tasks_url(stack_env)
+
+    def read(task_id: str) -> dict[str, Any]:
+        answer = httpx.get(f"{base}/{task_id}", headers=OWNER)
+        answer.raise_for_status()
+        return {k: _firestore_value(v) for k, v in answer.json()["fields"].items()}
+
+    return read
+
+
+@pytest.fixture
+def write_task(stack_env: dict[str, str]) -> Callable[[str, dict[str, Any]], None]:
+    """Write (create or replace) a task document directly, as the worker would: the
+    page renders whatever its listener sees, so a test can show it any strategy."""
+    base = _tasks_url(stack_env)
+
+    def write(task_id: str, task: dict[str, Any]) -> None:
+        fields = {key: _firestore_encode(value) for key, value in task.items()}
+        answer = httpx.patch(f"{base}/{task_id}", json={"fields": fields}, headers=OWNER)
+        answer.raise_for_status()
+
+    return write

@@ -1,0 +1,420 @@
+// One task followed live (a Firestore listener on its document), the strategy
+// rendered with its pictures, its export, and the user's recent tasks.
+
+import { collection, doc, limit, onSnapshot, orderBy, query, where } from 'firebase/firestore';
+
+import { budgetFigure, kpiTable, sortedSteps, spreadSteps, timelineSvg, weekRangeText } from './charts.js';
+import { $, element, fillList, isHttpUrl, setOptionalText } from './dom.js';
+import { formatDate, formatEur, formatNumber, formatWeeks, hasMessage, t } from './i18n.js';
+import { downloadText, markdownFilename, strategyMarkdown } from './markdown.js';
+import { hideMessage, say, showMessage, state } from './state.js';
+
+const RECENT_LIMIT = 10;
+const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+
+export function wireTaskPanel() {
+  $('cancel').addEventListener('click', cancelTask);
+  $('export-markdown').addEventListener('click', exportMarkdown);
+  // The print stylesheet (styles.css, @media print) leaves only the strategy.
+  $('export-print').addEventListener('click', () => window.print());
+}
+
+// ------------------------------------------------------------------ following a task
+
+export function openTask(taskId) {
+  state.unsubscribeTask?.();
+  state.taskId = taskId;
+  state.task = null;
+  state.lastStatus = null;
+  history.replaceState(null, '', `#task=${encodeURIComponent(taskId)}`);
+  resetTaskView(taskId);
+  state.unsubscribeTask = onSnapshot(
+    doc(state.db, 'tasks', taskId),
+    (snapshot) => {
+      if (state.taskId !== taskId || !snapshot.exists()) return;
+      state.task = snapshot.data();
+      renderTask(taskId, state.task);
+    },
+    (error) => {
+      if (state.taskId !== taskId) return;
+      const denied = error.code === 'permission-denied';
+      showMessage('task-action-error', denied ? say('task.not_yours') : say('task.live_stopped', { detail: error.message }));
+    },
+  );
+  markCurrentRecent();
+}
+
+function resetTaskView(taskId) {
+  const panel = $('task-panel');
+  panel.hidden = false;
+  panel.dataset.taskId = taskId;
+  $('task-status').dataset.status = '';
+  $('progress-box').hidden = true;
+  $('cancel').hidden = true;
+  hideMessage('task-action-error');
+  $('task-error').hidden = true;
+  $('strategy').hidden = true;
+  clearImage();
+  renderTaskHeader(null);
+  if (window.matchMedia('(max-width: 900px)').matches) panel.scrollIntoView({ behavior: 'smooth' });
+}
+
+/** Render the open task again, e.g. in a new interface language. */
+export function rerenderTask() {
+  if (!state.taskId) return;
+  if (state.task) renderTask(state.taskId, state.task);
+  else renderTaskHeader(null);
+}
+
+function renderTaskHeader(task) {
+  $('task-id').textContent = t('task.id', { id: state.taskId });
+  if (!task) {
+    $('task-status').textContent = t('task.sent');
+    $('task-heading').textContent = t('task.heading');
+  }
+}
+
+function renderTask(taskId, task) {
+  const status = task.status;
+  renderTaskHeader(task);
+  setStatusBadge($('task-status'), status);
+  if (status !== state.lastStatus) {
+    $('live').textContent = t('task.live', { status: statusLabel(status) });
+    state.lastStatus = status;
+  }
+  const finished = TERMINAL.has(status);
+  // The cancel button goes away when the task ends: keep the keyboard's place.
+  if (finished && document.activeElement === $('cancel')) $('task-heading').focus();
+  $('cancel').hidden = finished;
+  renderProgress(task, finished);
+  renderFailure(task);
+
+  const language = task.request?.language;
+  if (status === 'COMPLETED' && task.result?.strategy) {
+    renderStrategy(task.result, { language, draft: false });
+    if (task.result.image) loadImage(taskId, task.result.strategy.strategy_name);
+  } else if (!finished && hasDraft(task.draft)) {
+    // The strategy as far as Gemini has written it (about once a second).
+    renderStrategy({ strategy: task.draft }, { language, draft: true });
+  } else {
+    $('strategy').hidden = true;
+    $('task-heading').textContent = t('task.heading');
+  }
+}
+
+function hasDraft(draft) {
+  return Boolean(draft) && Object.values(draft).some((value) => value !== null && value !== undefined);
+}
+
+function renderProgress(task, finished) {
+  $('progress-box').hidden = finished;
+  if (finished) return;
+  const progress = task.progress;
+  const stage = progress?.stage ?? (task.status === 'PENDING' ? 'queued' : 'working');
+  const percent = clampPercent(progress?.percent ?? 0);
+  const percentText = formatNumber(percent / 100, { style: 'percent' });
+  $('progress-stage').textContent = stageLabel(stage);
+  $('progress-percent').textContent = percentText;
+  $('progress-bar').value = percent;
+  $('progress-bar').setAttribute('aria-valuetext', percentText);
+  $('progress-message').textContent = hasMessage(`stagehint.${stage}`) ? t(`stagehint.${stage}`) : '';
+}
+
+function renderFailure(task) {
+  const status = task.status;
+  $('task-error').hidden = status !== 'FAILED' && status !== 'CANCELLED';
+  if (status === 'FAILED') {
+    $('task-error-heading').textContent = t('task.failed_heading');
+    $('task-error-message').textContent = taskErrorText(task.error);
+    const code = task.error?.code;
+    $('task-error-code').textContent = code ? `${code}${task.error.retryable ? ` · ${t('task.retryable')}` : ''}` : '';
+  } else if (status === 'CANCELLED') {
+    $('task-error-heading').textContent = t('task.cancelled_heading');
+    $('task-error-message').textContent = t('task.cancelled_text');
+    $('task-error-code').textContent = '';
+  }
+}
+
+/** A task error (docs/spec.md §4 codes) in the interface language, else the server's text. */
+export function taskErrorText(error) {
+  if (!error) return t('task.unknown_error');
+  const detail = error.message || t('task.unknown_error');
+  return error.code && hasMessage(`err.${error.code}`) ? t(`err.${error.code}`, { detail }) : detail;
+}
+
+function clampPercent(value) {
+  const number = Number(value);
+  return Number.isFinite(number) ? Math.min(100, Math.max(0, Math.round(number))) : 0;
+}
+
+function stageLabel(stage) {
+  if (hasMessage(`stage.${stage}`)) return t(`stage.${stage}`);
+  const text = String(stage).replace(/[_-]+/g, ' ').trim(); // a stage newer than this app
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function statusLabel(status) {
+  return hasMessage(`status.${status}`) ? t(`status.${status}`) : String(status);
+}
+
+function setStatusBadge(node, status) {
+  node.dataset.status = status;
+  node.textContent = statusLabel(status);
+}
+
+// ------------------------------------------------------------------ the strategy
+
+function renderStrategy(result, { language, draft }) {
+  const strategy = result.strategy;
+  const article = $('strategy');
+  article.hidden = false;
+  article.dataset.draft = String(draft);
+  article.setAttribute('aria-busy', String(draft));
+  $('draft-note').hidden = !draft;
+  $('export-bar').hidden = draft;
+  $('task-heading').textContent = t(draft ? 'task.heading_draft' : 'task.heading_done');
+
+  modelText($('strategy-name'), strategy.strategy_name ?? '', language);
+  modelText($('strategy-summary'), strategy.summary, language);
+  setOptionalText($('strategy-summary'), strategy.summary);
+  const budget = Number(strategy.required_budget);
+  $('strategy-budget').textContent = strategy.required_budget != null && Number.isFinite(budget) ? formatEur(budget) : t('facts.none');
+  $('strategy-timeline').textContent = strategy.timeline_weeks ? formatWeeks(strategy.timeline_weeks) : t('facts.none');
+  modelText($('strategy-audience'), strategy.target_audience || t('facts.none'), strategy.target_audience ? language : null);
+
+  renderChannels(strategy, language);
+  renderSteps(strategy, language, draft);
+  renderKpis(strategy, language);
+  fillList($('strategy-messages'), strategy.key_messages ?? [], (item, message) => modelText(item, message, language));
+  $('messages-section').hidden = !(strategy.key_messages ?? []).length;
+  renderSources(result.sources ?? []);
+  renderSearchSuggestions(result.search_entry_point);
+  renderModelLine(result);
+  renderImageNote(result);
+}
+
+/** Text the model wrote, marked with the strategy's language for screen readers. */
+function modelText(node, text, language) {
+  node.textContent = text ?? '';
+  if (language) node.lang = language;
+  else node.removeAttribute('lang');
+  return node;
+}
+
+function renderChannels(strategy, language) {
+  const channels = strategy.channels ?? [];
+  $('channels-section').hidden = !channels.length;
+  $('strategy-channels').replaceChildren(...(channels.length ? [budgetFigure(strategy, language)] : []));
+}
+
+function renderSteps(strategy, language, draft) {
+  const steps = sortedSteps(strategy.steps);
+  const weeks = Number(strategy.timeline_weeks) || 0;
+  const ranges = weeks ? spreadSteps(steps.length, weeks) : [];
+  $('steps-section').hidden = !steps.length;
+  $('timeline-figure').hidden = !(weeks && steps.length);
+  $('timeline-none').hidden = Boolean(weeks) || !steps.length || draft;
+  if (weeks && steps.length) {
+    $('timeline-chart').replaceChildren(timelineSvg(steps, ranges, weeks));
+    $('timeline-caption').textContent = t('timeline.spread', { weeks: formatWeeks(weeks) });
+  } else {
+    $('timeline-chart').replaceChildren();
+  }
+  fillList($('strategy-steps'), steps, (item, step, index) => {
+    item.value = step.step_number;
+    item.dataset.step = step.step_number;
+    item.append(modelText(element('span', 'step-text'), step.description, language));
+    if (weeks) item.append(element('span', 'step-weeks', weekRangeText(ranges[index], true)));
+  });
+}
+
+function renderKpis(strategy, language) {
+  const kpis = strategy.kpis ?? [];
+  $('kpis-section').hidden = !kpis.length;
+  $('strategy-kpis').replaceChildren(...(kpis.length ? [kpiTable(kpis, language)] : []));
+}
+
+function renderSources(sources) {
+  fillList($('strategy-sources'), sources, (item, source) => {
+    // Search sources are Google's expiring redirect links: name them by their site.
+    const label =
+      source.kind === 'search'
+        ? source.domain || source.title || t('sources.search_result')
+        : source.title || source.url;
+    if (isHttpUrl(source.url)) {
+      const link = element('a', null, label);
+      link.href = source.url;
+      link.rel = 'noopener noreferrer nofollow';
+      link.target = '_blank';
+      item.append(link);
+    } else {
+      item.textContent = label;
+    }
+    if (source.status) {
+      const status = hasMessage(`source_status.${source.status}`) ? t(`source_status.${source.status}`) : source.status;
+      item.append(element('span', 'muted small', ` (${status})`));
+    }
+  });
+  $('sources-section').hidden = !sources.length;
+  $('search-links-note').hidden = !sources.some((source) => source.kind === 'search');
+}
+
+function renderSearchSuggestions(suggestions) {
+  $('search-suggestions').hidden = !suggestions;
+  const frame = $('search-suggestions-frame');
+  // Set only when it changes: a new srcdoc reloads the frame.
+  if (!suggestions) frame.removeAttribute('srcdoc');
+  else if (frame.getAttribute('srcdoc') !== suggestions) frame.srcdoc = suggestions;
+}
+
+function renderModelLine(result) {
+  if (!result.model) {
+    $('strategy-model').textContent = '';
+    return;
+  }
+  const total = result.usage?.total_tokens;
+  const usage = total ? ` · ${t('strategy.tokens', { count: total })}` : '';
+  $('strategy-model').textContent = `${t('strategy.model', { model: result.model })}${usage}`;
+}
+
+function renderImageNote(result) {
+  const problem = !result.image && result.image_error;
+  $('image-note').hidden = !problem;
+  $('image-note').textContent = problem ? t('strategy.no_image', { detail: taskErrorText(result.image_error) }) : '';
+  if (state.imageUrl) $('preview-img').alt = t('strategy.preview_alt', { name: result.strategy.strategy_name ?? '' });
+}
+
+function exportMarkdown() {
+  const result = state.task?.result;
+  if (!result?.strategy) return;
+  downloadText(strategyMarkdown(result), markdownFilename(result.strategy));
+}
+
+// ------------------------------------------------------------------ the preview image
+
+async function loadImage(taskId, strategyName) {
+  if (state.imageTaskId === taskId) return;
+  state.imageTaskId = taskId;
+  try {
+    const response = await authorizedFetch(`${state.config.statusUrl}/v1/tasks/${encodeURIComponent(taskId)}/image`);
+    if (!response.ok || state.taskId !== taskId) return;
+    const blob = await response.blob();
+    if (state.taskId !== taskId) return;
+    clearImage();
+    state.imageTaskId = taskId;
+    state.imageUrl = URL.createObjectURL(blob);
+    const image = $('preview-img');
+    image.alt = t('strategy.preview_alt', { name: strategyName });
+    image.src = state.imageUrl;
+    $('preview').hidden = false;
+  } catch {
+    state.imageTaskId = null; // a later snapshot may try again
+  }
+}
+
+function clearImage() {
+  if (state.imageUrl) URL.revokeObjectURL(state.imageUrl);
+  state.imageUrl = null;
+  state.imageTaskId = null;
+  $('preview').hidden = true;
+  $('preview-img').removeAttribute('src');
+}
+
+async function authorizedFetch(url, init = {}) {
+  const token = await state.user.getIdToken();
+  return fetch(url, { ...init, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${token}` } });
+}
+
+async function cancelTask() {
+  const taskId = state.taskId;
+  if (!taskId) return;
+  const button = $('cancel');
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  button.setAttribute('aria-disabled', 'true'); // not disabled: that would drop the focus
+  hideMessage('task-action-error');
+  try {
+    const response = await authorizedFetch(`${state.config.statusUrl}/v1/tasks/${encodeURIComponent(taskId)}`, {
+      method: 'DELETE',
+    });
+    if (!response.ok) {
+      let answer = null;
+      try {
+        answer = await response.json();
+      } catch {
+        // not JSON: the status says enough
+      }
+      const error = answer?.error;
+      const detail = error?.code && hasMessage(`err.${error.code}`) ? `err.${error.code}` : null;
+      const message = error?.message ?? t('net.status', { status: response.status });
+      showMessage('task-action-error', () =>
+        t('cancel.failed', { detail: detail ? t(detail, { detail: message }) : message }),
+      );
+    }
+    // On success the listener shows CANCELLED.
+  } catch (error) {
+    showMessage('task-action-error', say('net.unreachable', { detail: error.message }));
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
+}
+
+// ------------------------------------------------------------------ recent tasks
+
+export function followRecent(uid) {
+  state.unsubscribeRecent?.();
+  const recent = query(
+    collection(state.db, 'tasks'),
+    where('uid', '==', uid),
+    orderBy('created_at', 'desc'),
+    limit(RECENT_LIMIT),
+  );
+  state.unsubscribeRecent = onSnapshot(
+    recent,
+    (snapshot) => {
+      state.recent = snapshot.docs.map((snap) => ({ id: snap.id, ...snap.data() }));
+      renderRecent();
+    },
+    (error) => showMessage('recent-empty', say('recent.failed', { detail: error.message })),
+  );
+}
+
+export function renderRecent() {
+  const tasks = state.recent ?? [];
+  // The list is rebuilt on every change (a running task changes each second):
+  // keep the keyboard's place in it.
+  const focused = document.activeElement?.closest?.('.recent-item')?.dataset.taskId;
+  if (tasks.length) hideMessage('recent-empty');
+  else showMessage('recent-empty', say('recent.empty'));
+  fillList($('recent-list'), tasks, (item, task) => {
+    const button = element('button', 'recent-item');
+    button.type = 'button';
+    button.dataset.taskId = task.id;
+    const name = task.result?.strategy?.strategy_name;
+    const top = element('span', 'recent-top');
+    const title = element('span', 'recent-title', name || excerpt(task.request?.brief ?? task.id));
+    if (name && task.request?.language) title.lang = task.request.language; // the strategy's language
+    top.append(title);
+    const badge = element('span', 'badge badge-small');
+    setStatusBadge(badge, task.status);
+    top.append(badge);
+    button.append(top);
+    const created = task.created_at?.toDate?.();
+    if (created) button.append(element('span', 'recent-time muted small', formatDate(created)));
+    button.addEventListener('click', () => openTask(task.id));
+    item.append(button);
+  });
+  markCurrentRecent();
+  if (focused) document.querySelector(`.recent-item[data-task-id="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function markCurrentRecent() {
+  for (const button of document.querySelectorAll('.recent-item')) {
+    if (button.dataset.taskId === state.taskId) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+}
+
+function excerpt(text) {
+  const flat = String(text).replace(/\s+/g, ' ').trim();
+  return flat.length > 70 ? `${flat.slice(0, 69)}…` : flat;
+}
