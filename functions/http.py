@@ -117,9 +117,37 @@ def read_json_object(raw: bytes) -> object:
         raise InvalidArgument(f"the body contains {name}, which is not JSON")
 
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"the body is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InvalidArgument(_TOO_DEEP) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidArgument(_TOO_DEEP)
+    return value
+
+
+# No request of the API nests deeper than 3; the bound leaves room and keeps a hostile
+# body from costing a RecursionError (a 500) anywhere after parsing.
+MAX_JSON_DEPTH = 16
+_TOO_DEEP = f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _depth(value: object) -> int:
+    """How deep arrays and objects nest, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 _FRAMEWORK_ERRORS: dict[int, type[TinkerbellError]] = {

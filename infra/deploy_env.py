@@ -108,8 +108,9 @@ def build_settings(
         "google_cloud_project": project,
         "cors_origins": merge_origins(cors_origins, _get(environ, "cors_origins")),
     }
-    if status_base_url:
-        own["status_base_url"] = status_base_url
+    # Before task_status exists its URL is unknown; the env file is only written
+    # with the real one (main), so a stand-in satisfies the deployed-settings check.
+    own["status_base_url"] = status_base_url or "https://task-status.invalid"
     previous = os.environ.get(DEPLOYED_MARKER)
     os.environ[DEPLOYED_MARKER] = "deploy-check"
     try:

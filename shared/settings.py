@@ -234,18 +234,45 @@ class Settings(BaseSettings):
         if self.max_pdf_bytes > self.max_request_bytes:
             raise ValueError("MAX_PDF_BYTES must stay below MAX_REQUEST_BYTES")
         self._refuse_emulators_in_production()
+        if self.is_deployed:
+            self._refuse_development_defaults()
         return self
 
     def _refuse_emulators_in_production(self) -> None:
         # The Auth emulator makes firebase-admin accept unsigned tokens: a real
-        # project configured with it would let anyone in.
-        if self.is_demo_project:
+        # project configured with it would let anyone in. A deployed function is
+        # production whatever its project is called.
+        if self.is_demo_project and not self.is_deployed:
             return
         present = [name for name in EMULATOR_VARIABLES if os.environ.get(name)]
         if present:
+            where = (
+                "in a deployed function"
+                if self.is_deployed
+                else f"for the real project {self.google_cloud_project!r}"
+            )
             raise ValueError(
-                f"{', '.join(present)} set for the real project {self.google_cloud_project!r}: "
-                f"emulators are for '{DEMO_PROJECT_PREFIX}*' projects only"
+                f"{', '.join(present)} set {where}: emulators are for the local stack and "
+                f"'{DEMO_PROJECT_PREFIX}*' projects only"
+            )
+
+    def _refuse_development_defaults(self) -> None:
+        """A deployed function must be told its project and public URL: the defaults
+        (an emulator project, a 127.0.0.1 status URL) are for the local stack."""
+        missing = [
+            name.upper()
+            for name in ("google_cloud_project", "status_base_url")
+            if name not in self.model_fields_set
+        ]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} must be set in a deployed function "
+                "(the defaults are the local stack's)"
+            )
+        if self.is_demo_project:
+            raise ValueError(
+                f"GOOGLE_CLOUD_PROJECT={self.google_cloud_project!r} is an emulator-only "
+                f"project ('{DEMO_PROJECT_PREFIX}*'), not one a function can be deployed to"
             )
 
 

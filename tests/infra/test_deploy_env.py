@@ -85,7 +85,7 @@ def test_env_file_has_overrides_and_the_deployment_values_never_the_key(tmp_path
     [
         ({"LEASE_SECONDS": "600"}, "LEASE_SECONDS=600 exceeds 540 s"),
         ({"LEASE_SECONDS": "100"}, "shorter than the worst case"),
-        ({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}, "emulators are for 'demo-*'"),
+        ({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}, "set in a deployed function"),
         (
             {"UPLOAD_RETENTION_DAYS": "soon"},
             "UPLOAD_RETENTION_DAYS: Input should be a valid integer",

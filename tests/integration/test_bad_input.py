@@ -90,8 +90,14 @@ def test_bad_json_field(
         (b'{"brief": "a", "brief": "b"}', "application/json", 400, "invalid_argument"),
         (b"brief=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         (b"hello", "text/plain", 415, "unsupported_media_type"),
+        (
+            b'{"brief": "x", "urls": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            "application/json",
+            400,
+            "invalid_argument",
+        ),
     ],
-    ids=["broken-json", "invalid-utf8", "array", "duplicate-key", "urlencoded", "text"],
+    ids=["broken-json", "invalid-utf8", "array", "duplicate-key", "urlencoded", "text", "nested"],
 )
 def test_bad_body(
     http: Any,

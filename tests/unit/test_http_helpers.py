@@ -75,6 +75,9 @@ def test_read_json_object_accepts_strict_json(raw: bytes, expected: Any) -> None
         pytest.param(b'{"brief": "a", "brief": "b"}', id="duplicate-keys"),
         pytest.param(b'{"x": {"a": 1, "a": 1}}', id="duplicate-keys-nested"),
         pytest.param(b'[{"a": 1, "a": 2}]', id="duplicate-keys-in-list"),
+        pytest.param(b"[" * 17 + b"]" * 17, id="nested-17"),
+        pytest.param(b'{"urls": ' + b"[" * 5000 + b"]" * 5000 + b"}", id="nested-5000"),
+        pytest.param(b"[" * 200_000 + b"]" * 200_000, id="nested-past-the-recursion-limit"),
     ],
 )
 def test_read_json_object_refuses(raw: bytes) -> None:
@@ -82,6 +85,10 @@ def test_read_json_object_refuses(raw: bytes) -> None:
         read_json_object(raw)
     assert info.value.code == "invalid_argument"
     assert info.value.message
+
+
+def test_nesting_up_to_the_bound_is_read() -> None:
+    assert read_json_object(b"[" * 16 + b"]" * 16) is not None
 
 
 # ------------------------------------------------------------------ error_response

@@ -156,14 +156,47 @@ def test_longer_deadlines_need_a_longer_lease() -> None:
         Settings(gemini_upload_timeout_s=30)
 
 
+DEPLOYED = dict(google_cloud_project="my-project", status_base_url="https://api.example.com")
+
+
 def test_a_deployed_worker_refuses_a_lease_above_540_s(monkeypatch: pytest.MonkeyPatch) -> None:
     roomy = dict(lease_seconds=560, ack_deadline_seconds=600)
     Settings(**roomy)  # locally nothing forbids it
     monkeypatch.setenv("K_SERVICE", "process-task")
     with pytest.raises(ValidationError, match="exceeds 540 s"):
-        Settings(**roomy)
-    assert Settings(lease_seconds=540, ack_deadline_seconds=600).lease_seconds == 540
-    assert Settings().lease_seconds == 520
+        Settings(**roomy, **DEPLOYED)
+    assert Settings(lease_seconds=540, ack_deadline_seconds=600, **DEPLOYED).lease_seconds == 540
+    assert Settings(**DEPLOYED).lease_seconds == 520
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({}, "GOOGLE_CLOUD_PROJECT and STATUS_BASE_URL must be set"),
+        ({"google_cloud_project": "my-project"}, "STATUS_BASE_URL must be set"),
+        ({"status_base_url": "https://api.example.com"}, "GOOGLE_CLOUD_PROJECT must be set"),
+    ],
+)
+def test_a_deployed_function_needs_its_project_and_url_given(
+    monkeypatch: pytest.MonkeyPatch, given: dict[str, str], missing: str
+) -> None:
+    Settings(**given)  # the local stack's defaults are fine locally
+    monkeypatch.setenv("K_SERVICE", "submit-strategy")
+    with pytest.raises(ValidationError, match=missing):
+        Settings(**given)
+
+
+def test_a_deployed_function_is_production_whatever_its_project(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("K_SERVICE", "submit-strategy")
+    with pytest.raises(ValidationError, match="emulator-only"):
+        Settings(google_cloud_project="demo-x", status_base_url="https://api.example.com")
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
+    with pytest.raises(ValidationError, match="set in a deployed function"):
+        Settings(**DEPLOYED)
+    with pytest.raises(ValidationError, match="set in a deployed function"):
+        Settings(google_cloud_project="demo-x", status_base_url="https://api.example.com")
 
 
 def test_lease_above_ack_deadline_is_refused() -> None:
