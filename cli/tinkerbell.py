@@ -1,121 +1,668 @@
-"""``python -m cli.tinkerbell``: submit briefs and follow tasks over the HTTP API.
+"""``tinkerbell``: the command-line client of Tinkerbell (``pip install .`` installs it).
 
-Configuration: ``TINKERBELL_SUBMIT_URL``, ``TINKERBELL_STATUS_URL`` and
-``TINKERBELL_TOKEN`` (a Firebase ID token), or the matching options.
+``run()`` is the whole command (it returns the exit code and never raises);
+``main()`` is the console script. The commands, the configuration and the exit
+codes are in the ``--help`` text below (``DESCRIPTION``, ``cli.errors``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import sys
-import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import httpx
 
-from cli.render import render_strategy
-from shared.models import MarketingStrategy, TaskStatus
+from cli import export
+from cli.api import Api, Pdf, check_task_id, new_idempotency_key, pdf_request_limit
+from cli.auth import Auth, CredentialStore, StoredUser
+from cli.config import (
+    KEYS,
+    Target,
+    config_dir,
+    default_language,
+    normalize_key,
+    read_config_file,
+    resolve_target,
+    write_config_file,
+)
+from cli.errors import EXIT_CODES_HELP, CliError, Exit, exit_for_task_status
+from cli.follow import (
+    Follower,
+    FollowResult,
+    OpenListener,
+    ProgressView,
+    document_listener,
+    list_tasks,
+    listener_timeout,
+    recent_tasks_listener,
+)
 
-POLL_INTERVAL_S = 1.0
+DESCRIPTION = """\
+Marketing briefs in, Gemini-made marketing strategies out.
+
+first use:
+  tinkerbell login                 an anonymous user (or --email ADDRESS)
+  tinkerbell submit --wait "Specialty coffee shop near the campus in Cluj"
+  tinkerbell list
+  tinkerbell export TASK --format markdown -o strategy.md
+
+where: after `make up` the local stack is found by itself (.stack/dev/state.json in
+this directory or a parent; --stack NAME or TINKERBELL_STACK_STATE for another one).
+A deployed project: `tinkerbell config set KEY VALUE` for SUBMIT_URL, STATUS_URL,
+FIREBASE_API_KEY and GOOGLE_CLOUD_PROJECT (or TINKERBELL_<KEY>, or the flags below).
+Sign-ins are kept in $XDG_CONFIG_HOME/tinkerbell/credentials.json (mode 0600).
+"""
+CONFIG_FILE = "config.json"
+DEFAULT_WAIT_S = 600.0
+DEFAULT_LIST = 20
+HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    if not args.token:
-        sys.exit("a Firebase ID token is needed: --token or TINKERBELL_TOKEN")
-    return httpx.Client(headers={"Authorization": f"Bearer {args.token}"}, timeout=60)
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line and exit code 2 (Exit.USAGE)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see `{self.prog} --help`)", Exit.USAGE)
 
 
-def submit(args: argparse.Namespace) -> dict[str, Any]:
-    brief = Path(args.brief_file).read_text() if args.brief_file else args.brief
-    fields: dict[str, Any] = {"brief": brief, "language": args.language}
-    fields |= {"image": not args.no_image, "grounding": args.grounding}
-    with _client(args) as client:
-        url = f"{args.submit_url.rstrip('/')}/v1/strategies"
-        if args.pdf:
-            parts: list[tuple[str, Any]] = [
-                (k, (None, json.dumps(v) if isinstance(v, bool) else v)) for k, v in fields.items()
-            ]
-            parts += [("urls", (None, u)) for u in args.url]
-            pdf = Path(args.pdf)
-            parts.append(("pdf", (pdf.name, pdf.read_bytes(), "application/pdf")))
-            answer = client.post(url, files=parts)
+@dataclass
+class Output:
+    """What a command produced: its exit code, its JSON object, its text for humans."""
+
+    exit: Exit = Exit.OK
+    data: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None  # on stdout
+    note: str | None = None  # on stderr (an outcome that is not a success, a hint)
+    binary: bytes | None = None  # on stdout instead of text (image -o -)
+
+
+class Context:
+    """The resolved configuration and clients of one invocation, made when first needed."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        env: Mapping[str, str],
+        cwd: Path,
+        stderr: TextIO,
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.stderr = stderr
+        self.directory = config_dir(env)
+        self.config_path = self.directory / CONFIG_FILE
+        self.store = CredentialStore(self.directory)
+        self._target: Target | None = None
+        self._http: httpx.Client | None = None
+
+    def file_values(self) -> dict[str, str]:
+        return read_config_file(self.config_path)
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            flags = {
+                "SUBMIT_URL": getattr(self.args, "submit_url", None),
+                "STATUS_URL": getattr(self.args, "status_url", None),
+                "FIREBASE_API_KEY": getattr(self.args, "api_key", None),
+                "GOOGLE_CLOUD_PROJECT": getattr(self.args, "project", None),
+            }
+            self._target = resolve_target(
+                flags,
+                self.env,
+                self.file_values(),
+                self.cwd,
+                stack_flag=getattr(self.args, "stack", None),
+            )
+        return self._target
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=HTTP_TIMEOUT)
+        return self._http
+
+    @property
+    def auth(self) -> Auth:
+        return Auth(self.target, self.http, self.store)
+
+    @property
+    def api(self) -> Api:
+        return Api(self.target, self.auth, self.http)
+
+    def view(self) -> ProgressView:
+        return ProgressView(self.stderr, quiet=bool(getattr(self.args, "quiet", False)))
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_login(ctx: Context) -> Output:
+    args, auth = ctx.args, ctx.auth
+    if args.email:
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            password = getpass.getpass(f"password for {args.email}: ")
         else:
-            answer = client.post(url, json=fields | {"urls": args.url})
-    return _checked(answer)
-
-
-def _checked(answer: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = answer.json()
-    if answer.status_code >= 400:
-        error = body.get("error", {})
-        sys.exit(f"error {answer.status_code} {error.get('code')}: {error.get('message')}")
-    return body
-
-
-def status(args: argparse.Namespace, task_id: str) -> dict[str, Any]:
-    with _client(args) as client:
-        return _checked(client.get(f"{args.status_url.rstrip('/')}/v1/tasks/{task_id}"))
-
-
-def wait(args: argparse.Namespace, task_id: str) -> dict[str, Any]:
-    """Poll the status function (clients with Firestore access use a listener)."""
-    last = None
-    while True:
-        task = status(args, task_id)
-        progress = task.get("progress") or {}
-        line = f"{task['status']:<10} {progress.get('stage', '')} {progress.get('percent', '')}"
-        if line != last:
-            print(line, file=sys.stderr)
-            last = line
-        if TaskStatus(task["status"]).is_terminal:
-            return task
-        time.sleep(POLL_INTERVAL_S)
-
-
-def print_task(task: dict[str, Any]) -> None:
-    if task.get("result"):
-        print(render_strategy(MarketingStrategy.model_validate(task["result"]["strategy"])))
-    elif task.get("error"):
-        print(f"{task['status']}: {task['error']['message']}")
+            raise CliError("no terminal for the password prompt: use --password-stdin", Exit.USAGE)
+        if not password:
+            raise CliError("the password is empty", Exit.USAGE)
+        user = auth.sign_in_email(args.email, password, create=args.create)
+        action = "created and signed in" if args.create else "signed in"
     else:
-        print(json.dumps(task, indent=2))
+        existing = auth.current()
+        if existing is not None and not args.new:
+            try:
+                user = auth.refresh(existing)
+                action = "already logged in"
+            except CliError as error:
+                if error.exit != Exit.AUTH:
+                    raise
+                if not existing.anonymous:
+                    raise CliError(
+                        f"the sign-in of {existing.email} is no longer valid: run `tinkerbell "
+                        f"login --email {existing.email}` (or `tinkerbell login --new`)",
+                        Exit.AUTH,
+                    ) from None
+                user = auth.sign_up_anonymous()  # e.g. the Auth emulator was restarted
+                action = "signed in anonymously (the previous sign-in had expired)"
+        else:
+            user = auth.sign_up_anonymous()
+            action = "signed in anonymously"
+    return Output(
+        data={
+            "ok": True,
+            "action": action,
+            "user": user.public(),
+            "target": ctx.target.origin,
+            "credentials": str(ctx.store.path),
+        },
+        text=f"{action} as {user.describe()} on {ctx.target.origin}",
+    )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tinkerbell", description=__doc__)
-    parser.add_argument("--submit-url", default=os.environ.get("TINKERBELL_SUBMIT_URL", ""))
-    parser.add_argument("--status-url", default=os.environ.get("TINKERBELL_STATUS_URL", ""))
-    parser.add_argument("--token", default=os.environ.get("TINKERBELL_TOKEN"))
-    commands = parser.add_subparsers(dest="command", required=True)
-    sub = commands.add_parser("submit", help="submit a brief and wait for the strategy")
-    sub.add_argument("--brief", default="")
-    sub.add_argument("--brief-file")
-    sub.add_argument("--pdf")
-    sub.add_argument("--url", action="append", default=[])
-    sub.add_argument("--language", default="en")
-    sub.add_argument("--no-image", action="store_true")
-    sub.add_argument("--grounding", action="store_true")
-    sub.add_argument("--no-wait", action="store_true")
-    for name in ("status", "wait", "cancel"):
-        commands.add_parser(name).add_argument("task_id")
-    args = parser.parse_args(argv)
+def cmd_logout(ctx: Context) -> Output:
+    if ctx.args.all:
+        removed = ctx.store.remove_all()
+        return Output(
+            data={"ok": True, "removed": removed, "credentials": str(ctx.store.path)},
+            text="signed out everywhere" if removed else "not logged in anywhere",
+        )
+    user = ctx.auth.logout()
+    return Output(
+        data={"ok": True, "removed": user is not None, "user": user.public() if user else None},
+        text=f"signed out {user.describe()}" if user else "not logged in",
+    )
 
-    if args.command == "submit":
-        accepted = submit(args)
-        print(json.dumps(accepted), file=sys.stderr)
-        if not args.no_wait:
-            print_task(wait(args, accepted["task_id"]))
-    elif args.command == "status":
-        print(json.dumps(status(args, args.task_id), indent=2, ensure_ascii=False))
-    elif args.command == "wait":
-        print_task(wait(args, args.task_id))
-    elif args.command == "cancel":
-        with _client(args) as client:
-            url = f"{args.status_url.rstrip('/')}/v1/tasks/{args.task_id}"
-            print(json.dumps(_checked(client.delete(url)), indent=2))
+
+def read_brief(args: argparse.Namespace) -> str:
+    given = [x for x in (args.brief, args.file) if x is not None]
+    if len(given) != 1:
+        raise CliError(
+            "give the brief as an argument, with --file FILE, or - for stdin", Exit.USAGE
+        )
+    try:
+        if args.file is not None:
+            brief = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        else:
+            brief = sys.stdin.read() if args.brief == "-" else args.brief
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read the brief: {error}", Exit.USAGE) from None
+    if not brief.strip():
+        raise CliError("the brief is empty", Exit.USAGE)
+    return brief
+
+
+def choose_language(ctx: Context) -> str:
+    """--language, else TINKERBELL_LANGUAGE, else the config file, else the locale."""
+    if getattr(ctx.args, "language", None):
+        return str(ctx.args.language)
+    configured = ctx.env.get("TINKERBELL_LANGUAGE") or ctx.file_values().get("LANGUAGE")
+    return configured or default_language(ctx.env)
+
+
+def cmd_submit(ctx: Context) -> Output:
+    args = ctx.args
+    fields: dict[str, Any] = {
+        "brief": read_brief(args),
+        "language": choose_language(ctx),
+        "image": not args.no_image,
+        "grounding": args.grounding,
+    }
+    if args.url:
+        fields["urls"] = list(args.url)
+    pdf = Pdf.read(Path(args.pdf)) if args.pdf else None
+    key = args.idempotency_key or new_idempotency_key()
+    follower = None
+    if args.wait:  # listening before the submit, the task is seen from PENDING on
+        follower = make_follower(ctx, recent_tasks_listener(ctx.target, ctx.auth))
+        follower.start()
+    try:
+        accepted = ctx.api.submit(
+            fields, pdf=pdf, idempotency_key=key, request_limit=pdf_request_limit(ctx.env)
+        )
+    except BaseException:
+        if follower is not None:
+            follower.close()
+        raise
+    task_id = str(accepted["task_id"])
+    submitted = {
+        "task_id": task_id,
+        "status_url": accepted.get("status_url"),
+        "idempotency_key": key,
+        "pdf_via": accepted.get("pdf_via"),
+    }
+    if follower is None:
+        note = None if args.quiet else f"submitted; follow it with: tinkerbell watch {task_id}"
+        return Output(data=submitted | {"status": accepted.get("status")}, text=task_id, note=note)
+    if not args.quiet and not args.json:
+        ctx.stderr.write(f"task {task_id} submitted\n")
+    return finished(ctx, follow(follower, task_id, args.timeout), submitted)
+
+
+def make_follower(ctx: Context, open_listener: OpenListener) -> Follower:
+    return Follower(
+        ctx.api.task,
+        ctx.view(),
+        open_listener=open_listener,
+        listener_timeout_s=listener_timeout(dict(ctx.env)),
+    )
+
+
+def follow(follower: Follower, task_id: str, timeout_s: float) -> FollowResult:
+    result = follower.follow(task_id, timeout_s)
+    status = result.task.get("status")
+    if status not in ("COMPLETED", "FAILED", "CANCELLED"):
+        state = f"still {status}" if status else "not finished"
+        raise CliError(
+            f"task {task_id} is {state} after {timeout_s:g} s; it keeps running "
+            f"(tinkerbell watch {task_id})",
+            Exit.TIMEOUT,
+            code="timeout",
+        )
+    return result
+
+
+def finished(ctx: Context, result: FollowResult, extra: dict[str, Any] | None = None) -> Output:
+    task = result.task
+    status = str(task.get("status"))
+    data = {
+        **(extra or {}),
+        "task_id": task.get("task_id"),
+        "status": status,
+        "task": task,
+        "follow": result.to_json(),
+    }
+    out = Output(exit=exit_for_task_status(status), data=data)
+    if status == "COMPLETED":
+        task_id = task.get("task_id")
+        text = export.to_text(task) + f"\n\ntask {task_id}\n"
+        text += f"  as Markdown: tinkerbell export {task_id} --format markdown -o strategy.md"
+        if (task.get("result") or {}).get("image"):
+            text += f"\n  its preview: tinkerbell image {task_id} -o preview.jpg"
+        out.text = text
+    elif status == "FAILED":
+        error = task.get("error") or {}
+        again = " (retryable: submit it again later)" if error.get("retryable") else ""
+        out.note = f"tinkerbell: task {task.get('task_id')} FAILED: {error.get('code')}: "
+        out.note += f"{error.get('message')}{again}"
+    else:
+        out.note = f"tinkerbell: task {task.get('task_id')} was CANCELLED"
+    return out
+
+
+def cmd_watch(ctx: Context) -> Output:
+    task_id = check_task_id(ctx.args.task)
+    follower = make_follower(ctx, document_listener(ctx.target, ctx.auth, task_id))
+    return finished(ctx, follow(follower, task_id, ctx.args.timeout))
+
+
+def describe_task(task: dict[str, Any]) -> str:
+    progress = task.get("progress") or {}
+    request = task.get("request") or {}
+    lines = [
+        f"task     {task.get('task_id')}",
+        f"status   {task.get('status')} ({progress.get('stage')} {progress.get('percent')}%)",
+        f"created  {task.get('created_at')}",
+        f"language {request.get('language')}",
+        f"brief    {_short(request.get('brief', ''), 100)}",
+    ]
+    result = task.get("result") or {}
+    if result.get("strategy"):
+        lines.append(f"strategy {result['strategy'].get('strategy_name')}")
+        if result.get("image"):
+            lines.append(f"image    {result['image'].get('mime_type')}")
+    if task.get("error"):
+        error = task["error"]
+        lines.append(f"error    {error.get('code')}: {error.get('message')}")
+    return "\n".join(lines)
+
+
+def _short(text: Any, length: int) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= length else flat[: length - 1] + "…"
+
+
+def cmd_status(ctx: Context) -> Output:
+    task = ctx.api.task(ctx.args.task)
+    return Output(data=task, text=describe_task(task))
+
+
+def cmd_list(ctx: Context) -> Output:
+    if ctx.args.limit < 1:
+        raise CliError("--limit must be at least 1", Exit.USAGE)
+    tasks = list_tasks(ctx.target, ctx.auth, ctx.args.limit)
+    rows = []
+    for task in tasks:
+        progress = task.get("progress") or {}
+        strategy = (task.get("result") or {}).get("strategy") or {}
+        rows.append(
+            {
+                "task_id": task.get("task_id"),
+                "status": task.get("status"),
+                "stage": progress.get("stage"),
+                "percent": progress.get("percent"),
+                "created_at": task.get("created_at"),
+                "language": (task.get("request") or {}).get("language"),
+                "brief": _short((task.get("request") or {}).get("brief"), 120),
+                "strategy_name": strategy.get("strategy_name"),
+            }
+        )
+    lines = [
+        f"{str(r['created_at'])[:19].replace('T', ' ')}  {r['task_id']}  {r['status']:<10}  "
+        f"{_short(r['strategy_name'] or r['brief'], 60)}"
+        for r in rows
+    ]
+    return Output(data={"tasks": rows, "count": len(rows)}, text="\n".join(lines) or "no tasks")
+
+
+def cmd_cancel(ctx: Context) -> Output:
+    task = ctx.api.cancel(ctx.args.task)
+    return Output(data=task, text=f"task {task.get('task_id')} {task.get('status')}")
+
+
+def write_output(path: str, data: bytes) -> Path:
+    target = Path(path)
+    try:
+        target.write_bytes(data)
+    except OSError as error:
+        raise CliError(f"cannot write {target}: {error.strerror or error}", Exit.USAGE) from None
+    return target
+
+
+def cmd_image(ctx: Context) -> Output:
+    if ctx.args.output == "-" and ctx.args.json:
+        raise CliError("-o - writes the image to stdout: not with --json", Exit.USAGE)
+    data, content_type = ctx.api.image(ctx.args.task)
+    info = {"task_id": ctx.args.task, "content_type": content_type, "bytes": len(data)}
+    if ctx.args.output == "-":
+        return Output(data=info, binary=data)
+    path = write_output(ctx.args.output, data)
+    return Output(
+        data=info | {"path": str(path)},
+        text=f"wrote {path} ({content_type}, {len(data)} bytes)",
+    )
+
+
+def cmd_export(ctx: Context) -> Output:
+    task = ctx.api.task(ctx.args.task)
+    info: dict[str, Any] = {"task_id": ctx.args.task, "format": ctx.args.format}
+    if ctx.args.format == "markdown":
+        content = export.to_markdown(task)
+        info["content"] = content
+    else:
+        strategy = export.strategy_of(task)
+        content = json.dumps(strategy, indent=2, ensure_ascii=False) + "\n"
+        info["strategy"] = strategy
+    if ctx.args.output and ctx.args.output != "-":
+        path = write_output(ctx.args.output, content.encode())
+        info = {k: v for k, v in info.items() if k not in ("content", "strategy")}
+        info |= {"path": str(path), "bytes": len(content.encode())}
+        return Output(data=info, text=f"wrote {path}")
+    return Output(data=info, text=content.rstrip("\n"))
+
+
+def cmd_config(ctx: Context) -> Output:
+    args = ctx.args
+    values = ctx.file_values()
+    if args.config_command == "set":
+        key = normalize_key(args.key)
+        values[key] = args.value
+        write_config_file(ctx.config_path, values)
+        return Output(
+            data={"ok": True, "path": str(ctx.config_path), "values": values},
+            text=f"{key} set in {ctx.config_path}",
+        )
+    if args.config_command == "unset":
+        key = normalize_key(args.key)
+        removed = values.pop(key, None) is not None
+        write_config_file(ctx.config_path, values)
+        return Output(
+            data={"ok": True, "removed": removed, "path": str(ctx.config_path)},
+            text=f"{key} removed" if removed else f"{key} was not set",
+        )
+    # show
+    data: dict[str, Any] = {
+        "config_file": str(ctx.config_path),
+        "credentials_file": str(ctx.store.path),
+        "file_values": values,
+        "environment": {
+            f"TINKERBELL_{k}": ctx.env[f"TINKERBELL_{k}"]
+            for k in (*KEYS, "LANGUAGE", "STACK_STATE")
+            if ctx.env.get(f"TINKERBELL_{k}")
+        },
+        "language": choose_language(ctx),
+    }
+    lines = [f"config file       {ctx.config_path}", f"credentials file  {ctx.store.path}"]
+    try:
+        target = ctx.target
+    except CliError as error:
+        data |= {"target": None, "problem": error.message, "user": None}
+        lines.append(f"target            none: {error.message}")
+        return Output(data=data, text="\n".join(lines))
+    user: StoredUser | None = ctx.store.get(target.credentials_key)
+    data |= {"target": target.to_json(), "user": user.public() if user else None}
+    lines += [
+        f"target            {target.origin}",
+        f"  submit          {target.submit_url}",
+        f"  status          {target.status_url}",
+        f"  project         {target.project}",
+    ]
+    if target.auth_emulator:
+        lines.append(f"  auth emulator   {target.auth_emulator}")
+    if target.firestore_emulator:
+        lines.append(f"  firestore emu.  {target.firestore_emulator}")
+    lines.append(f"user              {user.describe() if user else 'not logged in'}")
+    return Output(data=data, text="\n".join(lines))
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    sup = argparse.SUPPRESS
+    common.add_argument("--json", action="store_true", default=sup, help="one JSON object out")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=sup, help="no progress on stderr"
+    )
+    common.add_argument(
+        "--stack", default=sup, metavar="NAME", help="a local stack by name (dev, test...)"
+    )
+    common.add_argument("--submit-url", default=sup, metavar="URL")
+    common.add_argument("--status-url", default=sup, metavar="URL")
+    common.add_argument("--api-key", default=sup, metavar="KEY", help="Firebase web API key")
+    common.add_argument("--project", default=sup, metavar="ID", help="Google Cloud project id")
+
+    parser = Parser(
+        prog="tinkerbell",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    login = add("login", "sign in: anonymously, or with --email and a password")
+    login.add_argument("--email", help="sign in with this email and a password (prompted)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login.add_argument("--create", action="store_true", help="create the email account first")
+    login.add_argument("--new", action="store_true", help="a new anonymous user, not the kept one")
+
+    logout = add("logout", "forget the sign-in of this target")
+    logout.add_argument("--all", action="store_true", help="forget every kept sign-in")
+
+    submit = add("submit", "submit a brief; with --wait, follow it live to the strategy")
+    submit.add_argument("brief", nargs="?", help="the brief, or - to read it from stdin")
+    submit.add_argument("--file", "-f", metavar="FILE", help="read the brief from FILE (- stdin)")
+    submit.add_argument(
+        "--url", action="append", default=[], metavar="URL", help="a reference page (repeat)"
+    )
+    submit.add_argument(
+        "--pdf", metavar="FILE", help="the client's PDF (over 30 MiB: an upload session)"
+    )
+    submit.add_argument(
+        "--language", metavar="TAG", help="the strategy's language (default: from the locale)"
+    )
+    submit.add_argument("--no-image", action="store_true", help="no preview image")
+    submit.add_argument("--grounding", action="store_true", help="let the model search the web")
+    submit.add_argument("--wait", "-w", action="store_true", help="follow the task to its end")
+    submit.add_argument("--timeout", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS")
+    submit.add_argument(
+        "--idempotency-key", metavar="KEY", help="default: a new one per invocation"
+    )
+
+    add("list", "your recent tasks, newest first").add_argument(
+        "--limit", type=int, default=DEFAULT_LIST, metavar="N"
+    )
+    add("status", "one task's state").add_argument("task", metavar="TASK")
+    watch = add("watch", "follow a task live to its end")
+    watch.add_argument("task", metavar="TASK")
+    watch.add_argument("--timeout", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS")
+    add("cancel", "cancel an unfinished task").add_argument("task", metavar="TASK")
+    image = add("image", "save a task's preview image")
+    image.add_argument("task", metavar="TASK")
+    image.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE, or - stdout")
+    exporter = add("export", "a finished task's strategy as Markdown or JSON")
+    exporter.add_argument("task", metavar="TASK")
+    exporter.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    exporter.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
+
+    config = add("config", "show or set where Tinkerbell is (a deployed project)")
+    actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    setter = actions.add_parser("set", help="KEY VALUE", parents=[common])
+    setter.add_argument("key", metavar="KEY", help=", ".join((*KEYS, "LANGUAGE")))
+    setter.add_argument("value", metavar="VALUE")
+    actions.add_parser("unset", help="KEY", parents=[common]).add_argument("key", metavar="KEY")
+    actions.add_parser("show", help="the configuration in use", parents=[common])
+    return parser
+
+
+COMMANDS: dict[str, Callable[[Context], Output]] = {
+    "login": cmd_login,
+    "logout": cmd_logout,
+    "submit": cmd_submit,
+    "watch": cmd_watch,
+    "status": cmd_status,
+    "list": cmd_list,
+    "cancel": cmd_cancel,
+    "image": cmd_image,
+    "export": cmd_export,
+    "config": cmd_config,
+}
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run one command; returns its exit code. Nothing escapes as a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if env is None else env
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    as_json = "--json" in argv
+    ctx: Context | None = None
+    try:
+        with contextlib.redirect_stdout(stdout):  # --help
+            args = build_parser().parse_args(argv)
+        for name in ("json", "quiet"):
+            setattr(args, name, bool(getattr(args, name, False)))
+        ctx = Context(args, env, cwd or Path.cwd(), stderr)
+        out = COMMANDS[args.command](ctx)
+    except CliError as error:
+        return fail(error, as_json, stdout, stderr)
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:
+        fail(CliError("interrupted", Exit.INTERNAL, code="interrupted"), as_json, stdout, stderr)
+        return 130
+    except Exception as error:  # a bug: one line, not a traceback
+        detail = " ".join(str(error).split())[:300]
+        message = f"unexpected error: {type(error).__name__}: {detail}"
+        return fail(CliError(message, Exit.INTERNAL, code="internal"), as_json, stdout, stderr)
+    finally:
+        if ctx is not None:
+            ctx.close()
+    if out.note:
+        stderr.write(out.note + "\n")
+    if args.json:
+        stdout.write(json.dumps(out.data, ensure_ascii=False, default=str) + "\n")
+    elif out.binary is not None:
+        stdout.flush()
+        binary: Any = getattr(stdout, "buffer", None)
+        if binary is None:
+            raise CliError("stdout takes no binary data here", Exit.USAGE)
+        binary.write(out.binary)
+        binary.flush()
+    elif out.text is not None:
+        stdout.write(out.text + "\n")
+    stdout.flush()
+    return int(out.exit)
+
+
+def fail(error: CliError, as_json: bool, stdout: TextIO, stderr: TextIO) -> int:
+    stderr.write(f"tinkerbell: {' '.join(error.message.split())}\n")
+    if as_json:
+        stdout.write(json.dumps(error.to_json(), ensure_ascii=False) + "\n")
+    stdout.flush()
+    return int(error.exit)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    try:
+        code = run(argv)
+    except BrokenPipeError:  # `tinkerbell list | head`
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""A finished task's strategy as Markdown, JSON or terminal text.
+
+Steps are always in ``step_number`` order (the model may write them in any order),
+and each channel's share is shown with its amount in EUR out of ``required_budget``.
+Headings are in the strategy's language (Romanian or English).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.errors import CliError, Exit
+
+LABELS = {
+    "en": {
+        "audience": "Target audience",
+        "budget": "Budget",
+        "timeline": "Timeline",
+        "weeks": "weeks",
+        "summary": "Summary",
+        "steps": "Steps",
+        "channels": "Channels",
+        "channel": "Channel",
+        "share": "Share",
+        "amount": "Amount",
+        "why": "Why",
+        "kpis": "KPIs",
+        "messages": "Key messages",
+        "visual": "Visual brief",
+        "sources": "Sources",
+        "task": "Task",
+        "model": "model",
+    },
+    "ro": {
+        "audience": "Public țintă",
+        "budget": "Buget",
+        "timeline": "Durată",
+        "weeks": "săptămâni",
+        "summary": "Rezumat",
+        "steps": "Pași",
+        "channels": "Canale",
+        "channel": "Canal",
+        "share": "Pondere",
+        "amount": "Sumă",
+        "why": "De ce",
+        "kpis": "Indicatori (KPI)",
+        "messages": "Mesaje cheie",
+        "visual": "Descrierea imaginii",
+        "sources": "Surse",
+        "task": "Sarcina",
+        "model": "model",
+    },
+}
+
+
+def labels_for(language: str | None) -> dict[str, str]:
+    return LABELS["ro"] if (language or "").lower().startswith("ro") else LABELS["en"]
+
+
+def eur(amount: float, language: str | None = "en") -> str:
+    """``EUR 12,500`` (en) or ``12.500 EUR`` (ro); cents only when there are any."""
+    cents = abs(amount - round(amount)) >= 0.005
+    text = f"{amount:,.2f}" if cents else f"{round(amount):,}"
+    if (language or "").lower().startswith("ro"):
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+        return f"{text} EUR"
+    return f"EUR {text}"
+
+
+def percent(share: float) -> str:
+    value = share * 100
+    return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
+
+
+def strategy_of(task: dict[str, Any]) -> dict[str, Any]:
+    """The strategy of a COMPLETED task, with its steps in step_number order."""
+    result = task.get("result") or {}
+    strategy = result.get("strategy")
+    if not isinstance(strategy, dict):
+        status = task.get("status", "?")
+        detail = ""
+        if task.get("error"):
+            detail = f": {task['error'].get('code')}: {task['error'].get('message')}"
+        raise CliError(
+            f"task {task.get('task_id', '?')} has no strategy (it is {status}{detail})",
+            Exit.REFUSED,
+            code="failed_precondition",
+        )
+    steps = sorted(strategy.get("steps") or [], key=lambda s: int(s.get("step_number") or 0))
+    return {**strategy, "steps": steps}
+
+
+def _cell(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def to_markdown(task: dict[str, Any]) -> str:
+    strategy = strategy_of(task)
+    language = (task.get("request") or {}).get("language")
+    words = labels_for(language)
+    budget = float(strategy.get("required_budget") or 0)
+    lines = [f"# {strategy.get('strategy_name', '')}", ""]
+    lines.append(f"- **{words['audience']}:** {strategy.get('target_audience', '')}")
+    lines.append(f"- **{words['budget']}:** {eur(budget, language)}")
+    if strategy.get("timeline_weeks"):
+        lines.append(f"- **{words['timeline']}:** {strategy['timeline_weeks']} {words['weeks']}")
+    lines.append("")
+    if strategy.get("summary"):
+        lines += [f"## {words['summary']}", "", str(strategy["summary"]), ""]
+    lines += [f"## {words['steps']}", ""]
+    lines += [f"{s.get('step_number')}. {s.get('description', '')}" for s in strategy["steps"]]
+    lines.append("")
+    channels = strategy.get("channels") or []
+    if channels:
+        lines += [
+            f"## {words['channels']}",
+            "",
+            f"| {words['channel']} | {words['share']} | {words['amount']} | {words['why']} |",
+            "|---|---:|---:|---|",
+        ]
+        for channel in channels:
+            share = float(channel.get("budget_share") or 0)
+            lines.append(
+                f"| {_cell(channel.get('name', ''))} | {percent(share)} "
+                f"| {eur(share * budget, language)} | {_cell(channel.get('rationale', ''))} |"
+            )
+        lines.append("")
+    for key, label in (("kpis", "kpis"), ("key_messages", "messages")):
+        items = strategy.get(key) or []
+        if items:
+            lines += [f"## {words[label]}", ""] + [f"- {item}" for item in items] + [""]
+    if strategy.get("visual_brief"):
+        lines += [f"## {words['visual']}", "", str(strategy["visual_brief"]), ""]
+    sources = (task.get("result") or {}).get("sources") or []
+    if sources:
+        lines += [f"## {words['sources']}", ""]
+        for source in sources:
+            label = source.get("title") or source.get("domain") or source.get("url")
+            lines.append(f"- [{_cell(label)}]({source.get('url')}) ({source.get('status')})")
+        lines.append("")
+    model = (task.get("result") or {}).get("model")
+    footer = f"{words['task']} `{task.get('task_id', '')}`"
+    lines.append(f"_{footer}, {words['model']} {model}_" if model else f"_{footer}_")
+    return "\n".join(lines) + "\n"
+
+
+def to_text(task: dict[str, Any]) -> str:
+    """The strategy for a terminal."""
+    strategy = strategy_of(task)
+    language = (task.get("request") or {}).get("language")
+    words = labels_for(language)
+    budget = float(strategy.get("required_budget") or 0)
+    lines = [
+        f"== {strategy.get('strategy_name', '')} ==",
+        f"{words['audience']}: {strategy.get('target_audience', '')}",
+        f"{words['budget']}: {eur(budget, language)}",
+    ]
+    if strategy.get("timeline_weeks"):
+        lines.append(f"{words['timeline']}: {strategy['timeline_weeks']} {words['weeks']}")
+    if strategy.get("summary"):
+        lines += ["", str(strategy["summary"])]
+    lines += ["", f"{words['steps']}:"]
+    lines += [f"  {s.get('step_number')}. {s.get('description', '')}" for s in strategy["steps"]]
+    channels = strategy.get("channels") or []
+    if channels:
+        lines += ["", f"{words['channels']}:"]
+        for channel in channels:
+            share = float(channel.get("budget_share") or 0)
+            lines.append(
+                f"  - {channel.get('name', '')} ({percent(share)}, {eur(share * budget, language)})"
+                f": {channel.get('rationale', '')}"
+            )
+    for key, label in (("key_messages", "messages"), ("kpis", "kpis")):
+        items = strategy.get(key) or []
+        if items:
+            lines += ["", f"{words[label]}:"] + [f"  - {item}" for item in items]
+    return "\n".join(lines)
