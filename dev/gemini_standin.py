@@ -1882,6 +1882,8 @@ class StandinState:
                 "response_schema": False,
                 "display_name": None,
                 "deadline_s": None,
+                # Streams: when the first event was sent (benchmarks measure from it).
+                "first_event_at": None,
             }
             self._log.append(entry)
             if len(self._log) > MAX_LOG_ENTRIES:
@@ -2325,7 +2327,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         if stream:
             prefix = blocked_stream_prefix(call, shaping)
             events = split_stream(answer, call.digest, prefix, config.stream_pieces)
-            self._send_stream(events, config.stream_pause_s)
+            self._send_stream(events, config.stream_pause_s, entry)
         else:
             self._send_json(200, answer)
 
@@ -2380,7 +2382,9 @@ class StandinHandler(BaseHTTPRequestHandler):
                     "and usage is not allowed.",
                 )
 
-    def _send_stream(self, events: list[JSON], pause_s: float = STREAM_EVENT_PAUSE_S) -> None:
+    def _send_stream(
+        self, events: list[JSON], pause_s: float = STREAM_EVENT_PAUSE_S, entry: JSON | None = None
+    ) -> None:
         """SSE with a known Content-Length (keep-alive stays simple), flushed event by event."""
         encoded = [
             b"data: " + json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\r\n\r\n"
@@ -2397,6 +2401,8 @@ class StandinHandler(BaseHTTPRequestHandler):
                 time.sleep(pause_s)
             self.wfile.write(event)
             self.wfile.flush()
+            if index == 0 and entry is not None:
+                self.state.log_update(entry, first_event_at=time.time())
 
     # -- Files API -----------------------------------------------------------------------------
 
