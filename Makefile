@@ -26,11 +26,14 @@ MAKEFLAGS += --no-print-directory
 # 107 s: longer than the lease plus one attempt (102.35 s), so a message outlives a
 # crashed attempt's takeover (SPEC §4).
 # MAX_TASK_ATTEMPTS=3: Gemini failing forever costs 3 attempts of 2 strategy calls.
+# The project-wide caps are far above what the suite submits (its 300-task test):
+# tests/integration/test_quotas.py races them with caps of its own.
 TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 	GEMINI_STRATEGY_MAX_ATTEMPTS=2 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
 	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1 \
 	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 PROGRESS_WRITE_TIMEOUT_S=1 LEASE_SECONDS=52 MAX_TASK_ATTEMPTS=3 \
-	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=24
+	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=24 \
+	MAX_TASKS_PER_MINUTE=5000 MAX_TASKS_IN_FLIGHT=5000
 
 PYTHON ?= python3.11
 # `make test TEST_STACK=test2 PYTEST_ARGS=tests/integration/test_x.py` runs a

@@ -49,6 +49,7 @@ TTL_FIELDS: dict[str, str] = {
     "idempotency_collection": "expires_at",
     "gemini_files_collection": "expires_at",
     "upload_sessions_collection": "expires_at",
+    "quota_collection": "expires_at",
 }
 # Settings the deployment itself decides (the script's arguments), never taken from
 # the operator's shell: a stray GOOGLE_CLOUD_PROJECT must not redirect the functions.

@@ -3,6 +3,12 @@
 A key is reserved with an atomic ``create`` before anything else is written,
 so two racing requests with one key cannot both make a task. The document id
 is a hash of uid and key: keys of different users never meet.
+
+A reservation starts ``pending`` for IDEMPOTENCY_PENDING_S (if the instance dies
+before the task exists, the key is free again soon, not for a day) and becomes
+``accepted`` for IDEMPOTENCY_TTL_HOURS once the task is created and queued. A replay
+answers with the task only when it was accepted: never with one that the first
+request is still deciding about (a cap may yet refuse it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x20-\x7e]{1,128}\Z")
 # A reservation that vanished or expired between create and read: try again.
 RESERVE_ATTEMPTS = 3
+
+
+PENDING = "pending"
+ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True)
@@ -69,9 +79,10 @@ def reserve(
                     "uid": uid,
                     "task_id": task_id,
                     "fingerprint": request_fingerprint,
+                    "state": PENDING,
                     "created_at": now,
                     # A Firestore TTL policy on expires_at deletes old keys in production.
-                    "expires_at": now + timedelta(hours=settings.idempotency_ttl_hours),
+                    "expires_at": now + timedelta(seconds=settings.idempotency_pending_s),
                 }
             )
             return Reservation(task_id=task_id, replay=False)
@@ -94,11 +105,23 @@ def reserve(
     raise FailedPrecondition(f"{HEADER}: is being used by another request; retry")
 
 
-def holder(uid: str, key: str) -> str | None:
-    """The task id that holds ``key`` now, or None when the key is free."""
+def accept(uid: str, key: str, task_id: str, now: datetime) -> None:
+    """The task of this key exists and is queued: replays get it for a day."""
+    hours = get_settings().idempotency_ttl_hours
+    ref = _ref(uid, key)
+    snapshot = ref.get()
+    if snapshot.exists and snapshot.get("task_id") == task_id:
+        ref.update(
+            {"state": ACCEPTED, "expires_at": now + timedelta(hours=hours)},
+            option=clients.firestore().write_option(last_update_time=snapshot.update_time),
+        )
+
+
+def holder(uid: str, key: str) -> tuple[str, str] | None:
+    """The task id that holds ``key`` now and its state, or None when the key is free."""
     snapshot = _ref(uid, key).get()
     data = snapshot.to_dict() if snapshot.exists else None
-    return str(data["task_id"]) if data else None
+    return (str(data["task_id"]), str(data.get("state", ACCEPTED))) if data else None
 
 
 def release(uid: str, key: str) -> None:

@@ -98,12 +98,19 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # A key whose task is not made yet (an instance may die in between) frees itself
+    # after this long.
+    idempotency_pending_s: int = Field(default=60, ge=5)
     # A revoked token (or a disabled user) is refused at most this long after the
     # revocation: the Auth API is asked once per token per interval, not per request.
     token_revocation_recheck_s: float = Field(default=60.0, ge=0)
-    # Per-user caps on the accept path (0 turns a cap off).
+    # Caps on the accept path (shared/quotas.py; 0 turns a cap off): per user, and for
+    # the whole project (what Gemini may cost when many users submit at once).
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
     max_tasks_in_flight_per_user: int = Field(default=10, ge=0)
+    max_tasks_per_minute: int = Field(default=300, ge=0)
+    max_tasks_in_flight: int = Field(default=500, ge=0)
+    quota_collection: str = "quota_counters"
 
     # The worker's function timeout too; event-driven functions allow at most 540 s.
     lease_seconds: int = Field(default=520, ge=1)

@@ -14,8 +14,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import idempotency, limits, queue, tasks, upload_sessions, uploads
-from shared.errors import FailedPrecondition, InvalidArgument, TinkerbellError, Unavailable
+from shared import idempotency, queue, tasks, upload_sessions, uploads
+from shared.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    RateLimited,
+    TinkerbellError,
+    Unavailable,
+)
 from shared.log import get_logger
 from shared.models import (
     PdfRef,
@@ -88,12 +94,13 @@ def submit(
             accepted = _replayed(uid, idempotency_key, reservation.task_id)
             return Submitted(accepted=accepted, created=False)
     try:
-        limits.check_user_limits(uid, now, _pool())
         task = _create(uid, task_id, task_request, pdf, now)
     except Exception:
         if idempotency_key is not None:
             idempotency.release(uid, idempotency_key)
         raise
+    if idempotency_key is not None:
+        _accept_key(uid, idempotency_key, task_id)
     log.info("task accepted", extra={"task_id": task_id, "uid": uid})
     accepted = TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
     return Submitted(accepted=accepted, created=True)
@@ -105,18 +112,36 @@ REPLAY_POLL_S = 0.05
 
 
 def _replayed(uid: str, key: str, task_id: str) -> TaskAccepted:
-    """The first request's task, once it exists: never the id of a task never made."""
+    """The first request's task once it is accepted: never the id of a task that a
+    cap may still refuse, nor of one never made."""
     deadline = time.monotonic() + REPLAY_WAIT_S
     while True:
-        task = tasks.get_task(task_id)
-        if task is not None:
-            return TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
-        if idempotency.holder(uid, key) != task_id or time.monotonic() >= deadline:
-            # The first request was refused (429, 503: it released the key) or is stuck.
+        held = idempotency.holder(uid, key)
+        if held is None or held[0] != task_id:
+            # The first request was refused (429, 503: it released the key).
             raise FailedPrecondition(
                 f"{idempotency.HEADER}: the first request with this key did not complete; retry"
             )
+        if held[1] == idempotency.ACCEPTED:
+            task = tasks.get_task(task_id)
+            if task is not None:
+                return TaskAccepted(
+                    task_id=task_id, status=task.status, status_url=status_url(task_id)
+                )
+        if time.monotonic() >= deadline:
+            raise FailedPrecondition(
+                f"{idempotency.HEADER}: the first request with this key is still running; retry"
+            )
         time.sleep(REPLAY_POLL_S)
+
+
+def _accept_key(uid: str, key: str, task_id: str) -> None:
+    try:
+        idempotency.accept(uid, key, task_id, datetime.now(UTC))
+    except Exception:
+        # The task is made and queued; only a replay after the short pending expiry
+        # could make a second one.
+        log.exception("idempotency key not confirmed", extra={"task_id": task_id})
 
 
 def _create(
@@ -135,32 +160,38 @@ def _create(
     try:
         queue.publish_task(task_id)
     except Exception as exc:
-        _remove(task)
+        # The PDF object is this request's only when it came with the request; an
+        # upload session's object stays for the user's retry.
+        _remove(task, document=True, pdf_object=pdf is not None)
         raise Unavailable("could not queue the task; nothing was kept, try again") from exc
     return task
 
 
 def _write_task_and_upload(task: TaskRecord, pdf: PdfUpload | None) -> None:
+    """The document (counted in its caps) and the request's own PDF, at once; on any
+    failure, remove exactly what this request wrote."""
     pool = _pool()
     writes: list[Future[object]] = [pool.submit(tasks.create_task, task)]
     if pdf is not None:
         writes.append(pool.submit(uploads.store_pdf, task.task_id, pdf.data, pdf.filename))
     errors = [f.exception() for f in writes]
     if any(errors):
-        document_made = errors[0] is None
         object_made = len(errors) > 1 and errors[1] is None
-        _remove(task, document=document_made, pdf_object=object_made)
+        # A create that raised may still have committed (a lost answer): check.
+        document_maybe_made = not isinstance(errors[0], RateLimited)
+        _remove(task, document=document_maybe_made, pdf_object=object_made)
         first = next(e for e in errors if e is not None)
         if isinstance(first, TinkerbellError):
             raise first
         raise Unavailable("could not store the task; nothing was kept, try again") from first
 
 
-def _remove(task: TaskRecord, *, document: bool = True, pdf_object: bool = True) -> None:
-    """Best-effort removal of a task that could not be completed as a whole."""
+def _remove(task: TaskRecord, *, document: bool, pdf_object: bool) -> None:
+    """Best-effort removal of what this request wrote: the task (with its counts) and
+    the PDF it uploaded, never an upload session's object it only refers to."""
     try:
         if document:
-            tasks.delete_task(task.task_id)
+            tasks.discard_new_task(task)
         if pdf_object and task.request.pdf is not None:
             uploads.delete_object(task.request.pdf.gcs_uri)
     except Exception:

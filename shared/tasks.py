@@ -16,7 +16,7 @@ from google.api_core.exceptions import Aborted
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore
 
-from shared import clients
+from shared import clients, quotas
 from shared.errors import FailedPrecondition, NotFound
 from shared.models import (
     Progress,
@@ -31,6 +31,7 @@ from shared.settings import get_settings
 if TYPE_CHECKING:
     from google.cloud.firestore import DocumentReference, Transaction
 
+TERMINAL_STATUSES = frozenset(status.value for status in TaskStatus if status.is_terminal)
 # The progress stage of a task whose attempt gave it back for a later delivery.
 WAITING_TO_RETRY = "waiting_to_retry"
 # Contended claims (duplicate deliveries at once) retry their transaction a few
@@ -63,12 +64,48 @@ def to_document(task: TaskRecord) -> dict[str, Any]:
 
 
 def create_task(task: TaskRecord) -> None:
-    """Create the document; fails if the id is taken (ids are random, so it is not)."""
-    _ref(task.task_id).create(to_document(task))
+    """Create the document and count it in its caps, in one commit (``shared.quotas``);
+    over a cap, undo both and raise ``RateLimited``. Fails if the id is taken (ids
+    are random, so it is not)."""
+    counters = quotas.counters_for_new_task(task.uid, task.created_at)
+    batch = clients.firestore().batch()
+    batch.create(_ref(task.task_id), to_document(task))
+    for counter in counters:
+        fields: dict[str, Any] = {"count": firestore.Increment(1)}
+        if counter.expires_at is not None:
+            fields["expires_at"] = counter.expires_at
+        batch.set(counter.ref, fields, merge=True)
+    results = batch.commit()
+    # The commit's transform results are the new counts: no read, no race.
+    counts = [int(result.transform_results[0].integer_value) for result in results[1:]]
+    refused = quotas.refusal(counters, counts)
+    if refused is not None:
+        discard_new_task(task)
+        raise refused
 
 
-def delete_task(task_id: str) -> None:
-    _ref(task_id).delete()
+def discard_new_task(task: TaskRecord) -> bool:
+    """Remove a task that was never accepted, and its counts, if it was created: also
+    after a create whose answer was lost (it may or may not have committed)."""
+    ref = _ref(task.task_id)
+    counters = quotas.counters_for_new_task(task.uid, task.created_at)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> bool:
+        if not ref.get(transaction=transaction).exists:
+            return False
+        transaction.delete(ref)
+        for counter in counters:
+            transaction.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
+        return True
+
+    return bool(run(clients.firestore().transaction()))
+
+
+def _leave_in_flight(transaction: Transaction, uid: str) -> None:
+    """A task turns terminal: it no longer counts against the in-flight caps."""
+    for counter in quotas.in_flight_counters(uid):
+        transaction.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
 
 
 def get_task(task_id: str) -> TaskRecord | None:
@@ -94,6 +131,8 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
         )
         if changes:
             transaction.update(ref, changes)
+        if claim.outcome is ClaimOutcome.EXHAUSTED and claim.task is not None:
+            _leave_in_flight(transaction, claim.task.uid)
         return claim
 
     return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
@@ -231,9 +270,13 @@ def _update_if_owned(
     @firestore.transactional
     def run(transaction: Transaction) -> bool:
         snapshot = ref.get(transaction=transaction)
-        if not owned(snapshot.to_dict() if snapshot.exists else None, lease_owner):
+        data = snapshot.to_dict() if snapshot.exists else None
+        if not owned(data, lease_owner):
             return False
+        assert data is not None
         transaction.update(ref, changes)
+        if changes.get("status") in TERMINAL_STATUSES:
+            _leave_in_flight(transaction, data["uid"])
         return True
 
     return bool(run(clients.firestore().transaction(max_attempts=transaction_attempts)))
@@ -293,6 +336,7 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
             raise FailedPrecondition(f"the task is already {task.status.value}")
         changes = terminal_fields(TaskStatus.CANCELLED, now)
         transaction.update(ref, changes)
+        _leave_in_flight(transaction, task.uid)
         return task.model_copy(update=_as_model_fields(changes))
 
     return run(clients.firestore().transaction())
@@ -308,9 +352,11 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
 
     @firestore.transactional
     def run(transaction: Transaction) -> ClaimOutcome:
-        outcome = decide_abandoned(_record(ref.get(transaction=transaction)), now)
-        if outcome is ClaimOutcome.EXHAUSTED:
+        task = _record(ref.get(transaction=transaction))
+        outcome = decide_abandoned(task, now)
+        if outcome is ClaimOutcome.EXHAUSTED and task is not None:
             transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
+            _leave_in_flight(transaction, task.uid)
         return outcome
 
     return run(clients.firestore().transaction())

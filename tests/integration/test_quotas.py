@@ -1,0 +1,166 @@
+"""Caps that hold under concurrency (issue 10, item 3), against the Firestore emulator.
+
+``shared.tasks.create_task`` counts a task in its caps in the same commit that creates
+it; the commit's transform results are the new counts. Here the real adapter runs in
+this process with caps of its own (and counters in a collection of its own, so the
+stack's other traffic does not count), and parallel creates race for them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared import quotas, tasks
+from shared.errors import RateLimited
+from shared.models import TaskRecord, TaskRequest, TaskStatus
+from shared.settings import get_settings
+from tests.integration.conftest import Api, StandIn, User
+
+pytestmark = pytest.mark.integration
+
+STRATEGY_CALL = "streamGenerateContent"
+
+
+@pytest.fixture
+def caps(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set this process's caps (the functions keep the stack's)."""
+
+    def set_caps(**values: int) -> None:
+        names = {
+            "max_tasks_per_user_per_minute": 0,
+            "max_tasks_in_flight_per_user": 0,
+            "max_tasks_per_minute": 0,
+            "max_tasks_in_flight": 0,
+        }
+        for name, value in {**names, **values}.items():
+            monkeypatch.setenv(name.upper(), str(value))
+        monkeypatch.setenv("QUOTA_COLLECTION", f"quota_test_{uuid.uuid4().hex[:12]}")
+        get_settings.cache_clear()
+
+    yield set_caps
+    get_settings.cache_clear()
+
+
+def new_task(uid: str) -> TaskRecord:
+    now = datetime.now(UTC)
+    return TaskRecord(
+        task_id=uuid.uuid4().hex,
+        uid=uid,
+        status=TaskStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        request=TaskRequest(brief="quota test"),
+    )
+
+
+def race(task_list: list[TaskRecord]) -> tuple[list[TaskRecord], list[RateLimited]]:
+    def create(task: TaskRecord) -> RateLimited | None:
+        try:
+            tasks.create_task(task)
+        except RateLimited as refused:
+            return refused
+        return None
+
+    with ThreadPoolExecutor(len(task_list)) as pool:
+        outcomes = list(pool.map(create, task_list))
+    made = [t for t, outcome in zip(task_list, outcomes, strict=True) if outcome is None]
+    return made, [o for o in outcomes if o is not None]
+
+
+def stored(tasks_collection: Any, uids: set[str]) -> set[str]:
+    found = set()
+    for uid in uids:
+        query = tasks_collection.where(filter=FieldFilter("uid", "==", uid))
+        found |= {snap.id for snap in query.stream()}
+    return found
+
+
+def count(counter_id: str) -> int:
+    counter = quotas.Counter(counter_id, 0, "", 0)
+    snapshot = counter.ref.get()
+    return int(snapshot.get("count")) if snapshot.exists else 0
+
+
+def test_40_parallel_creates_from_one_user_against_10_a_minute(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    caps(max_tasks_per_user_per_minute=10)
+    uid = f"quota-{uuid.uuid4().hex[:8]}"
+    made, refused = race([new_task(uid) for _ in range(40)])
+
+    assert (len(made), len(refused)) == (10, 30)
+    assert all("a minute per user" in r.message for r in refused)
+    assert all(1 <= r.retry_after_s <= 60 for r in refused)
+    # Exactly the accepted tasks exist, and the counters count them only.
+    assert stored(tasks_collection, {uid}) == {t.task_id for t in made}
+    assert count(f"user-{quotas.user_key(uid)}-in-flight") == 10
+
+
+def test_a_project_wide_cap_holds_across_20_users(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    caps(max_tasks_per_minute=10)
+    uids = [f"quota-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    made, refused = race([new_task(uid) for uid in uids for _ in range(2)])
+
+    assert (len(made), len(refused)) == (10, 30)
+    assert all("tasks a minute" in r.message for r in refused)
+    assert stored(tasks_collection, set(uids)) == {t.task_id for t in made}
+    assert count("project-in-flight") == 10
+
+
+def test_a_finished_task_frees_its_place_in_flight(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    caps(max_tasks_in_flight_per_user=3)
+    uid = f"quota-{uuid.uuid4().hex[:8]}"
+    first = [new_task(uid) for _ in range(3)]
+    for task in first:
+        tasks.create_task(task)
+    with pytest.raises(RateLimited, match="unfinished tasks per user"):
+        tasks.create_task(new_task(uid))
+    tasks.cancel_task(first[0].task_id, uid=uid)
+    tasks.create_task(new_task(uid))  # the cancelled one's place
+    assert count(f"user-{quotas.user_key(uid)}-in-flight") == 3
+    assert len(stored(tasks_collection, {uid})) == 4  # the refused one left nothing
+
+
+def test_discarding_a_new_task_takes_its_counts_back_once(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    caps()
+    uid = f"quota-{uuid.uuid4().hex[:8]}"
+    task = new_task(uid)
+    tasks.create_task(task)
+    user = quotas.user_key(uid)
+    assert count(f"user-{user}-in-flight") == 1
+    assert tasks.discard_new_task(task) is True
+    assert tasks.discard_new_task(task) is False  # nothing left: counts untouched
+    assert count(f"user-{user}-in-flight") == 0
+    assert stored(tasks_collection, {uid}) == set()
+
+
+def test_40_parallel_submits_from_one_user_get_exactly_the_in_flight_cap(
+    api: Api, user: User, standin: StandIn, tasks_collection: Any, marker: str
+) -> None:
+    """Through HTTP, with the stack's own caps: the slow stand-in keeps tasks in flight."""
+    cap = get_settings().max_tasks_in_flight_per_user
+    standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=5.0)
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(lambda i: api.submit(user, brief=f"Race {i} {marker}"), range(40)))
+    accepted = [a.json()["task_id"] for a in answers if a.status_code == 202]
+    try:
+        codes = sorted(a.status_code for a in answers)
+        assert len(accepted) == cap, codes
+        assert codes.count(429) == 40 - cap
+        assert stored(tasks_collection, {user.uid}) == set(accepted)
+    finally:
+        for task_id in accepted:
+            api.cancel(user, task_id)
