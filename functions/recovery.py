@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from functions.events import handle_pubsub_event
 from functions.http import handles_errors, require_method
-from shared import recovery
+from shared import recovery, upload_sessions
 
 
 @functions_framework.cloud_event
@@ -21,5 +23,11 @@ def sweep_tasks(request: flask.Request) -> flask.Response:
     # Deployed without public access: only Cloud Scheduler's identity may call it.
     require_method(request, "POST")
     report = recovery.sweep()
-    body = {"republished": len(report.republished), "failed": len(report.failed)}
+    closed = upload_sessions.sweep_expired(datetime.now(UTC))
+    body = {
+        "republished": len(report.republished),
+        "failed": len(report.failed),
+        "waiting": len(report.waiting),
+        "upload_sessions_closed": closed,
+    }
     return flask.jsonify(body)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     gemini_files_collection: str = "gemini_files"
     upload_sessions_collection: str = "upload_sessions"
     upload_session_ttl_s: int = Field(default=3600, ge=60)
+    max_upload_sessions_per_user_per_hour: int = Field(default=20, ge=0)
     tasks_topic: str = "tinkerbell-tasks"
     dead_letter_topic: str = "tinkerbell-tasks-dead"
     uploads_bucket: str = ""  # empty: "<project>-uploads"

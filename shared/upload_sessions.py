@@ -1,22 +1,31 @@
 """Upload sessions for large PDFs (SPEC §2.4): POST /v1/uploads, then submit with upload_id.
 
 The server picks the object (``uploads/{uid}/{upload_id}.pdf``) and opens a
-resumable Cloud Storage session for it; the client PUTs the bytes straight to
-Cloud Storage, so they never pass through a function's 32 MiB request limit.
-Size and magic bytes are checked when the upload is used, and a rejected
-upload is deleted.
+resumable Cloud Storage session for it, of exactly the announced ``size_bytes``
+(at most MAX_UPLOAD_PDF_BYTES); the client PUTs the bytes straight to Cloud
+Storage, so they never pass through a function's 32 MiB request limit. Size and
+magic bytes are checked when the upload is used, and a rejected upload is deleted.
+
+A user opens at most MAX_UPLOAD_SESSIONS_PER_USER_PER_HOUR sessions an hour
+(counted like the task caps, ``shared.quotas``). A session expires after
+UPLOAD_SESSION_TTL_S: the sweeper then cancels its Cloud Storage session (whose URL
+would otherwise stay writable for a week), deletes the object unless a task uses
+it, and deletes the session (a TTL policy on ``expires_at`` too). Browsers get a
+session only from an origin in CORS_ORIGINS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from google.api_core.exceptions import NotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import clients
+from shared import clients, quotas
 from shared.errors import InvalidArgument, PayloadTooLarge
 from shared.models import PdfRef
 from shared.settings import FILE_API_CHUNK_BYTES, get_settings
@@ -27,11 +36,11 @@ if TYPE_CHECKING:
 
 
 class UploadRequest(BaseModel):
-    """What a client may send to POST /v1/uploads (all optional)."""
+    """What a client may send to POST /v1/uploads: the PDF's exact size, its name."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    size_bytes: int | None = Field(default=None, ge=1)
+    size_bytes: int = Field(ge=1)
     filename: str | None = Field(default=None, max_length=1024)
 
 
@@ -65,28 +74,67 @@ def parse_upload_request(data: object) -> UploadRequest:
 
 def create_session(uid: str, request: UploadRequest, origin: str | None) -> UploadSession:
     settings = get_settings()
-    if request.size_bytes is not None and request.size_bytes > settings.max_upload_pdf_bytes:
+    if request.size_bytes > settings.max_upload_pdf_bytes:
         raise PayloadTooLarge(
             f"size_bytes: at most {settings.max_upload_pdf_bytes} bytes", field="size_bytes"
         )
+    if origin and origin.rstrip("/") not in settings.allowed_origins:
+        # The session would answer CORS for that origin: only our own web app's.
+        raise InvalidArgument("Origin: uploads are accepted from the Tinkerbell web app only")
     upload_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.upload_session_ttl_s)
+    counter = _hourly_counter(uid, now)
+    _count_session(counter)
     blob = clients.storage().bucket(settings.bucket_name).blob(object_name(uid, upload_id))
-    # if_generation_match=0: the session can create the object, never replace one.
+    # if_generation_match=0: the session can create the object, never replace one;
+    # size: Cloud Storage refuses any other length.
     url = blob.create_resumable_upload_session(
-        content_type=PDF_MIME_TYPE, size=request.size_bytes, origin=origin, if_generation_match=0
+        content_type=PDF_MIME_TYPE,
+        size=request.size_bytes,
+        origin=origin or None,
+        if_generation_match=0,
     )
     _session_ref(upload_id).create(
         {
             "uid": uid,
             "object": object_name(uid, upload_id),
             "filename": clean_filename(request.filename),
+            "size_bytes": request.size_bytes,
+            # Server-side only (clients cannot read this collection): to cancel it.
+            "upload_url": url,
             "created_at": now,
             "expires_at": expires_at,
         }
     )
     return UploadSession(upload_id=upload_id, upload_url=url, expires_at=expires_at)
+
+
+def _hourly_counter(uid: str, now: datetime) -> quotas.Counter:
+    settings = get_settings()
+    hour = int(now.timestamp() // 3600)
+    window_end = datetime.fromtimestamp((hour + 1) * 3600, now.tzinfo)
+    return quotas.Counter(
+        f"user-{quotas.user_key(uid)}-uploads-h{hour}",
+        settings.max_upload_sessions_per_user_per_hour,
+        f"at most {settings.max_upload_sessions_per_user_per_hour} upload sessions an hour",
+        max(1, int((window_end - now).total_seconds())),
+        window_end + quotas.COUNTER_EXPIRY,
+    )
+
+
+def _count_session(counter: quotas.Counter) -> None:
+    """Count the new session; over the cap, take the count back and refuse (429)."""
+    from google.cloud import firestore
+
+    result = counter.ref.set(
+        {"count": firestore.Increment(1), "expires_at": counter.expires_at}, merge=True
+    )
+    count = int(result.transform_results[0].integer_value)
+    refused = quotas.refusal([counter], [count])
+    if refused is not None:
+        counter.ref.set({"count": firestore.Increment(-1)}, merge=True)
+        raise refused
 
 
 def use_upload(uid: str, upload_id: str) -> PdfRef:
@@ -127,3 +175,44 @@ def _sha256(blob: object) -> str:
         while chunk := reader.read(FILE_API_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sweep_expired(now: datetime, *, limit: int = 200) -> int:
+    """Close the sessions past their expiry: cancel the Cloud Storage session, delete
+    the object unless a task uses it, delete the session. Returns how many."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    settings = get_settings()
+    sessions = clients.firestore().collection(settings.upload_sessions_collection)
+    expired = sessions.where(filter=FieldFilter("expires_at", "<", now)).limit(limit).stream()
+    closed = 0
+    for snapshot in expired:
+        session = snapshot.to_dict() or {}
+        _cancel_upload(session.get("upload_url"))
+        gcs_uri = f"gs://{settings.bucket_name}/{session.get('object', '')}"
+        if session.get("object") and not _used_by_a_task(gcs_uri):
+            blob = clients.storage().bucket(settings.bucket_name).blob(session["object"])
+            with contextlib.suppress(NotFound):
+                blob.delete()
+        snapshot.reference.delete()
+        closed += 1
+    return closed
+
+
+def _cancel_upload(url: str | None) -> None:
+    """A resumable session stays writable for a week; DELETE on it cancels it."""
+    if not url:
+        return
+    import requests
+
+    # On failure the object is still checked and deleted; the URL then expires.
+    with contextlib.suppress(requests.RequestException):
+        requests.delete(url, timeout=10)
+
+
+def _used_by_a_task(gcs_uri: str) -> bool:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    tasks = clients.firestore().collection(get_settings().tasks_collection)
+    query = tasks.where(filter=FieldFilter("request.pdf.gcs_uri", "==", gcs_uri)).limit(1)
+    return any(True for _ in query.stream())

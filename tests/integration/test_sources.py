@@ -280,10 +280,9 @@ def test_45_mib_pdf_through_an_upload_session(
 def test_upload_of_another_user_is_refused_and_nothing_is_left(
     http: Any, stack: dict, user: User, new_user: Any, tasks_collection: Any, topic_probe: Any
 ) -> None:
-    session = _upload_session(http, stack, user)
-    http.put(
-        session["upload_url"], content=unique_pdf(), headers={"Content-Type": "application/pdf"}
-    )
+    pdf = unique_pdf()
+    session = _upload_session(http, stack, user, size_bytes=len(pdf))
+    http.put(session["upload_url"], content=pdf, headers={"Content-Type": "application/pdf"})
     stranger = new_user()
     answer = http.post(
         f"{stack['SUBMIT_URL']}/v1/strategies",
@@ -299,12 +298,9 @@ def test_upload_of_another_user_is_refused_and_nothing_is_left(
 def test_non_pdf_upload_is_refused_and_deleted(
     http: Any, stack: dict, user: User, tasks_collection: Any, topic_probe: Any
 ) -> None:
-    session = _upload_session(http, stack, user)
-    http.put(
-        session["upload_url"],
-        content=b"MZ\x90\x00 not a pdf",
-        headers={"Content-Type": "application/pdf"},
-    )
+    content = b"MZ\x90\x00 not a pdf"
+    session = _upload_session(http, stack, user, size_bytes=len(content))
+    http.put(session["upload_url"], content=content, headers={"Content-Type": "application/pdf"})
     answer = http.post(
         f"{stack['SUBMIT_URL']}/v1/strategies",
         headers=user.headers,
