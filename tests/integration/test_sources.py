@@ -218,8 +218,10 @@ def test_progress_stages_arrive_in_order(
     standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=1.2)
     seen: list[str] = []
     finished = threading.Event()
+    listening = threading.Event()
 
     def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        listening.set()  # the first (empty) snapshot: the listen stream is current
         for snap in snapshots:
             data = snap.to_dict()
             stage = (data.get("progress") or {}).get("stage")
@@ -230,6 +232,8 @@ def test_progress_stages_arrive_in_order(
 
     watch = tasks_collection.where(filter=FieldFilter("uid", "==", user.uid)).on_snapshot(on_change)
     try:
+        # Submit only once the listener is current, or the first stages may go by unseen.
+        assert listening.wait(10)
         submit_with_pdf(http, stack, user, unique_pdf(), brief=f"Toys {marker}")
         assert finished.wait(30), seen
     finally:
