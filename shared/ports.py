@@ -1,9 +1,10 @@
-"""What the worker needs from the world, as small typed interfaces.
+"""What the services need from the world, as small typed interfaces.
 
 The real adapters are the modules ``shared.tasks`` (Firestore), ``shared.uploads``
-(Cloud Storage), ``shared.queue`` (Pub/Sub) and ``shared.gemini_port`` (Gemini and
-its File API): a module satisfies a Protocol by its functions. The unit tests
-hand the worker in-memory fakes of each (``tests/unit/fakes.py``) to drive every
+(Cloud Storage), ``shared.queue`` (Pub/Sub), ``shared.idempotency``,
+``shared.upload_sessions`` and ``shared.gemini_port`` (Gemini and its File API):
+a module satisfies a Protocol by its functions. The unit tests hand the worker and
+the accept path in-memory fakes of each (``tests/unit/fakes.py``) to drive every
 failure path without the emulators.
 """
 
@@ -20,12 +21,14 @@ from shared.models import (
     Progress,
     StrategyDraft,
     TaskError,
+    TaskRecord,
     TaskRequest,
     TaskResult,
 )
 
 if TYPE_CHECKING:
     from shared.gemini import ImageAnswer, ProgressCallback, StrategyAnswer
+    from shared.idempotency import Reservation
     from shared.tasks import Claim
 
 
@@ -99,3 +102,40 @@ class Gemini(Protocol):
     ) -> StrategyAnswer: ...
 
     def generate_image(self, strategy: MarketingStrategy) -> ImageAnswer: ...
+
+
+# -- the accept path (shared.submission) ------------------------------------------------
+
+
+class TaskWriter(Protocol):
+    def create_task(self, task: TaskRecord) -> None: ...
+
+    def discard_new_task(self, task: TaskRecord) -> bool: ...
+
+    def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+
+class PdfStore(Protocol):
+    def store_pdf(self, task_id: str, data: bytes, filename: str | None) -> PdfRef: ...
+
+    def delete_object(self, gcs_uri: str) -> None: ...
+
+
+class TaskPublisher(Protocol):
+    def publish_task(self, task_id: str) -> str: ...
+
+
+class IdempotencyKeys(Protocol):
+    def reserve(
+        self, uid: str, key: str, request_fingerprint: str, task_id: str, now: datetime
+    ) -> Reservation: ...
+
+    def holder(self, uid: str, key: str) -> tuple[str, str] | None: ...
+
+    def accept(self, uid: str, key: str, task_id: str, now: datetime) -> None: ...
+
+    def release(self, uid: str, key: str) -> None: ...
+
+
+class UploadSessions(Protocol):
+    def use_upload(self, uid: str, upload_id: str) -> PdfRef: ...

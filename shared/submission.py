@@ -2,11 +2,16 @@
 
 Order matters for "nothing half-made": the PDF upload and the task document
 are independent, so they run at once; the message is published only when
-both exist, and any failure removes what was already written.
+both exist, and any failure removes exactly what this request wrote.
+
+``Submitter`` takes its collaborators as ports (``shared.ports``): the modules
+``tasks``, ``uploads``, ``queue``, ``idempotency`` and ``upload_sessions`` in
+production, in-memory fakes in the unit tests.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -14,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import idempotency, queue, tasks, upload_sessions, uploads
+from shared import idempotency, uploads
 from shared.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -32,6 +37,7 @@ from shared.models import (
     TaskRequest,
     TaskStatus,
 )
+from shared.ports import IdempotencyKeys, PdfStore, TaskPublisher, TaskWriter, UploadSessions
 from shared.settings import get_settings
 from shared.validation import to_task_request
 
@@ -62,137 +68,173 @@ class Submitted:
     created: bool  # False: an Idempotency-Key replay of an earlier task
 
 
+class Submitter:
+    def __init__(
+        self,
+        *,
+        tasks: TaskWriter,
+        pdfs: PdfStore,
+        queue: TaskPublisher,
+        keys: IdempotencyKeys,
+        sessions: UploadSessions,
+    ) -> None:
+        self.tasks = tasks
+        self.pdfs = pdfs
+        self.queue = queue
+        self.keys = keys
+        self.sessions = sessions
+
+    def submit(
+        self,
+        uid: str,
+        request: StrategyRequest,
+        pdf: PdfUpload | None,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        settings = get_settings()
+        task_request = to_task_request(request, settings)
+        if request.upload_id is not None and pdf is not None:
+            raise InvalidArgument("upload_id: send either a pdf or an upload_id", field="upload_id")
+        if idempotency_key is not None:
+            idempotency.check_key(idempotency_key)
+        task_id = uuid.uuid4().hex
+        if pdf is not None:
+            uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)
+            task_request.pdf = PdfRef(
+                gcs_uri=f"gs://{settings.bucket_name}/{uploads.source_object_name(task_id)}",
+                size_bytes=len(pdf.data),
+                sha256=hashlib.sha256(pdf.data).hexdigest(),
+                filename=uploads.clean_filename(pdf.filename),
+            )
+        if request.upload_id is not None:
+            task_request.pdf = self.sessions.use_upload(uid, request.upload_id)
+        now = datetime.now(UTC)
+        if idempotency_key is not None:
+            reservation = self.keys.reserve(
+                uid, idempotency_key, idempotency.fingerprint(task_request), task_id, now
+            )
+            if reservation.replay:
+                accepted = self._replayed(uid, idempotency_key, reservation.task_id)
+                return Submitted(accepted=accepted, created=False)
+        try:
+            task = self._create(uid, task_id, task_request, pdf, now)
+        except Exception:
+            if idempotency_key is not None:
+                self.keys.release(uid, idempotency_key)
+            raise
+        if idempotency_key is not None:
+            self._accept_key(uid, idempotency_key, task_id)
+        log.info("task accepted", extra={"task_id": task_id, "uid": uid})
+        accepted = TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
+        return Submitted(accepted=accepted, created=True)
+
+    def _replayed(self, uid: str, key: str, task_id: str) -> TaskAccepted:
+        """The first request's task once it is accepted: never the id of a task that a
+        cap may still refuse, nor of one never made."""
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        while True:
+            held = self.keys.holder(uid, key)
+            if held is None or held[0] != task_id:
+                # The first request was refused (429, 503: it released the key).
+                raise FailedPrecondition(
+                    f"{idempotency.HEADER}: the first request with this key did not complete; retry"
+                )
+            if held[1] == idempotency.ACCEPTED:
+                task = self.tasks.get_task(task_id)
+                if task is not None:
+                    return TaskAccepted(
+                        task_id=task_id, status=task.status, status_url=status_url(task_id)
+                    )
+            if time.monotonic() >= deadline:
+                raise FailedPrecondition(
+                    f"{idempotency.HEADER}: the first request with this key is still running; retry"
+                )
+            time.sleep(REPLAY_POLL_S)
+
+    def _accept_key(self, uid: str, key: str, task_id: str) -> None:
+        try:
+            self.keys.accept(uid, key, task_id, datetime.now(UTC))
+        except Exception:
+            # The task is made and queued; only a replay after the short pending
+            # expiry could make a second one.
+            log.exception("idempotency key not confirmed", extra={"task_id": task_id})
+
+    def _create(
+        self,
+        uid: str,
+        task_id: str,
+        task_request: TaskRequest,
+        pdf: PdfUpload | None,
+        now: datetime,
+    ) -> TaskRecord:
+        task = TaskRecord(
+            task_id=task_id,
+            uid=uid,
+            status=TaskStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            request=task_request,
+            progress=Progress(stage="queued", message="Waiting for a worker", percent=0),
+        )
+        self._write_task_and_upload(task, pdf)
+        try:
+            self.queue.publish_task(task_id)
+        except Exception as exc:
+            # The PDF object is this request's only when it came with the request; an
+            # upload session's object stays for the user's retry.
+            self._remove(task, document=True, pdf_object=pdf is not None)
+            raise Unavailable("could not queue the task; nothing was kept, try again") from exc
+        return task
+
+    def _write_task_and_upload(self, task: TaskRecord, pdf: PdfUpload | None) -> None:
+        """The document (counted in its caps) and the request's own PDF, at once; on
+        any failure, remove exactly what this request wrote."""
+        pool = _pool()
+        writes: list[Future[object]] = [pool.submit(self.tasks.create_task, task)]
+        if pdf is not None:
+            writes.append(pool.submit(self.pdfs.store_pdf, task.task_id, pdf.data, pdf.filename))
+        errors = [f.exception() for f in writes]
+        if any(errors):
+            object_made = len(errors) > 1 and errors[1] is None
+            # A create that raised may still have committed (a lost answer): check.
+            document_maybe_made = not isinstance(errors[0], RateLimited)
+            self._remove(task, document=document_maybe_made, pdf_object=object_made)
+            first = next(e for e in errors if e is not None)
+            if isinstance(first, TinkerbellError):
+                raise first
+            raise Unavailable("could not store the task; nothing was kept, try again") from first
+
+    def _remove(self, task: TaskRecord, *, document: bool, pdf_object: bool) -> None:
+        """Best-effort removal of what this request wrote: the task (with its counts)
+        and the PDF it uploaded, never an upload session's object it only refers to."""
+        try:
+            if document:
+                self.tasks.discard_new_task(task)
+            if pdf_object and task.request.pdf is not None:
+                self.pdfs.delete_object(task.request.pdf.gcs_uri)
+        except Exception:
+            log.exception("cleanup after a failed submit failed", extra={"task_id": task.task_id})
+
+
+# A replay racing the first request waits this long for its task to be accepted.
+REPLAY_WAIT_S = 5.0
+REPLAY_POLL_S = 0.05
+
+
+@functools.cache
+def default_submitter() -> Submitter:
+    """The accept path wired to the real services, once per process."""
+    from shared import idempotency, queue, tasks, upload_sessions, uploads
+
+    return Submitter(
+        tasks=tasks, pdfs=uploads, queue=queue, keys=idempotency, sessions=upload_sessions
+    )
+
+
 def submit(
     uid: str,
     request: StrategyRequest,
     pdf: PdfUpload | None,
     idempotency_key: str | None = None,
 ) -> Submitted:
-    settings = get_settings()
-    task_request = to_task_request(request, settings)
-    if request.upload_id is not None and pdf is not None:
-        raise InvalidArgument("upload_id: send either a pdf or an upload_id", field="upload_id")
-    if idempotency_key is not None:
-        idempotency.check_key(idempotency_key)
-    task_id = uuid.uuid4().hex
-    if pdf is not None:
-        uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)
-        task_request.pdf = PdfRef(
-            gcs_uri=f"gs://{settings.bucket_name}/{uploads.source_object_name(task_id)}",
-            size_bytes=len(pdf.data),
-            sha256=hashlib.sha256(pdf.data).hexdigest(),
-            filename=uploads.clean_filename(pdf.filename),
-        )
-    if request.upload_id is not None:
-        task_request.pdf = upload_sessions.use_upload(uid, request.upload_id)
-    now = datetime.now(UTC)
-    if idempotency_key is not None:
-        reservation = idempotency.reserve(
-            uid, idempotency_key, idempotency.fingerprint(task_request), task_id, now
-        )
-        if reservation.replay:
-            accepted = _replayed(uid, idempotency_key, reservation.task_id)
-            return Submitted(accepted=accepted, created=False)
-    try:
-        task = _create(uid, task_id, task_request, pdf, now)
-    except Exception:
-        if idempotency_key is not None:
-            idempotency.release(uid, idempotency_key)
-        raise
-    if idempotency_key is not None:
-        _accept_key(uid, idempotency_key, task_id)
-    log.info("task accepted", extra={"task_id": task_id, "uid": uid})
-    accepted = TaskAccepted(task_id=task_id, status=task.status, status_url=status_url(task_id))
-    return Submitted(accepted=accepted, created=True)
-
-
-# A replay racing the first request waits this long for its task to appear.
-REPLAY_WAIT_S = 5.0
-REPLAY_POLL_S = 0.05
-
-
-def _replayed(uid: str, key: str, task_id: str) -> TaskAccepted:
-    """The first request's task once it is accepted: never the id of a task that a
-    cap may still refuse, nor of one never made."""
-    deadline = time.monotonic() + REPLAY_WAIT_S
-    while True:
-        held = idempotency.holder(uid, key)
-        if held is None or held[0] != task_id:
-            # The first request was refused (429, 503: it released the key).
-            raise FailedPrecondition(
-                f"{idempotency.HEADER}: the first request with this key did not complete; retry"
-            )
-        if held[1] == idempotency.ACCEPTED:
-            task = tasks.get_task(task_id)
-            if task is not None:
-                return TaskAccepted(
-                    task_id=task_id, status=task.status, status_url=status_url(task_id)
-                )
-        if time.monotonic() >= deadline:
-            raise FailedPrecondition(
-                f"{idempotency.HEADER}: the first request with this key is still running; retry"
-            )
-        time.sleep(REPLAY_POLL_S)
-
-
-def _accept_key(uid: str, key: str, task_id: str) -> None:
-    try:
-        idempotency.accept(uid, key, task_id, datetime.now(UTC))
-    except Exception:
-        # The task is made and queued; only a replay after the short pending expiry
-        # could make a second one.
-        log.exception("idempotency key not confirmed", extra={"task_id": task_id})
-
-
-def _create(
-    uid: str, task_id: str, task_request: TaskRequest, pdf: PdfUpload | None, now: datetime
-) -> TaskRecord:
-    task = TaskRecord(
-        task_id=task_id,
-        uid=uid,
-        status=TaskStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-        request=task_request,
-        progress=Progress(stage="queued", message="Waiting for a worker", percent=0),
-    )
-    _write_task_and_upload(task, pdf)
-    try:
-        queue.publish_task(task_id)
-    except Exception as exc:
-        # The PDF object is this request's only when it came with the request; an
-        # upload session's object stays for the user's retry.
-        _remove(task, document=True, pdf_object=pdf is not None)
-        raise Unavailable("could not queue the task; nothing was kept, try again") from exc
-    return task
-
-
-def _write_task_and_upload(task: TaskRecord, pdf: PdfUpload | None) -> None:
-    """The document (counted in its caps) and the request's own PDF, at once; on any
-    failure, remove exactly what this request wrote."""
-    pool = _pool()
-    writes: list[Future[object]] = [pool.submit(tasks.create_task, task)]
-    if pdf is not None:
-        writes.append(pool.submit(uploads.store_pdf, task.task_id, pdf.data, pdf.filename))
-    errors = [f.exception() for f in writes]
-    if any(errors):
-        object_made = len(errors) > 1 and errors[1] is None
-        # A create that raised may still have committed (a lost answer): check.
-        document_maybe_made = not isinstance(errors[0], RateLimited)
-        _remove(task, document=document_maybe_made, pdf_object=object_made)
-        first = next(e for e in errors if e is not None)
-        if isinstance(first, TinkerbellError):
-            raise first
-        raise Unavailable("could not store the task; nothing was kept, try again") from first
-
-
-def _remove(task: TaskRecord, *, document: bool, pdf_object: bool) -> None:
-    """Best-effort removal of what this request wrote: the task (with its counts) and
-    the PDF it uploaded, never an upload session's object it only refers to."""
-    try:
-        if document:
-            tasks.discard_new_task(task)
-        if pdf_object and task.request.pdf is not None:
-            uploads.delete_object(task.request.pdf.gcs_uri)
-    except Exception:
-        log.exception("cleanup after a failed submit failed", extra={"task_id": task.task_id})
+    return default_submitter().submit(uid, request, pdf, idempotency_key)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.gemini import GeminiError, ImageAnswer, ProgressCallback, StrategyAnswer
+from shared.idempotency import ACCEPTED, PENDING, Reservation
 from shared.models import (
     MarketingStrategy,
     PdfRef,
@@ -292,3 +293,105 @@ class FakeGemini:
 
 def gemini_error(code: str = "gemini_unavailable", *, retryable: bool = True) -> GeminiError:
     return GeminiError(code, f"fake {code}", retryable=retryable)
+
+
+# -- the accept path (shared.submission) -----------------------------------------------
+
+
+class FakeTaskWriter:
+    """Tasks as the accept path writes them; ``lose_answer_of_create`` makes a create
+    commit and then raise, as a lost answer (a timeout) does."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, TaskRecord] = {}
+        self.failures = Failures()
+        self.lose_answer_of_create = False
+        self.discarded: list[str] = []
+
+    def create_task(self, task: TaskRecord) -> None:
+        self.failures.maybe_raise("create_task")
+        self.docs[task.task_id] = task
+        if self.lose_answer_of_create:
+            raise TimeoutError("the commit's answer was lost")
+
+    def discard_new_task(self, task: TaskRecord) -> bool:
+        self.discarded.append(task.task_id)
+        return self.docs.pop(task.task_id, None) is not None
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        return self.docs.get(task_id)
+
+
+class FakePdfStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.failures = Failures()
+
+    def store_pdf(self, task_id: str, data: bytes, filename: str | None) -> PdfRef:
+        """Where ``shared.uploads.store_pdf`` writes it: the settings' bucket."""
+        from shared.settings import get_settings
+        from shared.uploads import source_object_name
+
+        self.failures.maybe_raise("store_pdf")
+        uri = f"gs://{get_settings().bucket_name}/{source_object_name(task_id)}"
+        self.objects[uri] = data
+        return PdfRef(gcs_uri=uri, size_bytes=len(data), sha256="0" * 64, filename=filename)
+
+    def delete_object(self, gcs_uri: str) -> None:
+        self.objects.pop(gcs_uri, None)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.failures = Failures()
+
+    def publish_task(self, task_id: str) -> str:
+        self.failures.maybe_raise("publish_task")
+        self.published.append(task_id)
+        return f"message-{len(self.published)}"
+
+
+class FakeKeys:
+    """Idempotency reservations: (uid, key) -> [task_id, fingerprint, state]."""
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, str], list[str]] = {}
+
+    def reserve(
+        self, uid: str, key: str, request_fingerprint: str, task_id: str, now: datetime
+    ) -> Reservation:
+        first = self.held.get((uid, key))
+        if first is None:
+            self.held[(uid, key)] = [task_id, request_fingerprint, PENDING]
+            return Reservation(task_id=task_id, replay=False)
+        return Reservation(task_id=first[0], replay=True)
+
+    def holder(self, uid: str, key: str) -> tuple[str, str] | None:
+        held = self.held.get((uid, key))
+        return (held[0], held[2]) if held else None
+
+    def accept(self, uid: str, key: str, task_id: str, now: datetime) -> None:
+        held = self.held.get((uid, key))
+        if held and held[0] == task_id:
+            held[2] = ACCEPTED
+
+    def release(self, uid: str, key: str) -> None:
+        self.held.pop((uid, key), None)
+
+
+class FakeSessions:
+    """Upload sessions whose objects the user uploaded (they are not the request's)."""
+
+    def __init__(self, store: FakePdfStore) -> None:
+        self.store = store
+
+    def open(self, uid: str, upload_id: str, data: bytes) -> str:
+        uri = f"gs://fake-bucket/uploads/{uid}/{upload_id}.pdf"
+        self.store.objects[uri] = data
+        return uri
+
+    def use_upload(self, uid: str, upload_id: str) -> PdfRef:
+        uri = f"gs://fake-bucket/uploads/{uid}/{upload_id}.pdf"
+        data = self.store.objects[uri]
+        return PdfRef(gcs_uri=uri, size_bytes=len(data), sha256="1" * 64, filename="big.pdf")
