@@ -116,8 +116,8 @@ class ListenerTrouble(logging.Handler):
 
     LOGGERS = ("google.api_core.bidi", "google.cloud.firestore_v1.watch")
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
         self.problems: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:

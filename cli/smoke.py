@@ -43,8 +43,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,6 +51,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from cli.follow import ListenerTrouble
 from cli.sample_pdf import sample_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -342,41 +342,6 @@ def delete_user(http: httpx.Client, target: Target, user: User) -> str | None:
 # ---------------------------------------------------------------- the listener
 
 
-class ListenerTrouble(logging.Handler):
-    """Collects what the Firestore listener's threads report when Firestore ends the
-    stream (a rules denial, a bad token), instead of printing their tracebacks."""
-
-    LOGGERS = ("google.api_core.bidi", "google.cloud.firestore_v1.watch")
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.problems: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        error = record.exc_info[1] if record.exc_info else None
-        self.problems.append(str(error) if error else record.getMessage())
-
-    def thread_failed(self, failure: threading.ExceptHookArgs) -> None:
-        self.problems.append(f"{failure.exc_type.__name__}: {failure.exc_value}")
-
-    @contextmanager
-    def installed(self) -> Iterator[ListenerTrouble]:
-        loggers = [logging.getLogger(name) for name in self.LOGGERS]
-        saved = [logger.propagate for logger in loggers]
-        previous_hook = threading.excepthook
-        for logger in loggers:
-            logger.addHandler(self)
-            logger.propagate = False
-        threading.excepthook = self.thread_failed
-        try:
-            yield self
-        finally:
-            threading.excepthook = previous_hook
-            for logger, propagate in zip(loggers, saved, strict=True):
-                logger.removeHandler(self)
-                logger.propagate = propagate
-
-
 @dataclass(frozen=True)
 class Change:
     """A task's status or stage as the listener first saw it."""
@@ -465,7 +430,8 @@ class Smoke:
         self.timeout = timeout
         self.marker = marker
         self.users: list[User] = []
-        self.trouble = ListenerTrouble()
+        # Errors only: the smoke test fails on what it collects.
+        self.trouble = ListenerTrouble(logging.ERROR)
         self.listener = TasksListener()
         self.firestore: Any = None
         self.watch: Any = None
