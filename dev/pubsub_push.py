@@ -15,11 +15,12 @@ Unlike the emulator's push, the payload keeps ``deliveryAttempt`` (set when the
 subscription has a dead-letter policy), as production push does.
 
 Logs are JSON lines on stdout. SIGTERM or SIGINT closes the streaming pull.
-Do not restart the bridge against a running emulator: any stream that went away,
+Do not restart the bridge on the same subscription: any stream that went away,
 even cleanly closed and even after the subscription was deleted and created again
 under the same name, stays registered in the Pub/Sub emulator (0.8.20) and
 swallows some messages, or all, until their ack deadline passes. ``dev/stack.py``
-therefore restarts the whole stack, emulator included, when the bridge is down.
+therefore gives a restarted bridge a subscription of a new name (and publishes the
+unfinished tasks again, which costs no second Gemini call).
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 Also ``kill-part|start-part|restart-part PART``: SIGKILL one function process and
 start it again with the same command and environment (crash tests, issue 4).
 
+``up`` on a stack that is partly running brings back only what is down
+(``plan_recovery()``): the emulators keep running with their data, and so does
+every other part. A dead bridge gets a fresh subscription (a streaming pull that
+went away leaves a dead stream behind) and the unfinished tasks are published
+again for it. Only a dead Firestore or Pub/Sub emulator means starting over.
+
 Starts, on loopback only, the Firestore, Pub/Sub, Firebase Auth and Cloud Storage
 emulators, the Gemini stand-in (unless a real or other endpoint is configured), the
 three functions under functions-framework plus the dead-letter handler
@@ -17,9 +23,10 @@ The module has two halves:
   to write, resource names. No process is started and nothing is written, so it is
   unit-tested directly (``tests/unit/test_stack_plan.py``);
 * process management (``up``, ``down``, ``status``, ``env``): starts what the plan
-  says, each part in its own process group with its log under
-  ``.stack/<name>/logs/``, and records in ``.stack/<name>/state.json`` exactly the
-  process groups it started, so that ``down`` stops those and nothing else.
+  (for a partly running stack, ``plan_recovery()``) says, each part in its own
+  process group with its log under ``.stack/<name>/logs/``, and records in
+  ``.stack/<name>/state.json`` exactly the process groups it started, so that
+  ``down`` stops those and nothing else.
 
 Facts about the emulators this relies on are in ``shared/EMULATORS.md``
 (port squatting, gcloud's Java children, gunicorn's control socket, the
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import json
 import os
@@ -47,7 +55,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,8 +88,24 @@ BRIDGE_NEEDS = frozenset({"pubsub", "storage", "process", "deadletter"})
 # The dead-letter handler sees few messages; a handful of threads is plenty.
 DEADLETTER_CONCURRENCY = 8
 # Parts `kill-part` / `start-part` may stop and start alone. Never a bridge (a
-# killed streaming pull leaves a dead stream in the emulator) nor an emulator.
+# killed streaming pull leaves a dead stream in the emulator: `up` brings a dead
+# bridge back on a fresh subscription) nor an emulator.
 RESTARTABLE_PARTS = ("submit", "process", "status", "deadletter", "gemini", "web")
+# The emulators keep their data in memory: one that died has lost it already.
+EMULATORS = ("firestore", "pubsub", "auth", "storage")
+# What each emulator's data is, for `up` to say what was lost or kept.
+EMULATOR_DATA = {
+    "firestore": "tasks",
+    "pubsub": "topics, subscriptions and queued messages",
+    "auth": "users",
+    "storage": "uploaded PDFs and preview images",
+}
+# A dead Firestore or Pub/Sub emulator means starting the whole stack over: every
+# function holds gRPC channels to both (whose reconnection backoff grows to 2 min
+# while the emulator is away), the bridges stream from Pub/Sub, and the topics,
+# subscriptions and tasks would all have to be made again anyway. The Auth and
+# Storage emulators are spoken to over plain HTTP: each may start again alone.
+START_OVER_EMULATORS = frozenset({"firestore", "pubsub"})
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 
@@ -163,6 +187,7 @@ class Resources:
 
     project: str
     bucket: str
+    tasks_collection: str
     topic: str
     dead_letter_topic: str
     subscription: str
@@ -196,6 +221,9 @@ class StackPlan:
     files: Mapping[Path, str]  # written before anything starts
     urls: Mapping[str, str]
     with_web: bool
+    # The functions' settings by variable name (no secret): recorded in state.json,
+    # so that `up` restarts a part only with the settings the others run with.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -304,6 +332,7 @@ def plan_resources(settings: Settings) -> Resources:
     return Resources(
         project=settings.google_cloud_project,
         bucket=settings.bucket_name,
+        tasks_collection=settings.tasks_collection,
         topic=settings.tasks_topic,
         dead_letter_topic=settings.dead_letter_topic,
         subscription=f"{settings.tasks_topic}-process",
@@ -314,6 +343,16 @@ def plan_resources(settings: Settings) -> Resources:
         max_backoff_s=settings.retry_max_backoff_s,
         max_delivery_attempts=settings.max_delivery_attempts,
     )
+
+
+def settings_summary(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings a function started with `env` runs with, by variable name.
+
+    The Gemini API key is left out (state.json is a plain file); whether the
+    stand-in, another server or the real API is used is recorded beside it.
+    """
+    values = settings_from_env(env).model_dump(mode="json", exclude={"gemini_api_key"})
+    return {name.upper(): value for name, value in sorted(values.items())}
 
 
 def emulator_env(project: str, ports: Mapping[str, int], bucket: str) -> dict[str, str]:
@@ -722,11 +761,193 @@ def plan(
         },
         urls={part.name: part.url for part in parts if part.url},
         with_web=with_web,
+        settings=settings_summary(fn_env),
     )
 
 
 def part_named(stack: StackPlan, name: str) -> PartSpec:
     return next(part for part in stack.all_parts if part.name == name)
+
+
+def with_subscription(spec: PartSpec, subscription: str) -> PartSpec:
+    """A bridge's spec reading `subscription` (a path) instead of its planned one."""
+    argv = list(spec.argv)
+    argv[argv.index("--subscription") + 1] = subscription
+    return replace(spec, argv=tuple(argv))
+
+
+# --------------------------------------------------------------------------------------
+# Recovery planning (pure): what `up` does with a stack that is partly running
+# --------------------------------------------------------------------------------------
+
+EMULATOR_TITLES = {
+    "firestore": "Firestore",
+    "pubsub": "Pub/Sub",
+    "auth": "Auth",
+    "storage": "Cloud Storage",
+}
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What ``up`` does with a stack that state.json says was started.
+
+    ``action`` is one of ``already_up`` (nothing is down), ``restart_parts``
+    (start ``restart`` again and leave ``keep`` alone), ``start_over`` (stop
+    everything and start the whole stack; ``reason`` says why it cannot be
+    avoided) or ``refuse`` (something is down, but the environment now plans
+    another stack than the one running: ``reason`` says how; nothing is touched).
+    """
+
+    action: str
+    down: Mapping[str, str] = field(default_factory=dict)  # part -> "exited" / "not answering"
+    restart: tuple[str, ...] = ()  # in the plan's order: functions before their bridges
+    stop_first: tuple[str, ...] = ()  # of `restart`, alive but not answering: stopped first
+    resubscribe: tuple[str, ...] = ()  # bridges that start over on a fresh subscription
+    keep: tuple[str, ...] = ()  # left running, untouched
+    reason: str = ""
+
+    @property
+    def requeue(self) -> bool:
+        """A bridge's old subscription goes: its unfinished tasks are published again."""
+        return bool(self.resubscribe)
+
+    @property
+    def lost(self) -> tuple[str, ...]:
+        """Emulators started again: their data went when they went down."""
+        return tuple(name for name in self.restart if name in EMULATORS)
+
+
+def plan_recovery(
+    status: str | None,
+    health: Mapping[str, tuple[bool, bool]],
+    planned: Sequence[str],
+    differences: Sequence[str] = (),
+) -> Recovery:
+    """Which parts `up` starts again, from which recorded parts are alive and answering.
+
+    `status` is state.json's (``up`` once a start finished), `health` maps each
+    recorded part to (process group alive, answering its probe), `planned` lists
+    the current plan's parts in start order, `differences` how the current
+    environment's plan differs from the one the running stack was started with.
+
+    Only what is down starts again, so the emulators keep their data. A function,
+    the stand-in or the web server just starts again (Pub/Sub redelivers what a
+    dead worker was doing; the task's lease tells the new worker when it may take
+    over). A bridge starts over on a fresh subscription. An Auth or Storage
+    emulator starts again alone (its data is gone already). A dead Firestore or
+    Pub/Sub emulator means starting over (see START_OVER_EMULATORS).
+    """
+    down = {
+        name: "not answering" if alive else "exited"
+        for name, (alive, answering) in health.items()
+        if not (alive and answering)
+    }
+    if status != "up":
+        reason = f"its last `up` did not finish (state {status!r})"
+        return Recovery("start_over", down, reason=reason)
+    if not down:
+        return Recovery("already_up", keep=tuple(health))
+    mismatch = list(differences)
+    mismatch += [
+        f"{name} is planned but was never started" for name in planned if name not in health
+    ]
+    mismatch += [f"{name} runs but is no longer planned" for name in health if name not in planned]
+    if mismatch:
+        return Recovery("refuse", down, reason="; ".join(mismatch))
+    fatal = [name for name in EMULATORS if name in down and name in START_OVER_EMULATORS]
+    if fatal:
+        reason = "; ".join(
+            f"the {EMULATOR_TITLES[name]} emulator {_down_phrase(down[name])}: its "
+            f"{EMULATOR_DATA[name]} went with it, and every function and bridge is "
+            "connected to it"
+            for name in fatal
+        )
+        return Recovery("start_over", down, reason=reason)
+    restart = tuple(name for name in planned if name in down)
+    return Recovery(
+        "restart_parts",
+        down,
+        restart=restart,
+        stop_first=tuple(name for name in restart if health[name][0]),
+        resubscribe=tuple(name for name in restart if is_bridge(name)),
+        keep=tuple(name for name in planned if name not in down),
+    )
+
+
+def _down_phrase(why: str) -> str:
+    return "has exited" if why == "exited" else f"is {why}"
+
+
+def _gemini_label(gemini: Mapping[str, Any]) -> str:
+    if gemini.get("standin"):
+        return "the stand-in"
+    return str(gemini.get("base_url") or "the real API")
+
+
+def plan_differences(state: Mapping[str, Any], stack: StackPlan) -> list[str]:
+    """How `stack` (planned from the current environment) differs from the running one.
+
+    A part started again must run with what the others run with: the same
+    project, ports, Gemini endpoint and settings. A state.json written before
+    the settings were recorded is compared on the rest.
+    """
+    found = []
+    if state.get("project") != stack.project:
+        found.append(f"GOOGLE_CLOUD_PROJECT: {state.get('project')!r} -> {stack.project!r}")
+    ports = state.get("ports", {})
+    for name, port in stack.ports.items():
+        if ports.get(name) != port:
+            found.append(f"{PORT_DEFAULTS[name][0]}: {ports.get(name)} -> {port}")
+    then = state.get("gemini", {})
+    now = {"standin": stack.gemini.start_standin, "base_url": stack.gemini.base_url}
+    if (bool(then.get("standin")), then.get("base_url")) != (now["standin"], now["base_url"]):
+        found.append(f"Gemini: {_gemini_label(then)} -> {_gemini_label(now)}")
+    recorded = state.get("settings")
+    if isinstance(recorded, Mapping):
+        # A setting only one side knows came or went with a change of the code.
+        for name in sorted(set(recorded) & set(stack.settings)):
+            if recorded[name] != stack.settings[name]:
+                found.append(f"{name}: {recorded.get(name)!r} -> {stack.settings.get(name)!r}")
+    return found
+
+
+def describe_recovery(name: str, recovery: Recovery, lease_seconds: int | None) -> list[str]:
+    """What `up` prints before it starts parts again: what is down, what stays."""
+    down = ", ".join(f"{part} ({why})" for part, why in recovery.down.items())
+    lines = [
+        f"stack {name!r} is only partly running: {down} down",
+        f"  starting again: {', '.join(recovery.restart)}",
+        f"  left running as they are: {', '.join(recovery.keep)}",
+    ]
+    kept = [EMULATOR_DATA[part] for part in EMULATORS if part in recovery.keep]
+    if kept:
+        lines.append(f"  the emulators keep their data ({'; '.join(kept)})")
+    for part in recovery.lost:
+        lines.append(
+            f"  the {EMULATOR_TITLES[part]} emulator had gone down: its "
+            f"{EMULATOR_DATA[part]} went with it"
+        )
+    if "process" in recovery.restart:
+        lease = f"{lease_seconds} s" if lease_seconds else "their lease"
+        lines.append(
+            "  tasks the dead worker had started are taken over when their lease ends "
+            f"(LEASE_SECONDS: {lease}), as Pub/Sub delivers them again"
+        )
+    for bridge in recovery.resubscribe:
+        lines.append(
+            f"  {bridge} starts over on a fresh subscription (a dead streaming pull stays "
+            "registered under the old one), and the unfinished tasks are published again"
+        )
+    return lines
+
+
+def describe_recovered(name: str, recovery: Recovery, seconds: float) -> str:
+    kept = ", ".join(recovery.keep)
+    return (
+        f"stack {name!r} is up again in {seconds} s: restarted {', '.join(recovery.restart)}; "
+        f"{kept} kept running (same processes, same data)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -834,6 +1055,9 @@ class Running:
     log: Path
     start_time: int | None
     ready_after_s: float | None = None  # since `up` began: shows what the wait is for
+    # Where this process's output begins in its log (a part started again appends):
+    # readiness and failure lines before it are an earlier process's.
+    log_offset: int = 0
 
     @property
     def pid(self) -> int:
@@ -883,6 +1107,7 @@ def group_members(pgid: int) -> list[int]:
 def start_part(spec: PartSpec, log_dir: Path, *, append: bool = False) -> Running:
     log_path = log_dir / f"{spec.name}.log"
     with log_path.open("ab" if append else "wb") as log:
+        offset = log.tell()
         proc = subprocess.Popen(
             spec.argv,
             cwd=spec.cwd,
@@ -892,7 +1117,7 @@ def start_part(spec: PartSpec, log_dir: Path, *, append: bool = False) -> Runnin
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop it and all its children
         )
-    return Running(spec, proc, log_path, proc_start_time(proc.pid))
+    return Running(spec, proc, log_path, proc_start_time(proc.pid), log_offset=offset)
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str] | None:
@@ -934,13 +1159,23 @@ def check_ready(running: Running) -> bool:
     spec, probe = running.spec, running.spec.probe
     if running.proc.poll() is not None:
         raise PartFailed(spec.name, f"exited with status {running.proc.returncode}", running.log)
-    log_text = running.log.read_text(errors="replace") if probe.log_line or probe.fail_lines else ""
+    log_text = _own_log(running) if probe.log_line or probe.fail_lines else ""
     for line in probe.fail_lines:
         if line in log_text:
             raise PartFailed(spec.name, f"its log says {line!r}", running.log)
     if probe.log_line and probe.log_line not in log_text:
         return False
     return answers(probe, running.pid)
+
+
+def _own_log(running: Running) -> str:
+    """What this process wrote to its log (not what an earlier one did)."""
+    try:
+        with running.log.open("rb") as log:
+            log.seek(running.log_offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def wait_ready(running: Running, deadline: float, abort: threading.Event) -> float:
@@ -1059,56 +1294,166 @@ def _fresh_subscription(
     subscriber.create_subscription(request=request)
 
 
-def create_resources(stack: StackPlan) -> None:
-    """Bucket, topic, dead-letter topic, fresh process and handler subscriptions, inspect."""
-    # Imported here: planning, `status`, `env` and the unit tests need none of them.
-    from google.api_core.exceptions import AlreadyExists
+def subscription_name(base: str, generation: int) -> str:
+    """The name of a bridge's subscription after `generation` - 1 replacements.
+
+    A streaming pull that went away leaves a dead stream registered under the
+    subscription's name (even across a delete + create), so a bridge that starts
+    over needs a name never used before. The last word stays (``-process``,
+    ``-handler``): the dead-letter attributes name the source subscription.
+    """
+    if generation <= 1:
+        return base
+    head, dash, tail = base.rpartition("-")
+    return f"{head}-r{generation}-{tail}" if dash else f"{base}-r{generation}"
+
+
+@dataclass(frozen=True)
+class BridgeFeed:
+    """The subscription a bridge reads: its first name, topic and dead-letter policy."""
+
+    state_key: str  # its path in state.json's "resources"
+    base: str
+    topic: str
+    dead_letter_topic: str | None  # None: no dead-letter policy
+
+
+def bridge_feeds(res: Resources) -> dict[str, BridgeFeed]:
+    return {
+        # The tasks topic -> process_task, dead-lettered after the settings' attempts.
+        "bridge": BridgeFeed(
+            "subscription", res.subscription, res.topic, dead_letter_topic=res.dead_letter_topic
+        ),
+        # The dead-letter handler's own subscription (production: the Eventarc
+        # trigger of dead_letter_task). It answers 503 while a live lease may still
+        # finish the task, so it gets the same backoff; no dead-letter policy of its
+        # own: it keeps trying until the lease has expired.
+        "bridge-deadletter": BridgeFeed(
+            "deadletter_subscription",
+            res.deadletter_subscription,
+            res.dead_letter_topic,
+            dead_letter_topic=None,
+        ),
+    }
+
+
+def _create_feed(subscriber: Any, res: Resources, feed: BridgeFeed, name: str) -> None:
+    policy = None
+    if feed.dead_letter_topic is not None:
+        policy = {
+            "dead_letter_topic": res.topic_path(feed.dead_letter_topic),
+            "max_delivery_attempts": res.max_delivery_attempts,
+        }
+    _fresh_subscription(
+        subscriber, res, res.subscription_path(name), res.topic_path(feed.topic), policy
+    )
+
+
+def create_bucket(stack: StackPlan) -> None:
+    from google.api_core.exceptions import Conflict
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import pubsub_v1, storage
+    from google.cloud import storage
 
     res = stack.resources
     with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
         client = storage.Client(project=stack.project, credentials=AnonymousCredentials())
-        with contextlib.suppress(AlreadyExists):
+        with contextlib.suppress(Conflict):  # 409: it exists already
             client.create_bucket(res.bucket)
 
+
+def create_resources(stack: StackPlan) -> None:
+    """Bucket, topic, dead-letter topic, fresh process and handler subscriptions, inspect."""
+    # Imported here: planning, `status`, `env` and the unit tests need none of them.
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    create_bucket(stack)
+    res = stack.resources
+    with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         topic, dead = res.topic_path(res.topic), res.topic_path(res.dead_letter_topic)
         for name in (topic, dead):
             with contextlib.suppress(AlreadyExists):
                 publisher.create_topic(name=name)
-        process_sub = res.subscription_path(res.subscription)
-        # Always fresh. A streaming-pull client that goes away (even cleanly, and
-        # even across a delete + create under the same name: measured with
-        # emulator 0.8.20) leaves a dead stream that swallows some messages, or
-        # all, until their ack deadline passes. So the bridge is never restarted
-        # alone: `up` restarts the whole stack, with a new emulator, when any part
-        # is down.
-        _fresh_subscription(
-            subscriber,
-            res,
-            process_sub,
-            topic,
-            dead_letter_policy={
-                "dead_letter_topic": dead,
-                "max_delivery_attempts": res.max_delivery_attempts,
-            },
-        )
+        # Always fresh, on a fresh emulator: a streaming-pull client that goes away
+        # (even cleanly, and even across a delete + create under the same name:
+        # measured with emulator 0.8.20) leaves a dead stream that swallows some
+        # messages, or all, until their ack deadline passes. A bridge that starts
+        # again beside a running emulator gets a new name (`resubscribe`).
+        for feed in bridge_feeds(res).values():
+            _create_feed(subscriber, res, feed, feed.base)
         with contextlib.suppress(AlreadyExists):
             subscriber.create_subscription(
                 request={"name": res.subscription_path(res.inspect_subscription), "topic": dead}
             )
-        # The dead-letter handler's own subscription (production: the Eventarc
-        # trigger of dead_letter_task). It answers 503 while a live lease may still
-        # finish the task, so it gets the same backoff; no dead-letter policy of
-        # its own: it keeps trying until the lease has expired. Fresh, like the
-        # process subscription, since a streaming pull reads it too.
-        _fresh_subscription(
-            subscriber, res, res.subscription_path(res.deadletter_subscription), dead
-        )
         subscriber.close()
         publisher.stop()
+
+
+def resubscribe(stack: StackPlan, bridge: str, old: str | None, generation: int) -> str:
+    """A new subscription for a bridge that starts over; the old one is deleted.
+
+    The new one exists before the old one goes, so that no message published
+    meanwhile misses both. What only the old one held (the dead bridge's
+    deliveries, what was published while it was down) goes with it:
+    ``requeue_unfinished`` publishes those tasks again. Returns the new path.
+    """
+    from google.api_core.exceptions import NotFound
+    from google.cloud import pubsub_v1
+
+    res = stack.resources
+    feed = bridge_feeds(res)[bridge]
+    name = subscription_name(feed.base, generation)
+    with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
+        subscriber = pubsub_v1.SubscriberClient()
+        try:
+            _create_feed(subscriber, res, feed, name)
+            if old and old != res.subscription_path(name):
+                with contextlib.suppress(NotFound):
+                    subscriber.delete_subscription(subscription=old)
+        finally:
+            subscriber.close()
+    return res.subscription_path(name)
+
+
+def requeue_unfinished(stack: StackPlan) -> list[str]:
+    """Publish every PENDING or PROCESSING task's message again; returns their ids.
+
+    What the sweeper does for lost messages (the local stack runs no sweeper),
+    without its waits: a copy of a message that still exists somewhere costs
+    nothing, since the worker's claim lets one delivery work at a time (a task
+    under a live lease answers 503 until that lease ends, a finished task is
+    acknowledged as it is).
+    """
+    from google.cloud import firestore, pubsub_v1
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared.queue import encode
+
+    res = stack.resources
+    with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
+        db = firestore.Client(project=stack.project)
+        try:
+            unfinished = (
+                db.collection(res.tasks_collection)
+                .where(filter=FieldFilter("status", "in", ["PENDING", "PROCESSING"]))
+                .select(["status"])
+            )
+            task_ids = [snap.id for snap in unfinished.stream()]
+        finally:
+            db.close()
+        publisher = pubsub_v1.PublisherClient()
+        try:
+            futures = []
+            for task_id in task_ids:
+                data, attributes = encode(task_id)
+                futures.append(publisher.publish(res.topic_path(res.topic), data, **attributes))
+            for future in futures:
+                future.result(timeout=30)
+        finally:
+            publisher.stop()
+    return task_ids
 
 
 # --------------------------------------------------------------------------------------
@@ -1156,6 +1501,8 @@ def build_state(
                 stack.resources.deadletter_subscription
             ),
         },
+        "subscription_generations": {bridge.name: 1 for bridge in stack.bridges},
+        "settings": dict(stack.settings),
         "parts": {r.spec.name: r.record() for r in runnings},
         "env": dict(stack.client_env),
         "urls": dict(stack.urls),
@@ -1219,7 +1566,7 @@ def _record_of(state: Mapping[str, Any] | None, name: str, part: str) -> dict[st
     if part not in RESTARTABLE_PARTS:
         raise PartError(
             f"part {part!r} cannot be killed or started alone; one of: "
-            f"{', '.join(RESTARTABLE_PARTS)} (a bridge or an emulator needs the whole stack)"
+            f"{', '.join(RESTARTABLE_PARTS)} (`up` brings back a dead bridge or emulator)"
         )
     record = state.get("parts", {}).get(part)
     if record is None:
@@ -1412,19 +1759,44 @@ def stop_recorded(state: Mapping[str, Any], timeout: float = STOP_TIMEOUT_S) -> 
     return killed
 
 
+def settled_health(
+    state: Mapping[str, Any], tries: int = 3, pause: float = 1.0
+) -> dict[str, tuple[bool, bool]]:
+    """``healthy_parts``, asking again a part that lives but did not answer (busy?)."""
+    health = healthy_parts(state)
+    for _ in range(tries - 1):
+        unsure = [name for name, (alive, ok) in health.items() if alive and not ok]
+        if not unsure:
+            break
+        time.sleep(pause)
+        health.update(healthy_parts({"parts": {n: state["parts"][n] for n in unsure}}))
+    return health
+
+
 def cmd_up(stack: StackPlan, timeout: float) -> int:
     started = time.monotonic()
     with stack_lock(stack.stack_dir):
         state = read_state(stack.state_path)
         if state is not None:
-            health = healthy_parts(state)
-            if state.get("status") == "up" and all(a and b for a, b in health.values()):
+            recovery = plan_recovery(
+                state.get("status"),
+                settled_health(state),
+                [part.name for part in stack.all_parts],
+                plan_differences(state, stack),
+            )
+            if recovery.action == "already_up":
                 print(f"stack {stack.name!r} is already up (project {state['project']})")
                 print_urls(state)
                 return 0
-            dead = sorted(name for name, (alive, ok) in health.items() if not (alive and ok))
+            if recovery.action == "refuse":
+                _report_refusal(stack, recovery)
+                return 2
+            if recovery.action == "restart_parts":
+                return _recover(stack, state, recovery, timeout, started)
             print(
-                f"stack {stack.name!r} is only partly running ({', '.join(dead)} down): restarting"
+                f"stack {stack.name!r} cannot be brought back part by part: {recovery.reason}.\n"
+                "Restarting the whole stack, emulators included: the tasks, messages, users "
+                "and uploads it held are lost"
             )
             stop_recorded(state)
             stack.state_path.unlink(missing_ok=True)
@@ -1436,6 +1808,155 @@ def cmd_up(stack: StackPlan, timeout: float) -> int:
                 print(f"  - {problem}", file=sys.stderr)
             return 2
         return _start_stack(stack, timeout, started)
+
+
+def _report_refusal(stack: StackPlan, recovery: Recovery) -> None:
+    down = ", ".join(recovery.down)
+    print(
+        f"stack {stack.name!r} is only partly running ({down} down), but this environment "
+        "plans another stack than the one running, so nothing was started or stopped:",
+        file=sys.stderr,
+    )
+    for difference in recovery.reason.split("; "):
+        print(f"  - {difference}", file=sys.stderr)
+    print(
+        "Run `make up` again with the environment the stack was started with, or "
+        "`make down` and then `make up` to start over with this one (the emulators' "
+        "data is lost then).",
+        file=sys.stderr,
+    )
+
+
+def _recover(
+    stack: StackPlan,
+    state: dict[str, Any],
+    recovery: Recovery,
+    timeout: float,
+    started: float,
+) -> int:
+    """Start again only the parts ``recovery`` names; everything else keeps running."""
+    for line in describe_recovery(stack.name, recovery, stack.settings.get("LEASE_SECONDS")):
+        print(line)
+    records: dict[str, Any] = state["parts"]
+    if recovery.stop_first:
+        stop_groups(
+            [
+                (n, int(records[n]["pgid"]), signal.Signals[records[n]["stop_signal"]])
+                for n in recovery.stop_first
+                if recorded_group_is_ours(records[n])
+            ],
+            STOP_TIMEOUT_S,
+        )
+    specs = {spec.name: spec for spec in stack.all_parts}
+    busy = _still_busy(
+        {port: name for name in recovery.restart for port in specs[name].ports.values()},
+        deadline=time.monotonic() + 5.0,
+    )
+    if busy:
+        print(f"cannot start {', '.join(recovery.restart)} again:", file=sys.stderr)
+        for port, name in busy.items():
+            print(
+                f"  - port {port} ({name}) is held by another process: "
+                f"`ss -ltnp 'sport = :{port}'`",
+                file=sys.stderr,
+            )
+        return 2
+    _prepare_dirs(stack)
+    restarted: list[Running] = []
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    requeued: list[str] = []
+    try:
+        plain = [name for name in recovery.restart if not is_bridge(name)]
+        for name in plain:
+            restarted.append(_start_again(stack, specs[name], records))
+        write_state(stack.state_path, state)  # `down` stops them even if this process dies
+        wait_all_ready(restarted, timeout, started, watch=restarted)
+        if "storage" in plain:
+            _or_fail("storage", "creating the bucket", lambda: create_bucket(stack))
+        bridges = []
+        for name in recovery.resubscribe:
+            feed = bridge_feeds(stack.resources)[name]
+            generations = state.setdefault("subscription_generations", {})
+            generation = int(generations.get(name, 1)) + 1
+            old = state.get("resources", {}).get(feed.state_key)
+            path = _or_fail(
+                name,
+                "making its fresh subscription",
+                functools.partial(resubscribe, stack, name, old, generation),
+            )
+            generations[name] = generation
+            state.setdefault("resources", {})[feed.state_key] = path
+            write_state(stack.state_path, state)
+            bridges.append(_start_again(stack, with_subscription(specs[name], path), records))
+        if bridges:
+            restarted.extend(bridges)
+            write_state(stack.state_path, state)
+            wait_all_ready(bridges, timeout, started, watch=restarted)
+            requeued = _or_fail(
+                "resources",
+                "publishing the unfinished tasks again",
+                lambda: requeue_unfinished(stack),
+            )
+    except PartFailed as failure:
+        _report_failure(failure)
+        stop_runnings(restarted, timeout=3.0)
+        write_state(stack.state_path, state)  # they are recorded dead: the next `up` retries
+        print(
+            f"stopped what this `up` had started again; {', '.join(recovery.keep)} "
+            "still run as they were (`make up` tries again, `make down` stops everything)",
+            file=sys.stderr,
+        )
+        return 1
+    except BaseException:
+        print(
+            f"\nstack {stack.name!r}: interrupted, stopping what was started again", file=sys.stderr
+        )
+        stop_runnings(restarted, timeout=3.0)
+        write_state(stack.state_path, state)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    for running in restarted:
+        records[running.spec.name]["ready_after_s"] = running.ready_after_s
+    state["status"] = "up"
+    state["recovered_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_state(stack.state_path, state)
+    print(describe_recovered(stack.name, recovery, round(time.monotonic() - started, 1)))
+    if recovery.requeue:
+        print(f"  published again: {len(requeued)} unfinished task(s)")
+    print_urls(state)
+    return 0
+
+
+def _start_again(stack: StackPlan, spec: PartSpec, records: dict[str, Any]) -> Running:
+    """Start one part of a running stack again; its log continues the old one."""
+    with (stack.log_dir / f"{spec.name}.log").open("a") as log:
+        log.write(f"\n--- dev.stack up: started again at {datetime.now(UTC).isoformat()} ---\n")
+    running = start_part(spec, stack.log_dir, append=True)
+    _RESTARTED.append(running)
+    record = running.record()
+    record["restarts"] = int(records.get(spec.name, {}).get("restarts", 0)) + 1
+    records[spec.name] = record
+    _saved_launch_path(stack.stack_dir, spec.name).unlink(missing_ok=True)  # kill-part's
+    return running
+
+
+def _or_fail(part: str, doing: str, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except Exception as error:  # any client error: report it like a failed part
+        raise PartFailed(part, f"{doing}: {error}") from error
+
+
+def _still_busy(ports: Mapping[int, str], deadline: float) -> dict[int, str]:
+    """The ports (of `ports`: port -> part) still bound once `deadline` has passed."""
+    busy = dict(ports)
+    while busy:
+        busy = {port: name for port, name in busy.items() if not port_is_free(port)}
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return busy
 
 
 def _start_stack(stack: StackPlan, timeout: float, started: float) -> int:
