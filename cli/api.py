@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from cli.app_check import HEADER as APP_CHECK_HEADER
+from cli.app_check import AppCheck
 from cli.auth import Auth
 from cli.config import Target
 from cli.errors import CliError, Exit, exit_for_http_status
@@ -53,7 +55,13 @@ def api_error(answer: httpx.Response) -> CliError:
     retry_after = answer.headers.get("Retry-After")
     if answer.status_code == 429 and retry_after:
         text += f"; try again in {retry_after} s"
-    if answer.status_code == 401:
+    if answer.status_code == 401 and "App Check" in message:
+        text += (
+            "; this deployment requires App Check: set APP_CHECK_TOKEN (a debug token "
+            "registered in the Firebase console) and FIREBASE_APP_ID, with `tinkerbell config "
+            "set` or TINKERBELL_<KEY> (docs/deploy.md, App Check)"
+        )
+    elif answer.status_code == 401:
         text += "; run `tinkerbell login`"
     return CliError(text, exit_for_http_status(answer.status_code), code=code, field=field)
 
@@ -90,12 +98,17 @@ class Api:
         self.target = target
         self.auth = auth
         self.http = http
+        self.app_check = AppCheck(target, http)
         self._hint = " (is the local stack up? `make up`)" if target.local else ""
 
     def _request(
         self, method: str, url: str, headers: Mapping[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        """With the ID token; a 401 gets one more try with a freshly refreshed token."""
+        """With the ID token (and the App Check token, when configured); a 401 gets one
+        more try with a freshly refreshed ID token."""
+        app_check = self.app_check.token()
+        if app_check:
+            headers = {**(headers or {}), APP_CHECK_HEADER: app_check}
         token = self.auth.id_token()
         for fresh in (False, True):
             if fresh:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,14 @@ KEYS = (
     "FIRESTORE_EMULATOR_HOST",
 )
 PREFERENCES = ("LANGUAGE",)
+# For a deployment that enforces Firebase App Check (cli/app_check.py): a debug token
+# an operator registered in the Firebase console for the app FIREBASE_APP_ID, which the
+# command exchanges for the App Check tokens it sends. The token is a secret: never shown.
+APP_CHECK_TOKEN = "APP_CHECK_TOKEN"  # noqa: S105 - a key's name
+APP_ID = "FIREBASE_APP_ID"
+SECRET_KEYS = (APP_CHECK_TOKEN,)
+APP_CHECK_KEYS = (APP_CHECK_TOKEN, APP_ID)
+HIDDEN = "(set, not shown)"
 CONNECTION_KEYS = ("SUBMIT_URL", "STATUS_URL", "FIREBASE_API_KEY")
 STACK_ENV = ("TINKERBELL_STACK_STATE", "TB_STACK_STATE")  # TB_: what `dev.stack env` sets
 DEV_STATE = Path(".stack") / "dev" / "state.json"
@@ -55,8 +63,8 @@ def normalize_key(key: str) -> str:
     name = name.removeprefix(ENV_PREFIX)
     aliases = {"API_KEY": "FIREBASE_API_KEY", "PROJECT": "GOOGLE_CLOUD_PROJECT"}
     name = aliases.get(name, name)
-    if name not in KEYS + PREFERENCES:
-        known = ", ".join(KEYS + PREFERENCES)
+    if name not in KEYS + PREFERENCES + APP_CHECK_KEYS:
+        known = ", ".join(KEYS + PREFERENCES + APP_CHECK_KEYS)
         raise CliError(f"unknown configuration key {key!r} (known: {known})", Exit.USAGE)
     return name
 
@@ -74,6 +82,13 @@ def read_config_file(path: Path) -> dict[str, str]:
     if not isinstance(data, dict):
         raise CliError(f"{path}: not a JSON object", Exit.USAGE)
     return {normalize_key(k): str(v) for k, v in data.items() if v is not None}
+
+
+def redact(values: Mapping[str, str]) -> dict[str, str]:
+    """The values (keys with or without TINKERBELL_) with secrets replaced, for showing."""
+    return {
+        k: HIDDEN if k.removeprefix(ENV_PREFIX) in SECRET_KEYS else v for k, v in values.items()
+    }
 
 
 def write_private(path: Path, text: str) -> None:
@@ -110,6 +125,9 @@ class Target:
     firestore_emulator: str | None = None  # host:port of the Firestore emulator
     origin: str = ""  # where the configuration came from, for messages
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # App Check (cli/app_check.py): a debug token (or an App Check token), and its app.
+    app_check_token: str | None = field(default=None, repr=False)
+    app_check_app_id: str | None = None
 
     @property
     def local(self) -> bool:
@@ -141,6 +159,8 @@ class Target:
             "FIREBASE_API_KEY": self.api_key,
             "AUTH_EMULATOR_HOST": self.auth_emulator,
             "FIRESTORE_EMULATOR_HOST": self.firestore_emulator,
+            "APP_CHECK_TOKEN": HIDDEN if self.app_check_token else None,
+            "FIREBASE_APP_ID": self.app_check_app_id,
             "sources": dict(self.sources),
         }
 
@@ -193,6 +213,12 @@ def _check_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def app_check_value(key: str, env: Mapping[str, str], file_values: Mapping[str, str]) -> str | None:
+    """``TINKERBELL_<KEY>``, else the config file's ``KEY`` (App Check's keys)."""
+    value = env.get(ENV_PREFIX + key) or file_values.get(key) or ""
+    return value.strip() or None
+
+
 def resolve_target(
     flags: Mapping[str, str | None],
     env: Mapping[str, str],
@@ -201,7 +227,24 @@ def resolve_target(
     *,
     stack_flag: str | None = None,
 ) -> Target:
-    """The target, from flags (keys as in ``KEYS``), environment, config file, local stack."""
+    """The target, from flags (keys as in ``KEYS``), environment, config file, local stack;
+    with App Check's token and app id from the environment or the config file."""
+    target = _resolve_target(flags, env, file_values, cwd, stack_flag=stack_flag)
+    return replace(
+        target,
+        app_check_token=app_check_value(APP_CHECK_TOKEN, env, file_values),
+        app_check_app_id=app_check_value(APP_ID, env, file_values),
+    )
+
+
+def _resolve_target(
+    flags: Mapping[str, str | None],
+    env: Mapping[str, str],
+    file_values: Mapping[str, str],
+    cwd: Path,
+    *,
+    stack_flag: str | None = None,
+) -> Target:
     env_values = {k: env[ENV_PREFIX + k] for k in KEYS if env.get(ENV_PREFIX + k)}
     env_stack = next((env[name] for name in STACK_ENV if env.get(name)), None)
     levels: list[tuple[str, dict[str, str], str | None]] = [

@@ -24,12 +24,14 @@ from cli import export
 from cli.api import Api, Pdf, check_task_id, new_idempotency_key, pdf_request_limit
 from cli.auth import Auth, CredentialStore, StoredUser
 from cli.config import (
+    APP_CHECK_KEYS,
     KEYS,
     Target,
     config_dir,
     default_language,
     normalize_key,
     read_config_file,
+    redact,
     resolve_target,
     write_config_file,
 )
@@ -59,6 +61,14 @@ this directory or a parent; --stack NAME or TINKERBELL_STACK_STATE for another o
 A deployed project: `tinkerbell config set KEY VALUE` for SUBMIT_URL, STATUS_URL,
 FIREBASE_API_KEY and GOOGLE_CLOUD_PROJECT (or TINKERBELL_<KEY>, or the flags below).
 Sign-ins are kept in $XDG_CONFIG_HOME/tinkerbell/credentials.json (mode 0600).
+
+App Check: a deployment that enforces Firebase App Check needs a debug token, which
+an operator registers for the web app in the Firebase console (App Check > Apps >
+Manage debug tokens), and that app's id: `tinkerbell config set APP_CHECK_TOKEN TOKEN`
+and `tinkerbell config set FIREBASE_APP_ID ID` (deploy.sh prints it), or
+TINKERBELL_APP_CHECK_TOKEN and TINKERBELL_FIREBASE_APP_ID. The command exchanges the
+debug token for App Check tokens, sent as X-Firebase-AppCheck; it is kept in
+config.json (mode 0600) and never shown: treat it like a password.
 """
 CONFIG_FILE = "config.json"
 DEFAULT_WAIT_S = 600.0
@@ -444,7 +454,7 @@ def cmd_config(ctx: Context) -> Output:
         values[key] = args.value
         write_config_file(ctx.config_path, values)
         return Output(
-            data={"ok": True, "path": str(ctx.config_path), "values": values},
+            data={"ok": True, "path": str(ctx.config_path), "values": redact(values)},
             text=f"{key} set in {ctx.config_path}",
         )
     if args.config_command == "unset":
@@ -459,12 +469,14 @@ def cmd_config(ctx: Context) -> Output:
     data: dict[str, Any] = {
         "config_file": str(ctx.config_path),
         "credentials_file": str(ctx.store.path),
-        "file_values": values,
-        "environment": {
-            f"TINKERBELL_{k}": ctx.env[f"TINKERBELL_{k}"]
-            for k in (*KEYS, "LANGUAGE", "STACK_STATE")
-            if ctx.env.get(f"TINKERBELL_{k}")
-        },
+        "file_values": redact(values),
+        "environment": redact(
+            {
+                f"TINKERBELL_{k}": ctx.env[f"TINKERBELL_{k}"]
+                for k in (*KEYS, "LANGUAGE", "STACK_STATE", *APP_CHECK_KEYS)
+                if ctx.env.get(f"TINKERBELL_{k}")
+            }
+        ),
         "language": choose_language(ctx),
     }
     lines = [f"config file       {ctx.config_path}", f"credentials file  {ctx.store.path}"]
@@ -486,6 +498,9 @@ def cmd_config(ctx: Context) -> Output:
         lines.append(f"  auth emulator   {target.auth_emulator}")
     if target.firestore_emulator:
         lines.append(f"  firestore emu.  {target.firestore_emulator}")
+    if target.app_check_token:
+        app = target.app_check_app_id or "FIREBASE_APP_ID missing"
+        lines.append(f"  app check       a debug token (not shown), app {app}")
     lines.append(f"user              {user.describe() if user else 'not logged in'}")
     return Output(data=data, text="\n".join(lines))
 
@@ -575,7 +590,7 @@ def build_parser() -> Parser:
     config = add("config", "show or set where Tinkerbell is (a deployed project)")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     setter = actions.add_parser("set", help="KEY VALUE", parents=[common])
-    setter.add_argument("key", metavar="KEY", help=", ".join((*KEYS, "LANGUAGE")))
+    setter.add_argument("key", metavar="KEY", help=", ".join((*KEYS, "LANGUAGE", *APP_CHECK_KEYS)))
     setter.add_argument("value", metavar="VALUE")
     actions.add_parser("unset", help="KEY", parents=[common]).add_argument("key", metavar="KEY")
     actions.add_parser("show", help="the configuration in use", parents=[common])

@@ -27,7 +27,7 @@ from shared.settings import get_settings
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 CORS_ALLOW_METHODS = "GET, POST, DELETE"
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Firebase-AppCheck"
 CORS_EXPOSE_HEADERS = "Retry-After"
 CORS_MAX_AGE_S = "600"
 log = get_logger("http")

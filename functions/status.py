@@ -8,6 +8,8 @@ import flask
 
 from functions.http import handles_errors, json_response, require_method
 from shared import tasks, uploads
+from shared.app_check import HEADER as APP_CHECK_HEADER
+from shared.app_check import verify_app_check
 from shared.auth import verify_user
 from shared.errors import NotFound
 
@@ -20,6 +22,7 @@ def task_status(request: flask.Request) -> flask.Response:
     if match is None:
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "GET", "DELETE")
+    verify_app_check(request.headers.get(APP_CHECK_HEADER))
     uid = verify_user(request.headers.get("Authorization"))
     task_id = match["task_id"]
     if match["image"]:

@@ -11,6 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
 from shared import idempotency, submission, upload_sessions
+from shared.app_check import HEADER as APP_CHECK_HEADER
+from shared.app_check import verify_app_check
 from shared.auth import verify_user
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
@@ -33,6 +35,7 @@ def submit_strategy(request: flask.Request) -> flask.Response:
     if path not in ("", ROUTE_SUFFIX, UPLOADS_ROUTE):
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "POST")
+    verify_app_check(request.headers.get(APP_CHECK_HEADER))
     uid = verify_user(request.headers.get("Authorization"))
     if path == UPLOADS_ROUTE:
         return _create_upload(request, uid)

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     # A revoked token (or a disabled user) is refused at most this long after the
     # revocation: the Auth API is asked once per token per interval, not per request.
     token_revocation_recheck_s: float = Field(default=60.0, ge=0)
+    # Firebase App Check (shared/app_check.py): when enforced, the HTTP functions refuse a
+    # request without a valid X-Firebase-AppCheck token of this project (its number is
+    # in the token's issuer). The key set is cached this long, as Firebase advises.
+    app_check_enforced: bool = False
+    app_check_project_number: str = Field(default="", pattern=r"^[0-9]*$")
+    app_check_jwks_url: str = "https://firebaseappcheck.googleapis.com/v1/jwks"
+    app_check_jwks_cache_s: float = Field(default=6 * 3600.0, gt=0)
+    app_check_jwks_timeout_s: float = Field(default=10.0, gt=0)
     # Caps on the accept path (shared/quotas.py; 0 turns a cap off): per user, and for
     # the whole project (what Gemini may cost when many users submit at once).
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)
@@ -244,6 +252,15 @@ class Settings(BaseSettings):
         self._refuse_emulators_in_production()
         if self.is_deployed:
             self._refuse_development_defaults()
+        return self
+
+    @model_validator(mode="after")
+    def _check_app_check(self) -> Settings:
+        if self.app_check_enforced and not self.app_check_project_number:
+            raise ValueError(
+                "APP_CHECK_ENFORCED needs APP_CHECK_PROJECT_NUMBER (the project number of "
+                "the Firebase project, which App Check tokens name as their issuer)"
+            )
         return self
 
     def _refuse_emulators_in_production(self) -> None:

@@ -10,7 +10,9 @@
 //
 // Config from env: SUBMIT_URL, STATUS_URL (required for a config), GOOGLE_CLOUD_PROJECT
 // (default demo-tinkerbell), FIREBASE_API_KEY (any value works with the emulators),
-// FIREBASE_AUTH_DOMAIN, FIREBASE_APP_ID, AUTH_EMULATOR_URL, FIRESTORE_EMULATOR_HOST.
+// FIREBASE_AUTH_DOMAIN, FIREBASE_APP_ID, AUTH_EMULATOR_URL, FIRESTORE_EMULATOR_HOST;
+// APP_CHECK_SITE_KEY (a reCAPTCHA Enterprise site key: the app then sends App Check
+// tokens, docs/deploy.md "App Check"; it needs FIREBASE_APP_ID).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +51,7 @@ if (env.SUBMIT_URL && env.STATUS_URL) {
     apiKey: env.FIREBASE_API_KEY || (emulated ? 'demo-api-key' : ''),
     authDomain: env.FIREBASE_AUTH_DOMAIN || undefined,
     appId: env.FIREBASE_APP_ID || undefined,
+    appCheckSiteKey: env.APP_CHECK_SITE_KEY || undefined,
     authEmulatorUrl: env.AUTH_EMULATOR_URL || undefined,
     firestoreEmulatorHost: env.FIRESTORE_EMULATOR_HOST || undefined,
     submitUrl: env.SUBMIT_URL,
@@ -56,6 +59,10 @@ if (env.SUBMIT_URL && env.STATUS_URL) {
   };
   if (!config.apiKey) {
     console.error('web/build.mjs: FIREBASE_API_KEY is required without the emulators');
+    process.exit(1);
+  }
+  if (config.appCheckSiteKey && !config.appId) {
+    console.error('web/build.mjs: APP_CHECK_SITE_KEY needs FIREBASE_APP_ID (App Check tokens are per app)');
     process.exit(1);
   }
   await mkdir(dist, { recursive: true });

@@ -12,6 +12,7 @@ import { initializeApp } from 'firebase/app';
 import { connectAuthEmulator, getAuth, onAuthStateChanged, signInAnonymously } from 'firebase/auth';
 import { connectFirestoreEmulator, getFirestore } from 'firebase/firestore';
 
+import { startAppCheck } from './appcheck.js';
 import { $ } from './dom.js';
 import { defaultStrategyLanguage, renderFormTexts, wireForm } from './form.js';
 import { language, pickLanguage, rememberLanguage, setLanguage, storedLanguage, translatePage } from './i18n.js';
@@ -66,6 +67,7 @@ function connectFirebase(config) {
     authDomain: config.authDomain,
     appId: config.appId,
   });
+  startAppCheck(app, config); // before the other services, which then send its tokens too
   state.auth = getAuth(app);
   state.db = getFirestore(app);
   if (config.authEmulatorUrl) {

@@ -1,6 +1,7 @@
 // The brief form: reading and checking it, the PDF drop zone, and submitting,
 // with a large PDF going through an upload session first.
 
+import { appCheckHeaders } from './appcheck.js';
 import { $, isHttpUrl } from './dom.js';
 import { formatBytes, formatNumber, hasMessage, t } from './i18n.js';
 import { hideMessage, say, showMessage, state } from './state.js';
@@ -258,6 +259,7 @@ async function send({ body, contentType, fingerprint }) {
   const headers = {
     Authorization: `Bearer ${await state.user.getIdToken()}`,
     'Idempotency-Key': state.idempotency.key,
+    ...(await appCheckHeaders()),
   };
   if (contentType) headers['Content-Type'] = contentType;
   const response = await fetch(`${state.config.submitUrl}/v1/strategies`, { method: 'POST', headers, body });

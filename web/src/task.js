@@ -3,6 +3,7 @@
 
 import { collection, doc, limit, onSnapshot, orderBy, query, where } from 'firebase/firestore';
 
+import { appCheckHeaders } from './appcheck.js';
 import { budgetFigure, kpiTable, sortedSteps, spreadSteps, timelineSvg, weekRangeText } from './charts.js';
 import { $, element, fillList, isHttpUrl, setOptionalText } from './dom.js';
 import { formatDate, formatEur, formatNumber, formatWeeks, hasMessage, t } from './i18n.js';
@@ -322,7 +323,8 @@ function clearImage() {
 
 async function authorizedFetch(url, init = {}) {
   const token = await state.user.getIdToken();
-  return fetch(url, { ...init, headers: { ...(init.headers ?? {}), Authorization: `Bearer ${token}` } });
+  const headers = { ...(init.headers ?? {}), Authorization: `Bearer ${token}`, ...(await appCheckHeaders()) };
+  return fetch(url, { ...init, headers });
 }
 
 async function cancelTask() {

@@ -2,6 +2,8 @@
 // the submit request, so the app opens an upload session (POST /v1/uploads), PUTs
 // the bytes straight to its upload_url and then submits JSON with upload_id.
 
+import { appCheckHeaders } from './appcheck.js';
+
 // The whole submit request must stay under the platform's 32 MiB: a PDF up to
 // this size goes inside it (multipart), a larger one through an upload session.
 export const REQUEST_PDF_LIMIT_BYTES = 30 * 1024 * 1024;
@@ -31,7 +33,7 @@ export class UploadError extends Error {
 export async function openSession(submitUrl, token, file) {
   const response = await fetch(`${submitUrl}/v1/uploads`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...(await appCheckHeaders()) },
     body: JSON.stringify({ size_bytes: file.size, filename: file.name }),
   });
   let answer = null;

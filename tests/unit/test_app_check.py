@@ -1,0 +1,388 @@
+"""Firebase App Check tokens on the HTTP functions (SPEC §5; issue 10 item 3).
+
+Tokens are signed with a local RSA key whose key set a server on 127.0.0.1 serves in
+place of ``https://firebaseappcheck.googleapis.com/v1/jwks``: no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+
+import flask
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
+
+from functions.status import task_status
+from functions.submit import submit_strategy
+from shared.app_check import HEADER, INVALID, MISSING, _jwks_client, verify_app_check
+from shared.errors import Unauthenticated, Unavailable
+from shared.settings import Settings, get_settings
+from tests.app_check_keys import (
+    APP_ID,
+    ISSUER_PREFIX,
+    PROJECT_NUMBER,
+    KeySetServer,
+    SigningKey,
+    app_check_token,
+    free_port,
+)
+
+PROJECT_ID = "demo-app-check"
+WEB = "http://127.0.0.1:5000"
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey("key-1")
+
+
+@pytest.fixture(scope="module")
+def other_key() -> SigningKey:
+    return SigningKey("key-2")
+
+
+@pytest.fixture
+def key_set(key: SigningKey) -> Iterator[KeySetServer]:
+    with KeySetServer([key]) as server:
+        yield server
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in Settings.model_fields:
+        if name.startswith("app_check_"):
+            monkeypatch.delenv(name.upper(), raising=False)
+    configure(monkeypatch, GOOGLE_CLOUD_PROJECT=PROJECT_ID, CORS_ORIGINS=WEB)
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def enforced(monkeypatch: pytest.MonkeyPatch, key_set: KeySetServer) -> KeySetServer:
+    configure(
+        monkeypatch,
+        APP_CHECK_ENFORCED="true",
+        APP_CHECK_PROJECT_NUMBER=PROJECT_NUMBER,
+        APP_CHECK_JWKS_URL=key_set.url,
+    )
+    return key_set
+
+
+def refused(token: str | None) -> str:
+    with pytest.raises(Unauthenticated) as info:
+        verify_app_check(token)
+    return info.value.message
+
+
+# ------------------------------------------------------------------ valid tokens
+
+
+def test_a_valid_token_names_its_app(enforced: KeySetServer, key: SigningKey) -> None:
+    assert verify_app_check(app_check_token(key)) == APP_ID
+    assert verify_app_check(f"  {app_check_token(key)} ") == APP_ID
+
+
+def test_the_audience_may_name_the_project_id(enforced: KeySetServer, key: SigningKey) -> None:
+    assert verify_app_check(app_check_token(key, aud=[f"projects/{PROJECT_ID}"])) == APP_ID
+
+
+def test_the_key_set_is_fetched_once_and_cached(enforced: KeySetServer, key: SigningKey) -> None:
+    for _ in range(5):
+        verify_app_check(app_check_token(key))
+    assert enforced.fetches == 1
+
+
+def test_a_rotated_in_key_is_fetched(
+    enforced: KeySetServer, key: SigningKey, other_key: SigningKey
+) -> None:
+    verify_app_check(app_check_token(key))
+    enforced.keys = [key, other_key]  # Firebase rotated a key in since the set was cached
+    _jwks_client(get_settings()).cooldown_duration = 0  # not 30 s later: now
+    assert verify_app_check(app_check_token(other_key)) == APP_ID
+    assert enforced.fetches == 2
+
+
+# ------------------------------------------------------------------ refused tokens
+
+
+def test_no_token_when_enforced(enforced: KeySetServer) -> None:
+    for header in (None, "", "   "):
+        assert refused(header) == MISSING
+    assert "App Check token is required" in MISSING
+    assert enforced.fetches == 0
+
+
+def test_an_expired_token(enforced: KeySetServer, key: SigningKey) -> None:
+    assert refused(app_check_token(key, ttl_s=-5)) == INVALID
+    assert "invalid or expired" in INVALID
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        ["projects/999999999999"],
+        ["projects/another-project"],
+        [PROJECT_NUMBER],
+        f"projects/{PROJECT_NUMBER}",  # App Check's audience is a list
+        [],
+        None,
+    ],
+    ids=["other-number", "other-id", "bare-number", "string", "empty", "missing"],
+)
+def test_a_wrong_audience(enforced: KeySetServer, key: SigningKey, audience: object) -> None:
+    assert refused(app_check_token(key, aud=audience)) == INVALID
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        f"{ISSUER_PREFIX}999999999999",
+        f"{ISSUER_PREFIX}{PROJECT_NUMBER}/",
+        f"https://evil.example/{PROJECT_NUMBER}",
+        f"https://securetoken.google.com/{PROJECT_ID}",  # an ID token's issuer
+        None,
+    ],
+    ids=["other-project", "trailing-slash", "other-host", "id-token", "missing"],
+)
+def test_a_wrong_issuer(enforced: KeySetServer, key: SigningKey, issuer: str | None) -> None:
+    assert refused(app_check_token(key, iss=issuer)) == INVALID
+
+
+def test_a_token_of_another_project(enforced: KeySetServer, key: SigningKey) -> None:
+    assert refused(app_check_token(key, project_number="999999999999")) == INVALID
+
+
+@pytest.mark.parametrize("claim", ["sub", "exp"])
+def test_a_missing_claim(enforced: KeySetServer, key: SigningKey, claim: str) -> None:
+    assert refused(app_check_token(key, **{claim: None})) == INVALID
+
+
+def test_an_empty_app_id(enforced: KeySetServer, key: SigningKey) -> None:
+    assert refused(app_check_token(key, sub="")) == INVALID
+
+
+def test_issued_in_the_future(enforced: KeySetServer, key: SigningKey) -> None:
+    token = app_check_token(key, iat=int(time.time()) + 3600, ttl_s=7200)
+    assert refused(token) == INVALID
+
+
+def test_an_unknown_kid(enforced: KeySetServer, key: SigningKey, other_key: SigningKey) -> None:
+    verify_app_check(app_check_token(key))
+    for _ in range(3):
+        assert refused(app_check_token(other_key)) == INVALID
+    # Made-up kids do not make every request fetch the key set (PyJWT's cooldown).
+    assert enforced.fetches == 1
+
+
+def test_a_forged_signature(enforced: KeySetServer, key: SigningKey, other_key: SigningKey) -> None:
+    # Signed by another key, under the kid of the real one.
+    assert refused(app_check_token(other_key, header={"kid": key.kid})) == INVALID
+
+
+def test_a_token_with_no_kid(enforced: KeySetServer, key: SigningKey) -> None:
+    payload = jwt.decode(app_check_token(key), options={"verify_signature": False})
+    token = jwt.encode(payload, key.private, algorithm="RS256", headers={"typ": "JWT"})
+    assert refused(token) == INVALID
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "JWS", None])
+def test_a_wrong_type_header(enforced: KeySetServer, key: SigningKey, typ: str | None) -> None:
+    # Properly signed by the right key: only the typ header is wrong (None: no typ).
+    assert refused(app_check_token(key, header={"typ": typ})) == INVALID
+
+
+def test_hs256_with_the_public_key_as_secret(enforced: KeySetServer, key: SigningKey) -> None:
+    """Key confusion: an HMAC token whose secret is the (public) key's PEM."""
+    pem = key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    payload = jwt.decode(app_check_token(key), options={"verify_signature": False})
+    header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
+    signing_input = (
+        jwt.utils.base64url_encode(json.dumps(header).encode()).decode()
+        + "."
+        + jwt.utils.base64url_encode(json.dumps(payload).encode()).decode()
+    )
+    signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    token = signing_input + "." + jwt.utils.base64url_encode(signature).decode()
+    assert refused(token) == INVALID
+
+
+def test_alg_none(enforced: KeySetServer, key: SigningKey) -> None:
+    payload = jwt.decode(app_check_token(key), options={"verify_signature": False})
+    unsigned = jwt.encode(payload, None, algorithm="none", headers={"kid": key.kid})
+    assert refused(unsigned) == INVALID
+    assert refused(unsigned + "c2lnbmF0dXJl") == INVALID
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "abc",
+        "a.b.c",
+        "...",
+        "eyJhbGciOiJub25lIn0.e30.",
+        "Bearer x.y.z",
+        "ü.ö.ä",
+        "x" * 10_000,
+        "eyJ" + "A" * 500 + ".e30.e30",
+    ],
+    ids=["word", "dots", "empty-parts", "unsigned", "bearer", "unicode", "long", "bad-b64"],
+)
+def test_garbage(enforced: KeySetServer, garbage: str) -> None:
+    assert refused(garbage) == INVALID
+
+
+# ------------------------------------------------------------------ the key set
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["http-500", "not-json", "not-an-object", "no-keys", "unreachable"],
+)
+def test_the_key_set_cannot_be_fetched(
+    monkeypatch: pytest.MonkeyPatch, key_set: KeySetServer, key: SigningKey, failure: str
+) -> None:
+    url = key_set.url
+    if failure == "http-500":
+        key_set.status = 500
+    elif failure == "not-json":
+        key_set.body = b"<html>maintenance</html>"
+    elif failure == "not-an-object":
+        key_set.body = b"[]"
+    elif failure == "no-keys":
+        key_set.body = b'{"keys": []}'
+    else:
+        url = f"http://127.0.0.1:{free_port()}/v1/jwks"  # nothing listens there
+    configure(
+        monkeypatch,
+        APP_CHECK_ENFORCED="true",
+        APP_CHECK_PROJECT_NUMBER=PROJECT_NUMBER,
+        APP_CHECK_JWKS_URL=url,
+    )
+    with pytest.raises(Unavailable):
+        verify_app_check(app_check_token(key))
+
+
+def test_a_key_set_outage_after_caching_does_not_matter(
+    enforced: KeySetServer, key: SigningKey
+) -> None:
+    verify_app_check(app_check_token(key))
+    enforced.status = 503
+    assert verify_app_check(app_check_token(key)) == APP_ID
+
+
+def test_an_unknown_kid_when_the_key_set_is_down(
+    enforced: KeySetServer, key: SigningKey, other_key: SigningKey
+) -> None:
+    """The refetch for a kid not in the cached set fails: maybe a key rotated in, so
+    503 (try again), not 401."""
+    verify_app_check(app_check_token(key))
+    enforced.status = 503
+    _jwks_client(get_settings()).cooldown_duration = 0
+    with pytest.raises(Unavailable):
+        verify_app_check(app_check_token(other_key))
+    assert verify_app_check(app_check_token(key)) == APP_ID  # the cached set still serves
+
+
+# ------------------------------------------------------------------ not enforced
+
+
+def test_not_enforced_ignores_the_header(key_set: KeySetServer, key: SigningKey) -> None:
+    assert get_settings().app_check_enforced is False
+    for header in (None, "", "garbage", app_check_token(key), app_check_token(key, ttl_s=-5)):
+        assert verify_app_check(header) is None
+    assert key_set.fetches == 0
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_enforcement_needs_the_project_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_CHECK_ENFORCED", "true")
+    with pytest.raises(ValidationError, match="APP_CHECK_PROJECT_NUMBER"):
+        Settings()
+    monkeypatch.setenv("APP_CHECK_PROJECT_NUMBER", PROJECT_NUMBER)
+    settings = Settings()
+    assert settings.app_check_enforced
+    assert settings.app_check_jwks_url == "https://firebaseappcheck.googleapis.com/v1/jwks"
+
+
+def test_defaults_and_the_project_number_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.app_check_enforced is False
+    assert settings.app_check_project_number == ""
+    with pytest.raises(ValidationError):
+        Settings(app_check_project_number="my-project")
+
+
+# ------------------------------------------------------------------ the HTTP functions
+
+
+def call(handler: object, method: str, path: str, **headers: str) -> flask.Response:
+    app = flask.Flask(__name__)
+    with app.test_request_context(path, method=method, headers=headers, json={"brief": "x"}):
+        return handler(flask.request)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("handler", "method", "path"),
+    [
+        (submit_strategy, "POST", "/v1/strategies"),
+        (submit_strategy, "POST", "/v1/uploads"),
+        (task_status, "GET", "/v1/tasks/abc"),
+        (task_status, "DELETE", "/v1/tasks/abc"),
+        (task_status, "GET", "/v1/tasks/abc/image"),
+    ],
+)
+def test_the_functions_refuse_a_request_without_a_token(
+    enforced: KeySetServer, handler: object, method: str, path: str
+) -> None:
+    # Checked before the ID token (a forged one here: it is never looked at).
+    answer = call(handler, method, path, Authorization="Bearer eyJhbGciOiJub25lIn0.e30.")
+    assert answer.status_code == 401
+    assert answer.get_json()["error"]["code"] == "unauthenticated"
+    assert answer.get_json()["error"]["message"] == MISSING
+    bad = call(handler, method, path, **{HEADER: "garbage"})
+    assert bad.status_code == 401
+    assert bad.get_json()["error"]["message"] == INVALID
+
+
+def test_the_functions_answer_503_when_the_key_set_is_down(
+    enforced: KeySetServer, key: SigningKey
+) -> None:
+    enforced.status = 500
+    answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: app_check_token(key)})
+    assert answer.status_code == 503
+    assert answer.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_preflight_needs_no_token_and_allows_the_header(enforced: KeySetServer) -> None:
+    answer = call(
+        submit_strategy,
+        "OPTIONS",
+        "/v1/strategies",
+        Origin=WEB,
+        **{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": HEADER},
+    )
+    assert answer.status_code == 204
+    allowed = {h.strip().lower() for h in answer.headers["Access-Control-Allow-Headers"].split(",")}
+    assert HEADER.lower() in allowed
+
+
+def test_not_enforced_the_id_token_decides(key_set: KeySetServer) -> None:
+    answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: "garbage"})
+    assert answer.status_code == 401
+    assert "ID token" in answer.get_json()["error"]["message"]
