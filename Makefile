@@ -3,7 +3,7 @@
 #
 #   make up | down | status   the local stack (dev ports: SPEC §7)
 #   make demo                 the stack, then the command-line demo
-#   make check-gemini         check GEMINI_API_KEY against the configured models
+#   make check-gemini         check the configured Gemini (key, or Vertex AI) and models
 #   make smoke                end to end: deployed (deploy.sh's output) or the local stack
 #   make lint                 ruff check, ruff format --check, mypy
 #   make test                 a separate stack on ports +10000, lint, pytest, stack down
@@ -95,8 +95,9 @@ status:
 demo: up
 	@eval "$$($(PY) -m dev.stack env)"; $(PY) -m cli.demo
 
-# Does GEMINI_API_KEY reach the configured models? Lists the models the key can use,
-# then one schema+url_context call and one image call (docs/gemini.md).
+# Does the configured Gemini reach the configured models? Lists the models the key can
+# use (on Vertex AI, GEMINI_BACKEND=vertex: looks the two ids up), then one
+# schema+url_context call and one image call (docs/gemini.md).
 check-gemini: venv
 	@$(PY) -m cli.check_gemini
 
@@ -113,11 +114,14 @@ lint: venv
 	$(VENV)/bin/shellcheck infra/*.sh
 
 # The test stack always uses the Gemini stand-in (the tests inject faults and check
-# its marked output), and is always stopped (trap), whatever failed. pytest's exit
-# 5 (no test collected) is a failure too: a green run must have run tests.
+# its marked output) through the Developer API (tests/integration/test_vertex.py
+# switches its own process to Vertex AI), and is always stopped (trap), whatever
+# failed. pytest's exit 5 (no test collected) is a failure too: a green run must have
+# run tests.
 test: deps
 	@export $(TEST_SETTINGS); \
-	unset GEMINI_API_KEY GEMINI_BASE_URL; \
+	unset GEMINI_API_KEY GEMINI_BASE_URL GEMINI_BACKEND GEMINI_VERTEX_PROJECT GEMINI_VERTEX_LOCATION \
+		GEMINI_API_VERSION; \
 	trap '$(PY) -m dev.stack down --name $(TEST_STACK)' EXIT; \
 	$(PY) -m dev.stack up --name $(TEST_STACK); \
 	lint=0; $(MAKE) lint || lint=$$?; \

@@ -1,22 +1,27 @@
 """``make check-gemini``: can this key do what the worker does, with these models?
 
-Against the configured Gemini (GEMINI_API_KEY, or GEMINI_BASE_URL for a stand-in) it
+Against the configured Gemini (GEMINI_BACKEND: the Developer API with GEMINI_API_KEY, or
+Vertex AI with Application Default Credentials; GEMINI_BASE_URL for a stand-in) it
 
-1. lists the models the key can use,
+1. lists the models the key can use (on Vertex AI: looks up the two configured ids, as
+   the publisher models Vertex AI serves),
 2. says whether GEMINI_TEXT_MODEL and GEMINI_IMAGE_MODEL are among them,
 3. makes one tiny call of each kind the worker makes: schema-bound JSON with the
-   ``url_context`` tool on the text model, and an image on the image model,
+   ``url_context`` tool on the text model, and an image on the image model (on Vertex
+   AI at GEMINI_VERTEX_LOCATION, which decides what is served),
 
 and exits non-zero with the reason when any of it fails. The two calls cost a few
 thousand tokens and one image. Nothing here prints the key.
 
     GEMINI_API_KEY=... make check-gemini
+    GEMINI_BACKEND=vertex GEMINI_VERTEX_PROJECT=my-project make check-gemini
     python -m cli.check_gemini --json      # one JSON object, for scripts
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -24,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.settings import Settings, get_settings
+from shared.settings import DEMO_PROJECT_PREFIX, Settings, get_settings
 
 # shared.gemini and shared.clients are imported once the settings are known to be
 # valid (their loggers read the settings): a refused configuration is then a clear
@@ -33,7 +38,7 @@ from shared.settings import Settings, get_settings
 # Exit codes (README): 0 all good; the others say which step failed.
 EXIT_OK = 0
 EXIT_CONFIG = 2  # no key, or settings the worker would refuse
-EXIT_LIST = 3  # the key cannot list models (invalid, no access, unreachable)
+EXIT_LIST = 3  # the key (or on Vertex AI the credentials) cannot list models
 EXIT_MODEL_MISSING = 4  # a configured id is not among the served models
 EXIT_CALL_FAILED = 5  # one of the two test calls failed
 
@@ -52,6 +57,7 @@ class Report:
     ok: bool = False
     step: str = ""
     reason: str = ""
+    backend: str = ""
     text_model: str = ""
     image_model: str = ""
     served_models: list[str] = field(default_factory=list)
@@ -67,17 +73,53 @@ class CheckFailed(Exception):
         self.exit_code, self.step, self.reason = exit_code, step, reason
 
 
-def served_models() -> list[str]:
-    """Ids of the models this key may call generateContent on."""
+def served_models(settings: Settings) -> list[str]:
+    """Ids of the models this key may call generateContent on (on Vertex AI: which of the
+    configured ids it serves)."""
     from shared import clients
     from shared.gemini import call_gemini
 
+    if settings.uses_vertex:
+        return vertex_models(settings)
     ids = []
     for model in call_gemini(lambda: list(clients.gemini().models.list(config={"page_size": 100}))):
         actions = model.supported_actions or []
         if model.name and (not actions or "generateContent" in actions):
             ids.append(model.name.removeprefix("models/"))
     return sorted(ids)
+
+
+def vertex_models(settings: Settings) -> list[str]:
+    """The configured ids Vertex AI serves (``GET /{ver}/publishers/google/models/{id}``):
+    its full listing is v1beta1-only and holds all of Model Garden, so ask for ours."""
+    from google.genai.types import Model
+
+    from shared import clients
+    from shared.gemini import GeminiError, call_gemini
+
+    def get(model_id: str) -> Model:
+        return clients.gemini().models.get(model=model_id)
+
+    found = []
+    for model_id in dict.fromkeys([settings.gemini_text_model, settings.gemini_image_model]):
+        try:
+            model = call_gemini(functools.partial(get, model_id))
+        except GeminiError as exc:
+            if exc.code == "gemini_not_found":
+                continue  # not served: the next step names it
+            raise
+        found.append((model.name or model_id).rsplit("/", 1)[-1])
+    return sorted(found)
+
+
+def describe_backend(settings: Settings) -> str:
+    target = settings.gemini_base_url or "Google"
+    if settings.uses_vertex:
+        return (
+            f"Vertex AI, project {settings.vertex_project}, location "
+            f"{settings.gemini_vertex_location}, {settings.gemini_version} ({target})"
+        )
+    return f"Gemini Developer API, {settings.gemini_version} ({target})"
 
 
 def check_json_call(settings: Settings) -> dict[str, Any]:
@@ -161,7 +203,21 @@ def run_checks(report: Report) -> None:
     except ValidationError as exc:
         raise CheckFailed(EXIT_CONFIG, "settings", _first_error(exc)) from None
     report.text_model, report.image_model = settings.gemini_text_model, settings.gemini_image_model
-    if settings.gemini_api_key is None and settings.gemini_base_url is None:
+    report.backend = describe_backend(settings)
+    needs_key = not settings.uses_vertex  # Vertex AI: the credentials are ADC's
+    if (
+        settings.uses_vertex
+        and settings.gemini_base_url is None
+        and settings.vertex_project.startswith(DEMO_PROJECT_PREFIX)
+    ):
+        raise CheckFailed(
+            EXIT_CONFIG,
+            "settings",
+            f"GEMINI_BACKEND=vertex with the emulator-only project {settings.vertex_project!r}: "
+            "set GEMINI_VERTEX_PROJECT (or GOOGLE_CLOUD_PROJECT) to a real project, or "
+            "GEMINI_BASE_URL to a stand-in",
+        )
+    if needs_key and settings.gemini_api_key is None and settings.gemini_base_url is None:
         raise CheckFailed(
             EXIT_CONFIG,
             "settings",
@@ -170,7 +226,7 @@ def run_checks(report: Report) -> None:
     from shared.gemini import GeminiError
 
     try:
-        report.served_models = served_models()
+        report.served_models = served_models(settings)
     except GeminiError as exc:
         raise CheckFailed(EXIT_LIST, "list_models", f"{exc.code}: {exc.message}") from None
     report.text_model_served = settings.gemini_text_model in report.served_models
@@ -187,7 +243,8 @@ def run_checks(report: Report) -> None:
         raise CheckFailed(
             EXIT_MODEL_MISSING,
             "configured_models",
-            f"not served for this key: {', '.join(missing)}; set a served id",
+            f"not served for this {'project' if settings.uses_vertex else 'key'}: "
+            f"{', '.join(missing)}; set a served id",
         )
     for step, check, target in (
         ("json_call", check_json_call, report.json_call),
@@ -205,7 +262,10 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def print_human(report: Report) -> None:
-    print(f"models served for this key: {len(report.served_models)}")
+    if report.backend:
+        print(f"backend: {report.backend}")
+    whose = "project (configured ids)" if report.backend.startswith("Vertex") else "key"
+    print(f"models served for this {whose}: {len(report.served_models)}")
     for model_id in report.served_models:
         mark = " <- GEMINI_TEXT_MODEL" if model_id == report.text_model else ""
         mark = " <- GEMINI_IMAGE_MODEL" if model_id == report.image_model else mark

@@ -22,6 +22,22 @@ API routes (under ``/v1beta/`` and ``/v1/``; header ``x-goog-api-key`` required,
 - ``POST /upload/{ver}/files`` (resumable start), then ``POST`` chunks to the upload URL
 - ``GET /{ver}/files``, ``GET /{ver}/files/{id}``, ``DELETE /{ver}/files/{id}``
 
+Vertex AI routes (under ``/v1/`` and ``/v1beta1/``; header ``Authorization: Bearer <token>``
+required, any token; without one 401 UNAUTHENTICATED, an API key instead is refused too):
+
+- ``POST /{ver}/projects/{project}/locations/{location}/publishers/google/models/{model}:``
+  ``generateContent`` and ``:streamGenerateContent?alt=sse``, ``:countTokens``: the same
+  served-model table, but a model Vertex AI does not serve at that location (every Gemini 3
+  model at "global", the GA Flash ones at "us"/"eu" too) answers Vertex AI's 404. Prompts
+  name PDFs as ``gs://bucket/object``: an object that does not exist in the Cloud Storage
+  emulator (``--storage-emulator-host``, default ``$STORAGE_EMULATOR_HOST``) answers 400
+  INVALID_ARGUMENT; File API URIs answer 400. Answers carry Vertex AI's ``createTime``,
+  ``usageMetadata.trafficType`` and ``groundingChunks[].web.domain``.
+- ``GET /v1beta1/publishers/google/models`` (``publisherModels``; v1 has no listing) and
+  ``GET /{ver}/publishers/google/models/{model}`` (PublisherModel resource)
+
+Each logged request says which API it spoke (``"backend": "developer"|"vertex"``).
+
 Every API route honours the ``X-Server-Timeout`` header (seconds, as the SDK sends it): injected
 latency longer than the deadline waits until the deadline, then answers 504.
 
@@ -32,13 +48,14 @@ Control routes (no key), for tests and the local stack:
   the fields are documented on ``FaultRule`` (shapings: ``finish_reason``, ``block_reason``,
   ``bad_json``, ``schema_invalid``, ``image_format``)
 - ``GET|POST /_standin/config`` -> ``{"latency_s", "file_processing_s", "image_size",
-  "image_format" ("jpeg"|"png"), "extra_models" (ids served besides SERVED_MODELS)}``
+  "image_format" ("jpeg"|"png"), "extra_models" (ids served besides SERVED_MODELS),
+  "storage_emulator_host", ...}`` (all fields: ``Config``)
 - ``POST /_standin/reset`` -> faults, config, request log and files back to the start
 - ``GET /_standin/requests?contains=&endpoint=`` -> ``{"requests": [...]}``
 - ``GET /_standin/requests/max_concurrency?contains=&endpoint=`` -> peak number of overlapping
   requests, so that a test can prove concurrency without asserting timings
 
-Run: ``python -m dev.gemini_standin --host 127.0.0.1 --port 8090``.
+Run: ``python -m dev.gemini_standin --host 127.0.0.1 --port 8090 [--storage-emulator-host URL]``.
 """
 
 from __future__ import annotations
@@ -64,7 +81,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, urlsplit
+from urllib.error import HTTPError, URLError
+from urllib.parse import parse_qs, quote, urlsplit
+from urllib.request import ProxyHandler, build_opener
 
 JSON = dict[str, Any]
 
@@ -79,6 +98,9 @@ FILES = "files"
 MODELS = "models"  # GET /{ver}/models and /{ver}/models/{id}
 COUNT = "countTokens"
 UNKNOWN = "unknown"
+# Which API a request spoke (its log entry's "backend").
+DEVELOPER = "developer"
+VERTEX = "vertex"
 FAULT_ENDPOINTS = (GENERATE, STREAM, IMAGE, UPLOAD, FILES, MODELS, COUNT, "any")
 
 
@@ -215,6 +237,80 @@ def model_not_found(model_id: str, api_version: str, method: str = GENERATE) -> 
         f"for {method}. Call ListModels to see the list of available models and their "
         "supported methods."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Vertex AI (docs/gemini.md, "Vertex AI"): the same model ids, project-scoped paths, OAuth
+# bearer tokens instead of API keys, and Cloud Storage URIs instead of the File API
+# --------------------------------------------------------------------------------------------
+
+VERTEX_API_VERSIONS = ("v1", "v1beta1")  # v1: GA features; v1beta1: previews (and the listing)
+# Where Vertex AI serves the Gemini 3 models: all at "global"; the GA Flash models also at
+# the "us" and "eu" multi-regions; none of them in a single region (such as europe-west1).
+VERTEX_GLOBAL = "global"
+VERTEX_MULTI_REGIONS = ("us", "eu")
+VERTEX_MULTI_REGION_MODELS = frozenset(
+    {
+        "gemini-3.8-flash",
+        "gemini-3.7-flash",
+        "gemini-3.6-flash",
+        "gemini-3.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-flash-lite",
+    }
+)
+VERTEX_LOCATION_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
+VERTEX_UNAUTHENTICATED = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, "
+    "login cookie or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+VERTEX_NO_API_KEYS = (
+    "API keys are not supported by this API. Expected OAuth2 access token or other "
+    "authentication credentials that assert a principal. See "
+    "https://cloud.google.com/docs/authentication"
+)
+
+
+def vertex_serves(model_id: str, location: str, extra: bool = False) -> bool:
+    """Whether Vertex AI serves a (served) model id at a location; config extras anywhere."""
+    if extra or location == VERTEX_GLOBAL:
+        return True
+    return location in VERTEX_MULTI_REGIONS and model_id in VERTEX_MULTI_REGION_MODELS
+
+
+def vertex_model_not_found(project: str, location: str, model_id: str) -> str:
+    """Vertex AI's 404 for a model it does not serve there (or at all)."""
+    return (
+        f"Publisher Model `projects/{project}/locations/{location}/publishers/google/models/"
+        f"{model_id}` was not found or your project does not have access to it. Please ensure "
+        "you are using a valid model version. For more information, see: "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+    )
+
+
+def vertex_resource(model: ServedModel) -> JSON:
+    """The PublisherModel resource, as ``GET /{ver}/publishers/google/models/{id}`` answers it."""
+    preview = "preview" in model.model_id
+    return {
+        "name": f"publishers/google/models/{model.model_id}",
+        "versionId": model.version,
+        "openSourceCategory": "PROPRIETARY",
+        "launchStage": "PUBLIC_PREVIEW" if preview else "GA",
+        "versionState": "VERSION_STATE_STABLE",
+    }
+
+
+GCS_URI_PATTERN = re.compile(r"gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,221}[a-z0-9])/(?P<name>.+)")
+# What Vertex AI answers (400) for a gs:// object it cannot read because it does not exist
+# (no documented text was found; this follows the issue's wording), and (403) for one its
+# service agent may not read (as reported in googleapis/js-genai#666).
+GCS_NOT_FOUND = "Cannot fetch content from the provided URL: {uri}"
+GCS_FORBIDDEN = (
+    "Permission denied while accessing input file. Learn more about providing the appropriate "
+    "credentials: https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/"
+    "document-understanding"
+)
 
 
 # Names a fault rule may shape an answer with (a subset of the SDK's enums).
@@ -1496,6 +1592,8 @@ def split_stream(
     after ``blocked_prefix``, the text streamed before the block.
     """
     common = {"modelVersion": answer["modelVersion"], "responseId": answer["responseId"]}
+    if "createTime" in answer:  # Vertex AI's answers carry it on every event
+        common["createTime"] = answer["createTime"]
     candidates = answer.get("candidates")
     if not candidates or "content" not in candidates[0]:
         if not candidates or not blocked_prefix:
@@ -1530,9 +1628,71 @@ def split_stream(
     return events
 
 
+@dataclass(frozen=True)
+class VertexTarget:
+    """Where a Vertex AI generate call goes: its project and location (from the path)."""
+
+    project: str
+    location: str
+
+    def __post_init__(self) -> None:
+        if not VERTEX_LOCATION_PATTERN.fullmatch(self.location):
+            raise ApiError(400, f"Invalid location: {self.location}")
+
+
+def as_vertex_answer(answer: JSON) -> JSON:
+    """A Developer API answer as Vertex AI words it: a createTime, the billing traffic type
+    in the usage, and the site's domain on each search source."""
+    answer = json.loads(json.dumps(answer))
+    answer["createTime"] = rfc3339(time.time())
+    if "usageMetadata" in answer:
+        answer["usageMetadata"]["trafficType"] = "ON_DEMAND"
+    for candidate in answer.get("candidates") or []:
+        grounding = candidate.get("groundingMetadata") or {}
+        for chunk in grounding.get("groundingChunks") or []:
+            web = chunk.get("web")
+            if isinstance(web, dict) and "title" in web:
+                web["domain"] = web["title"]
+    return answer
+
+
+GCS_LOOKUP_TIMEOUT_S = 5.0
+# The emulator is local: never through a proxy from the environment.
+_DIRECT = build_opener(ProxyHandler({}))
+
+
+def gcs_object_status(storage: str, bucket: str, name: str) -> int:
+    """The Cloud Storage (emulator's) status for one object's metadata: 200, 404, ...
+    0 when it cannot be reached."""
+    url = f"{storage}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+    try:
+        with _DIRECT.open(url, timeout=GCS_LOOKUP_TIMEOUT_S) as answer:
+            return int(answer.status)
+    except HTTPError as exc:
+        return int(exc.code)
+    except (URLError, OSError):
+        return 0
+
+
 # --------------------------------------------------------------------------------------------
 # Server state: config, fault rules, files, request log
 # --------------------------------------------------------------------------------------------
+
+
+def storage_base_url(value: Any) -> str:
+    """``STORAGE_EMULATOR_HOST`` as a base URL (the client libraries accept it without a
+    scheme too); "" for none. Raises ApiError(400) on anything else."""
+    if not isinstance(value, str):
+        raise ApiError(400, "storage_emulator_host must be a string")
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    if "://" not in value:
+        value = f"http://{value}"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        raise ApiError(400, "storage_emulator_host must be http://host:port")
+    return value
 
 
 @dataclass(frozen=True)
@@ -1543,7 +1703,9 @@ class Config:
     aspect ratio), ``image_format`` their encoding ("jpeg" as current image models answer, or
     "png"), ``extra_models`` ids served besides ``SERVED_MODELS`` (for a test that needs one),
     ``withdrawn_models`` ids of ``SERVED_MODELS`` that answer 404 as if retired (so that a test
-    can retire the model a running worker is configured with).
+    can retire the model a running worker is configured with). ``storage_emulator_host`` is
+    the Cloud Storage emulator (``http://host:port``) where Vertex AI routes look up the
+    ``gs://`` objects a prompt names; without it they refuse every ``gs://`` URI.
     """
 
     FIELDS = frozenset(
@@ -1556,6 +1718,7 @@ class Config:
             "withdrawn_models",
             "stream_pieces",
             "stream_pause_s",
+            "storage_emulator_host",
         }
     )
 
@@ -1569,6 +1732,7 @@ class Config:
     # and the pause between events, so that a test can watch a strategy being written.
     stream_pieces: int = 0
     stream_pause_s: float = STREAM_EVENT_PAUSE_S
+    storage_emulator_host: str = ""
 
     def updated(self, body: JSON) -> Config:
         """A copy with the given fields changed; raises ApiError(400) on bad values."""
@@ -1599,6 +1763,7 @@ class Config:
             raise ApiError(400, "stream_pieces must be an integer from 0 to 1000")
         if pause is None or not 0 <= pause <= 10:
             raise ApiError(400, "stream_pause_s must be between 0 and 10")
+        storage = storage_base_url(body.get("storage_emulator_host", self.storage_emulator_host))
         return Config(
             latency,
             processing,
@@ -1608,6 +1773,7 @@ class Config:
             tuple(withdrawn),
             pieces,
             pause,
+            storage,
         )
 
     def to_json(self) -> JSON:
@@ -1620,6 +1786,7 @@ class Config:
             "withdrawn_models": list(self.withdrawn_models),
             "stream_pieces": self.stream_pieces,
             "stream_pause_s": self.stream_pause_s,
+            "storage_emulator_host": self.storage_emulator_host,
         }
 
     def served_model(self, model_id: str) -> ServedModel | None:
@@ -1870,6 +2037,7 @@ class StandinState:
                 "method": method,
                 "path": path,
                 "endpoint": UNKNOWN,
+                "backend": DEVELOPER,
                 "model": None,
                 "started_at": time.time(),
                 "ended_at": None,
@@ -1976,6 +2144,20 @@ MODEL_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/models/(?P<model>[^/:]+)$")
 UPLOAD_ROUTE = re.compile(rf"^/upload/(?P<ver>{_VER})/files$")
 FILES_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files$")
 FILE_ROUTE = re.compile(rf"^/(?P<ver>{_VER})/files/(?P<file_id>[^/]+)$")
+# Vertex AI: generation is project- and location-scoped; publisher models are not.
+_VVER = "|".join(VERTEX_API_VERSIONS)
+_VERTEX_MODEL = (
+    rf"^/(?P<ver>{_VVER})/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/publishers/google/models/(?P<model>[^/:]+)"
+)
+VERTEX_GENERATE_ROUTE = re.compile(
+    _VERTEX_MODEL + r":(?P<method>generateContent|streamGenerateContent)$"
+)
+VERTEX_COUNT_ROUTE = re.compile(_VERTEX_MODEL + r":countTokens$")
+# ``publishers.models.list`` exists in v1beta1 only; ``get`` in both versions.
+VERTEX_MODELS_ROUTE = re.compile(r"^/(?P<ver>v1beta1)/publishers/google/models$")
+VERTEX_MODEL_ROUTE = re.compile(rf"^/(?P<ver>{_VVER})/publishers/google/models/(?P<model>[^/:]+)$")
+VERTEX_PATH = re.compile(rf"^/(?:{_VVER})/(?:projects|publishers)/")
 
 
 def server_timeout(header: str | None) -> float | None:
@@ -2003,11 +2185,13 @@ def page_token_offset(token: str) -> int:
 
 def route_kind(path: str) -> str:
     """The request kind by path alone (generate calls are refined once the body is read)."""
-    if match := GENERATE_ROUTE.match(path):
+    if match := GENERATE_ROUTE.match(path) or VERTEX_GENERATE_ROUTE.match(path):
         return STREAM if match["method"] == STREAM else GENERATE
-    if COUNT_ROUTE.match(path):
+    if COUNT_ROUTE.match(path) or VERTEX_COUNT_ROUTE.match(path):
         return COUNT
-    if MODELS_ROUTE.match(path) or MODEL_ROUTE.match(path):
+    if any(r.match(path) for r in (MODELS_ROUTE, MODEL_ROUTE, VERTEX_MODELS_ROUTE)):
+        return MODELS
+    if VERTEX_MODEL_ROUTE.match(path):
         return MODELS
     if UPLOAD_ROUTE.match(path):
         return UPLOAD
@@ -2229,6 +2413,10 @@ class StandinHandler(BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, query: dict[str, list[str]], entry: JSON) -> None:
         self.state.log_update(entry, endpoint=route_kind(path), deadline_s=self._deadline_s)
+        if VERTEX_PATH.match(path):
+            self.state.log_update(entry, backend=VERTEX)
+            self._vertex_api(method, path, query, entry)
+            return
         upload_id = (query.get("upload_id") or [""])[0]
         key = self.headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
         if not key and not upload_id:  # an upload URL carries its own credential
@@ -2254,6 +2442,27 @@ class StandinHandler(BaseHTTPRequestHandler):
             self._list_files(query)
         elif (match := FILE_ROUTE.match(path)) and method in ("GET", "DELETE"):
             self._file(method, match["file_id"], entry)
+        else:
+            raise ApiError(404, f"Method not found: {method} {path}")
+
+    def _vertex_api(self, method: str, path: str, query: dict[str, list[str]], entry: JSON) -> None:
+        """Vertex AI's routes: an OAuth bearer token (any value) instead of an API key."""
+        authorization = self.headers.get("Authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            has_key = self.headers.get("x-goog-api-key") or query.get("key")
+            raise ApiError(401, VERTEX_NO_API_KEYS if has_key else VERTEX_UNAUTHENTICATED)
+        if (match := VERTEX_GENERATE_ROUTE.match(path)) and method == "POST":
+            target = VertexTarget(match["project"], match["location"])
+            stream = match["method"] == STREAM
+            self._generate(match["ver"], match["model"], stream, entry, target)
+        elif (match := VERTEX_COUNT_ROUTE.match(path)) and method == "POST":
+            target = VertexTarget(match["project"], match["location"])
+            self._count_tokens(match["ver"], match["model"], entry, target)
+        elif VERTEX_MODELS_ROUTE.match(path) and method == "GET":
+            self._list_models(query, vertex=True)
+        elif (match := VERTEX_MODEL_ROUTE.match(path)) and method == "GET":
+            self._get_vertex_model(match["model"], entry)
         else:
             raise ApiError(404, f"Method not found: {method} {path}")
 
@@ -2293,13 +2502,24 @@ class StandinHandler(BaseHTTPRequestHandler):
             raise ApiError(rule.status, message.strip())
         return rule.shaping
 
-    def _served_model(self, ver: str, model_id: str, method: str = GENERATE) -> ServedModel:
-        model = self.state.config.served_model(model_id)
+    def _served_model(
+        self, ver: str, model_id: str, method: str = GENERATE, vertex: VertexTarget | None = None
+    ) -> ServedModel:
+        config = self.state.config
+        model = config.served_model(model_id)
+        if vertex is not None:
+            extra = model_id in config.extra_models
+            if model is None or not vertex_serves(model_id, vertex.location, extra):
+                message = vertex_model_not_found(vertex.project, vertex.location, model_id)
+                raise ApiError(404, message)
+            return model
         if model is None:
             raise ApiError(404, model_not_found(model_id, ver, method))
         return model
 
-    def _generate(self, ver: str, model_id: str, stream: bool, entry: JSON) -> None:
+    def _generate(
+        self, ver: str, model_id: str, stream: bool, entry: JSON, vertex: VertexTarget | None = None
+    ) -> None:
         self.state.log_update(entry, model=model_id)
         raw, body = self._read_raw_json()
         config = self.state.config
@@ -2316,14 +2536,19 @@ class StandinHandler(BaseHTTPRequestHandler):
             response_modalities=call.modalities,
             response_schema=call.schema is not None,
         )
-        model = self._served_model(ver, model_id)
+        model = self._served_model(ver, model_id, vertex=vertex)
         check_call(call, model)
         # The model id in the path is matchable too, e.g. to fail only the image model.
         haystack = f"{raw.decode('utf-8', errors='replace')}\n{urlsplit(self.path).path}"
         shaping = self._apply_fault(call.kind, haystack, config.latency_s)
-        self._check_files(call.file_uris)
+        if vertex is None:
+            self._check_files(call.file_uris)
+        else:
+            self._check_gcs_files(call.file_uris)
         image_format = shaping.image_format or config.image_format
         answer = build_answer(call, model, config.image_size, image_format, shaping)
+        if vertex is not None:
+            answer = as_vertex_answer(answer)
         if stream:
             prefix = blocked_stream_prefix(call, shaping)
             events = split_stream(answer, call.digest, prefix, config.stream_pieces)
@@ -2331,19 +2556,24 @@ class StandinHandler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, answer)
 
-    def _count_tokens(self, ver: str, model_id: str, entry: JSON) -> None:
+    def _count_tokens(
+        self, ver: str, model_id: str, entry: JSON, vertex: VertexTarget | None = None
+    ) -> None:
         self.state.log_update(entry, model=model_id)
         raw, body = self._read_raw_json()
         text = "\n".join(p["text"] for p in request_parts(body) if isinstance(p.get("text"), str))
         self.state.log_update(entry, match_text=text[:MATCH_TEXT_CHARS])
-        self._served_model(ver, model_id, COUNT)
+        self._served_model(ver, model_id, COUNT, vertex)
         self._apply_fault(COUNT, f"{raw.decode('utf-8', errors='replace')}\n{self.path}")
         self._send_json(200, {"totalTokens": tokens(text)})
 
     # -- Models API ----------------------------------------------------------------------------
 
-    def _list_models(self, query: dict[str, list[str]]) -> None:
-        """``GET /{ver}/models``: paged (pageSize default 50, at most 1000; opaque pageToken)."""
+    def _list_models(self, query: dict[str, list[str]], vertex: bool = False) -> None:
+        """``GET /{ver}/models``: paged (pageSize default 50, at most 1000; opaque pageToken).
+
+        On Vertex AI (``GET /v1beta1/publishers/google/models``) the page is
+        ``publisherModels``, PublisherModel resources."""
         self._read_body()
         self._apply_fault(MODELS, self.path)
         page_size = as_float((query.get("pageSize") or ["50"])[0])
@@ -2353,8 +2583,12 @@ class StandinHandler(BaseHTTPRequestHandler):
         token = (query.get("pageToken") or [""])[0]
         start = page_token_offset(token)
         models = self.state.config.served_models()
-        page = [m.resource() for m in models[start : start + size]]
-        payload: JSON = {"models": page}
+        page = models[start : start + size]
+        payload: JSON = (
+            {"publisherModels": [vertex_resource(m) for m in page]}
+            if vertex
+            else {"models": [m.resource() for m in page]}
+        )
         if start + len(page) < len(models):
             payload["nextPageToken"] = make_page_token(start + len(page))
         self._send_json(200, payload)
@@ -2365,6 +2599,39 @@ class StandinHandler(BaseHTTPRequestHandler):
         model = self._served_model(ver, model_id)
         self._apply_fault(MODELS, self.path)
         self._send_json(200, model.resource())
+
+    def _get_vertex_model(self, model_id: str, entry: JSON) -> None:
+        """``GET /{ver}/publishers/google/models/{id}``: not location-scoped."""
+        self._read_body()
+        self.state.log_update(entry, model=model_id)
+        model = self.state.config.served_model(model_id)
+        if model is None:
+            raise ApiError(404, f"Publisher Model `publishers/google/models/{model_id}` not found.")
+        self._apply_fault(MODELS, self.path)
+        self._send_json(200, vertex_resource(model))
+
+    def _check_gcs_files(self, file_uris: list[str]) -> None:
+        """Vertex AI reads ``gs://`` objects itself: one that does not exist in the Cloud
+        Storage emulator is refused, as Vertex AI fails to read it; File API URIs are the
+        Developer API's and mean nothing here."""
+        storage = self.state.config.storage_emulator_host
+        for uri in file_uris:
+            found = GCS_URI_PATTERN.fullmatch(uri)
+            if found is None:
+                raise ApiError(400, f"Unsupported file uri: {uri}")
+            if not storage:
+                raise ApiError(
+                    400,
+                    f"{GCS_NOT_FOUND.format(uri=uri)} [stand-in: no Cloud Storage emulator "
+                    "configured (--storage-emulator-host or STORAGE_EMULATOR_HOST)]",
+                )
+            status = gcs_object_status(storage, found["bucket"], found["name"])
+            if status == 404:
+                raise ApiError(400, GCS_NOT_FOUND.format(uri=uri))
+            if status in (401, 403):
+                raise ApiError(403, GCS_FORBIDDEN)
+            if status != 200:
+                raise ApiError(500, f"[stand-in] the Cloud Storage emulator answered {status}")
 
     def _check_files(self, file_uris: list[str]) -> None:
         """A prompt may only use files that exist here and are ACTIVE, as on the real API."""
@@ -2561,6 +2828,12 @@ def main(argv: list[str] | None = None) -> int:
         "--extra-model", action="append", default=[], help="serve this model id too"
     )
     parser.add_argument("--quiet", action="store_true", help="log only errors, not requests")
+    parser.add_argument(
+        "--storage-emulator-host",
+        default=os.environ.get("STORAGE_EMULATOR_HOST", ""),
+        help="the Cloud Storage emulator that Vertex AI routes read gs:// objects from "
+        "(default: $STORAGE_EMULATOR_HOST)",
+    )
     args = parser.parse_args(argv)
     try:
         config = Config().updated(
@@ -2570,6 +2843,7 @@ def main(argv: list[str] | None = None) -> int:
                 "image_size": args.image_size,
                 "image_format": args.image_format,
                 "extra_models": args.extra_model,
+                "storage_emulator_host": args.storage_emulator_host,
             }
         )
     except ApiError as exc:

@@ -15,10 +15,16 @@
 #   GOOGLE_CLOUD_PROJECT=... SUBMIT_URL=... STATUS_URL=... WEB_URL=... FIREBASE_API_KEY=...
 # Progress and the tools' own output go to stderr.
 #
-# Needs: gcloud (authenticated, or a Cloud Build service account), python3 with
-# pydantic-settings (pip install -r requirements.txt, or the pins of pydantic and
-# pydantic-settings alone), Node >= 20 with node_modules (npm ci) for the web build and
-# firebase-tools. The Gemini key lives in Secret Manager (GEMINI_API_KEY), never here.
+# Needs: gcloud (authenticated, or a Cloud Build service account; with Vertex AI its beta
+# commands), python3 with pydantic-settings (pip install -r requirements.txt, or the pins
+# of pydantic and pydantic-settings alone), Node >= 20 with node_modules (npm ci) for the
+# web build and firebase-tools.
+#
+# Gemini (docs/deploy.md, "Gemini: Developer API or Vertex AI"): by default the worker
+# calls the Gemini Developer API with the key in Secret Manager (GEMINI_API_KEY), never
+# here. With GEMINI_BACKEND=vertex it calls Vertex AI as its own service account: no
+# secret; the script enables aiplatform.googleapis.com, lets the worker call models
+# (roles/aiplatform.user) and lets the Vertex AI service agent read the bucket's PDFs.
 set -euo pipefail
 
 : "${PROJECT:?set PROJECT to the Google Cloud project id}"
@@ -52,14 +58,14 @@ TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the two P
 SCHEDULER_SA=$(sa_email scheduler) # Cloud Scheduler's identity: invokes sweep_tasks
 BUILDER_SA=$(sa_email builder)     # Cloud Build, when it builds the functions' images
 
-# Every API this script (and what it deploys) uses.
+# Every API this script (and what it deploys) uses; the Gemini backend adds its own below.
 APIS=(
   artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com
   cloudresourcemanager.googleapis.com cloudscheduler.googleapis.com eventarc.googleapis.com
   firebase.googleapis.com firebasehosting.googleapis.com firebaserules.googleapis.com
   firestore.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
   identitytoolkit.googleapis.com logging.googleapis.com pubsub.googleapis.com
-  run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+  run.googleapis.com storage.googleapis.com
 )
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -139,6 +145,17 @@ settings_values() {
 }
 values=$(settings_values)
 eval "$values"
+vertex=0
+[ "$GEMINI_BACKEND" = vertex ] && vertex=1
+if [ "$vertex" = 0 ]; then
+  APIS+=(secretmanager.googleapis.com)
+else
+  APIS+=(aiplatform.googleapis.com)
+  [ "$VERTEX_PROJECT" = "$PROJECT" ] ||
+    die "GEMINI_VERTEX_PROJECT=$VERTEX_PROJECT: this script sets Vertex AI up in the project it
+deploys ($PROJECT) only. Leave GEMINI_VERTEX_PROJECT unset, or grant the worker and the
+Vertex AI service agent of $VERTEX_PROJECT by hand (docs/deploy.md) and deploy without it."
+fi
 
 command -v gcloud >/dev/null || die "gcloud is not on PATH"
 [ -f node_modules/esbuild/package.json ] || die "node_modules is missing: run npm ci (or make deps)"
@@ -156,19 +173,27 @@ PROJECT_NUMBER=$(gc projects describe "$PROJECT" --format='value(projectNumber)'
 [ -n "$PROJECT_NUMBER" ] || die "cannot read the project number of $PROJECT"
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-log "Secret $SECRET"
-if ! exists gc secrets describe "$SECRET"; then
-  die "the Secret Manager secret $SECRET does not exist. Create it once, with the key in \$KEY
+# The Developer API's key, in Secret Manager (the worker reads it; nothing else does).
+check_secret() {
+  if ! exists gc secrets describe "$SECRET"; then
+    die "the Secret Manager secret $SECRET does not exist. Create it once, with the key in \$KEY
 (read -rs KEY keeps it out of your shell history), then run this script again:
 
   printf %s \"\$KEY\" | gcloud secrets create $SECRET --data-file=- --replication-policy=automatic --project=$PROJECT
 "
-fi
-if [ -z "$(gc secrets versions list "$SECRET" --filter=state:ENABLED --limit=1 --format='value(name)')" ]; then
-  die "the secret $SECRET has no enabled version. Add one:
+  fi
+  if [ -z "$(gc secrets versions list "$SECRET" --filter=state:ENABLED --limit=1 --format='value(name)')" ]; then
+    die "the secret $SECRET has no enabled version. Add one:
 
   printf %s \"\$KEY\" | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT
 "
+  fi
+}
+if [ "$vertex" = 1 ]; then
+  log "Gemini through Vertex AI: no secret"
+else
+  log "Secret $SECRET"
+  check_secret
 fi
 
 log "Firestore database $DATABASE ($FIRESTORE_LOCATION)"
@@ -242,8 +267,22 @@ for sa in "$API_SA" "$RECOVERY_SA"; do
 done
 bind gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \
   --member="serviceAccount:$WORKER_SA" --role=roles/pubsub.publisher
-bind gc secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$WORKER_SA" \
-  --role=roles/secretmanager.secretAccessor
+if [ "$vertex" = 1 ]; then
+  # The worker calls Gemini models on Vertex AI as itself (Vertex AI User: predict, and
+  # the publisher models check-gemini reads).
+  bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$WORKER_SA" \
+    --role=roles/aiplatform.user --condition=None
+  # Vertex AI reads the PDFs' gs:// URIs as its service agent, which exists once the
+  # service identity is made (idempotent: it answers the existing one).
+  VERTEX_AGENT=$(gc beta services identity create --service=aiplatform.googleapis.com \
+    --format='value(email)')
+  [ -n "$VERTEX_AGENT" ] || die "no Vertex AI service agent for $PROJECT"
+  bind gc storage buckets add-iam-policy-binding "gs://$BUCKET" \
+    --member="serviceAccount:$VERTEX_AGENT" --role=roles/storage.objectViewer
+else
+  bind gc secrets add-iam-policy-binding "$SECRET" --member="serviceAccount:$WORKER_SA" \
+    --role=roles/secretmanager.secretAccessor
+fi
 # What Cloud Build needs to build a function from source (functions docs, "build
 # service account"): write logs, push the image, read the uploaded source.
 for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectAdmin; do
@@ -337,10 +376,16 @@ deploy_function submit_strategy "$API_SA" --trigger-http --allow-unauthenticated
   --memory=512Mi --timeout=60s
 SUBMIT_URL=$(url_of submit_strategy)
 
-# The worker: its timeout is the lease (shared/settings.py keeps it within 540 s).
+# The worker: its timeout is the lease (shared/settings.py keeps it within 540 s). Only the
+# Developer API needs the key; on Vertex AI a previous deployment's secret is dropped.
+if [ "$vertex" = 1 ]; then
+  worker_secrets=(--clear-secrets)
+else
+  worker_secrets=(--set-secrets="$SECRET=$SECRET:latest")
+fi
 deploy_function process_task "$WORKER_SA" --trigger-topic="$TASKS_TOPIC" --retry \
   --trigger-service-account="$TRIGGER_SA" --memory=1Gi --cpu=1 --concurrency=8 \
-  --max-instances=100 --timeout="${LEASE_SECONDS}s" --set-secrets="$SECRET=$SECRET:latest"
+  --max-instances=100 --timeout="${LEASE_SECONDS}s" "${worker_secrets[@]}"
 invoker process_task "serviceAccount:$TRIGGER_SA"
 deploy_function dead_letter_task "$RECOVERY_SA" --trigger-topic="$DEAD_LETTER_TOPIC" --retry \
   --trigger-service-account="$TRIGGER_SA" --memory=256Mi --timeout=60s

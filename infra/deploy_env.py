@@ -11,7 +11,7 @@ overrides) plus what the script knows (project, status URL, the web app's origin
 
 - prints shell assignments for the values the scripts need themselves (the worker's
   timeout is the lease; the subscription's delivery policy; topics, bucket, TTL
-  policies, lifecycle ages, the sweeper's timeout), for ``eval``;
+  policies, lifecycle ages, the sweeper's timeout, the Gemini backend), for ``eval``;
 - with ``--env-file``, writes the YAML for ``gcloud functions deploy --env-vars-file``:
   every setting the operator overrode (names read from ``Settings.model_fields``, so a
   new setting flows through), plus the deployment's own values. Never a secret: the
@@ -183,6 +183,9 @@ def shell_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, st
         "UPLOAD_RETENTION_DAYS": str(deploy_value(settings, "upload_retention_days")),
         "PREVIEW_RETENTION_DAYS": str(deploy_value(settings, "preview_retention_days")),
         "SWEEP_TIMEOUT_S": str(deploy_value(settings, "sweep_timeout_s")),
+        # Which Gemini the worker calls: Vertex AI needs its API, IAM and no secret.
+        "GEMINI_BACKEND": settings.gemini_backend,
+        "VERTEX_PROJECT": settings.vertex_project if settings.uses_vertex else "",
     }
 
 

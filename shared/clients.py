@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
     from google.cloud.firestore import Client as FirestoreClient
     from google.cloud.pubsub_v1 import PublisherClient
     from google.cloud.storage import Client as StorageClient
@@ -95,21 +97,50 @@ def gemini_http_options(*, timeout_s: float, attempts: int) -> HttpOptions:
 
 
 def gemini() -> GenaiClient:
-    """The Gemini client. Its own deadline and tries (those of a File API request)
-    apply to the small calls; the strategy and image calls pass their own."""
+    """The Gemini client, for the backend the settings choose (GEMINI_BACKEND). Its own
+    deadline and tries (those of a File API request) apply to the small calls; the
+    strategy and image calls pass their own."""
 
     def build() -> GenaiClient:
         from google import genai
 
         settings = get_settings()
-        key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
-        if key is None and settings.gemini_base_url is None:
-            raise RuntimeError("GEMINI_API_KEY is not configured")
         options = gemini_http_options(
             timeout_s=settings.gemini_upload_timeout_s, attempts=settings.gemini_max_attempts
         )
         options.base_url = settings.gemini_base_url
-        options.api_version = settings.gemini_api_version
+        options.api_version = settings.gemini_version
+        if settings.uses_vertex:
+            return genai.Client(
+                vertexai=True,
+                project=settings.vertex_project,
+                location=settings.gemini_vertex_location,
+                credentials=vertex_credentials(settings.gemini_base_url),
+                http_options=options,
+            )
+        key = settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None
+        if key is None and settings.gemini_base_url is None:
+            raise RuntimeError("GEMINI_API_KEY is not configured")
         return genai.Client(api_key=key or PLACEHOLDER_GEMINI_KEY, http_options=options)
 
     return _once("gemini", build)
+
+
+# A stand-in's bearer token: any value passes there, and no real token leaves the process.
+PLACEHOLDER_VERTEX_TOKEN = "standin-placeholder-token"  # noqa: S105 (not a secret)
+GOOGLE_API_HOST_SUFFIX = ".googleapis.com"
+
+
+def vertex_credentials(base_url: str | None) -> Credentials | None:
+    """None (the SDK then uses Application Default Credentials: on Cloud Functions the
+    function's service account) for Google's own endpoints; a static placeholder token
+    for any other GEMINI_BASE_URL, so that a real access token is only ever sent to
+    *.googleapis.com and the stand-in needs no credentials on the machine."""
+    if base_url is None:
+        return None
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host.endswith(GOOGLE_API_HOST_SUFFIX):
+        return None
+    from google.oauth2.credentials import Credentials as StaticToken
+
+    return StaticToken(token=PLACEHOLDER_VERTEX_TOKEN)

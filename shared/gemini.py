@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from google.auth import exceptions as google_auth_exceptions
 from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import ValidationError
@@ -297,14 +298,20 @@ def call_gemini(
     except genai_errors.APIError as exc:
         status = int(exc.code or 0)
         if status == 404 and model is not None:
+            # Vertex AI serves a model at some locations only (docs/gemini.md, "Vertex AI").
+            where = (
+                " or GEMINI_VERTEX_LOCATION to a location that serves it"
+                if get_settings().uses_vertex
+                else ""
+            )
             log.error(
-                f"Gemini does not serve the model {model!r}: set {setting} to a served id",
+                f"Gemini does not serve the model {model!r}: set {setting} to a served id{where}",
                 extra={"model": model, "setting": setting, "outcome": "gemini_model_not_found"},
             )
             raise GeminiError(
                 "gemini_model_not_found",
                 f"Gemini does not serve the model '{model}'. An operator must set {setting} "
-                "to a model id the API serves (`make check-gemini` lists them).",
+                f"to a model id the API serves{where} (`make check-gemini` checks them).",
                 retryable=False,
             ) from exc
         retryable = status in RETRYABLE_STATUS
@@ -313,6 +320,20 @@ def call_gemini(
             f"Gemini answered {status} {exc.status or ''}".strip()
             + ("; the service is busy or failing, try again later" if retryable else ""),
             retryable=retryable,
+        ) from exc
+    except google_auth_exceptions.GoogleAuthError as exc:
+        # Vertex AI: the service's own credentials (ADC) could not be had or refreshed, e.g.
+        # the metadata server did not answer. Never the caller's fault; an operator's if it
+        # lasts (no ADC at all outside Google Cloud).
+        log.error(
+            f"no access token for Vertex AI (Application Default Credentials): "
+            f"{type(exc).__name__}",
+            extra={"outcome": "gemini_credentials"},
+        )
+        raise GeminiError(
+            "gemini_credentials",
+            "The service could not authenticate to Gemini; try again later",
+            retryable=True,
         ) from exc
     except Exception as exc:
         if _is_transport_error(exc):

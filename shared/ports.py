@@ -81,7 +81,7 @@ class DeadLetters(Protocol):
 
 
 class PdfFile(Protocol):
-    """A PDF as Gemini reads it (a File API file)."""
+    """A PDF as Gemini reads it: a File API file, or on Vertex AI its Cloud Storage object."""
 
     def part(self) -> object: ...
 

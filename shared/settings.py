@@ -35,6 +35,9 @@ PROGRESS_WAITS = 5
 MAX_EVENT_FUNCTION_TIMEOUT_S = 540
 # Projects that exist only in emulators carry this prefix (Firebase convention).
 DEMO_PROJECT_PREFIX = "demo-"
+# Vertex AI's API versions: v1 for GA features (all the worker uses), v1beta1 for previews.
+VERTEX_API_VERSIONS = ("v1", "v1beta1")
+VERTEX_DEFAULT_API_VERSION = "v1"
 
 
 class Settings(BaseSettings):
@@ -61,6 +64,51 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
     gemini_api_version: str = "v1beta"
+    # Which Gemini service the worker calls (docs/gemini.md, "Vertex AI"): "developer",
+    # the Gemini Developer API with GEMINI_API_KEY; or "vertex", Vertex AI in the project
+    # GEMINI_VERTEX_PROJECT (empty: GOOGLE_CLOUD_PROJECT) at GEMINI_VERTEX_LOCATION, as
+    # the function's own identity (Application Default Credentials). On Vertex AI no key
+    # is sent (a GEMINI_API_KEY that is set is ignored), PDFs go as gs:// URIs instead of
+    # through the File API, and the API version is GEMINI_API_VERSION when set, else v1.
+    # GEMINI_BASE_URL still points either backend at another server (the stand-in).
+    gemini_backend: Literal["developer", "vertex"] = "developer"
+    gemini_vertex_project: str = ""
+    # The Gemini 3 models are served at "global" (some also at the "us"/"eu" multi-regions,
+    # few or none in single regions): a region narrows where the model may run.
+    gemini_vertex_location: str = Field(default="global", pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$")
+
+    @property
+    def uses_vertex(self) -> bool:
+        return self.gemini_backend == "vertex"
+
+    @property
+    def vertex_project(self) -> str:
+        return self.gemini_vertex_project or self.google_cloud_project
+
+    @property
+    def gemini_version(self) -> str:
+        """The API version the SDK calls: GEMINI_API_VERSION, or the backend's default."""
+        if self.uses_vertex and "gemini_api_version" not in self.model_fields_set:
+            return VERTEX_DEFAULT_API_VERSION
+        return self.gemini_api_version
+
+    @model_validator(mode="after")
+    def _check_gemini_backend(self) -> Settings:
+        if not self.uses_vertex:
+            return self
+        if not self.vertex_project.strip():
+            raise ValueError(
+                "GEMINI_BACKEND=vertex needs a project: set GEMINI_VERTEX_PROJECT "
+                "(or GOOGLE_CLOUD_PROJECT)"
+            )
+        if self.gemini_version not in VERTEX_API_VERSIONS:
+            raise ValueError(
+                f"GEMINI_API_VERSION={self.gemini_api_version} is a Gemini Developer API "
+                f"version; Vertex AI serves {' and '.join(VERTEX_API_VERSIONS)} (unset it "
+                f"for {VERTEX_DEFAULT_API_VERSION})"
+            )
+        return self
+
     # Served, current ids (docs/gemini.md): the newest stable Flash, and the current
     # Nano Banana image model. `make check-gemini` checks that a key can use them.
     gemini_text_model: str = "gemini-3.8-flash"

@@ -30,6 +30,17 @@ def service(api: str) -> Json:
     }
 
 
+def service_identity(api: str) -> Json:
+    # https://cloud.google.com/service-usage/docs/reference/rest/v1beta1/services/generateServiceIdentity
+    # (ServiceIdentity); a service agent's address: service-NUMBER@gcp-sa-NAME.iam...
+    # (https://cloud.google.com/iam/docs/service-agents)
+    name = api.removesuffix(".googleapis.com")
+    return {
+        "email": f"service-{PROJECT_NUMBER}@gcp-sa-{name}.iam.gserviceaccount.com",
+        "uniqueId": str(100000000000000000000 + zlib.crc32(api.encode())),
+    }
+
+
 def project(project_id: str) -> Json:
     # https://cloud.google.com/resource-manager/reference/rest/v1/projects#Project
     # (gcloud projects describe calls Resource Manager v1:

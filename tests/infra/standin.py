@@ -95,6 +95,7 @@ ROLES = {
         "roles/run.invoker",
         "roles/eventarc.eventReceiver",
         "roles/iam.serviceAccountTokenCreator",
+        "roles/aiplatform.user",
     },
     "topic": {"roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer"},
     "subscription": {"roles/pubsub.subscriber", "roles/pubsub.viewer"},
@@ -245,6 +246,8 @@ class Call:
         elif who == f"service-{fx.PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com":
             if "pubsub.googleapis.com" not in self.state["services"]:
                 fail("INVALID_ARGUMENT", f"Service account {who} does not exist.")
+        elif who in self.state.get("service_identities", {}).values():
+            pass  # a service agent made by `gcloud beta services identity create`
         else:
             fail("INVALID_ARGUMENT", f"Service account {who} does not exist.")
 
@@ -308,6 +311,21 @@ def services_enable(call: Call) -> None:
         if api not in call.state["services"]:
             call.state["services"].append(api)
             event("enable", "service", api)
+
+
+@command("gcloud.beta.services.identity.create")
+def services_identity_create(call: Call) -> Json:
+    """The service's agent in this project: made once (only for an enabled API, whose
+    agent it is), then the same one again."""
+    api = call.arg("--service")
+    if api not in call.state["services"]:
+        fail("FAILED_PRECONDITION", f"Service {api} is not enabled for consumer {call.project}")
+    identity = fx.service_identity(api)
+    identities = call.state.setdefault("service_identities", {})
+    if api not in identities:
+        identities[api] = identity["email"]
+        event("create", "service_identity", identity["email"])
+    return identity
 
 
 @command("gcloud.projects.describe")
@@ -714,8 +732,11 @@ def functions_deploy(call: Call) -> Json:
     reserved = RESERVED_ENV & set(env)
     if reserved:
         fail("INVALID_ARGUMENT", f"reserved environment variables: {sorted(reserved)}")
+    # Without a secrets flag a deploy keeps the function's secrets; --clear-secrets drops
+    # them (googlecloudsdk/command_lib/functions/v2/deploy/command.py, secrets_config).
+    previous_secrets = function["serviceConfig"].get("secretEnvironmentVariables") or []
     secrets = call.arg("--set-secrets") or {}
-    secret_env = []
+    secret_env = [] if call.arg("--clear-secrets") or secrets else list(previous_secrets)
     for key, ref in secrets.items():
         secret_name = ref.split("/")[3]
         if secret_name not in call.state["secrets"]:
