@@ -38,6 +38,8 @@ DEMO_PROJECT_PREFIX = "demo-"
 # Vertex AI's API versions: v1 for GA features (all the worker uses), v1beta1 for previews.
 VERTEX_API_VERSIONS = ("v1", "v1beta1")
 VERTEX_DEFAULT_API_VERSION = "v1"
+# The largest PDF Vertex AI takes from Cloud Storage (its document-understanding limits).
+VERTEX_MAX_PDF_BYTES = 50_000_000
 
 
 class Settings(BaseSettings):
@@ -107,6 +109,17 @@ class Settings(BaseSettings):
                 f"version; Vertex AI serves {' and '.join(VERTEX_API_VERSIONS)} (unset it "
                 f"for {VERTEX_DEFAULT_API_VERSION})"
             )
+        # Vertex AI reads at most 50 MB (10^6) of a PDF from Cloud Storage: the upload
+        # limit follows unless it was set, and one set above is refused.
+        for name in ("max_pdf_bytes", "max_upload_pdf_bytes"):
+            if getattr(self, name) <= VERTEX_MAX_PDF_BYTES:
+                continue
+            if name in self.model_fields_set:
+                raise ValueError(
+                    f"{name.upper()}={getattr(self, name)} exceeds the {VERTEX_MAX_PDF_BYTES} "
+                    "bytes of a PDF that Vertex AI reads from Cloud Storage"
+                )
+            setattr(self, name, VERTEX_MAX_PDF_BYTES)
         return self
 
     # Served, current ids (docs/gemini.md): the newest stable Flash, and the current

@@ -114,6 +114,16 @@ def test_the_local_stack_may_use_vertex_in_its_emulator_project() -> None:
     assert settings.vertex_project == "demo-tinkerbell"
 
 
+def test_on_vertex_pdfs_are_limited_to_what_vertex_reads() -> None:
+    # Vertex AI reads at most 50 MB of a PDF from Cloud Storage (document understanding).
+    assert Settings().max_upload_pdf_bytes == 50 * 1024 * 1024  # the Developer API's
+    settings = Settings(gemini_backend="vertex")
+    assert settings.max_upload_pdf_bytes == 50_000_000
+    assert settings.max_pdf_bytes == 30 * 1024 * 1024  # below it already
+    message = refusal(GEMINI_BACKEND="vertex", MAX_UPLOAD_PDF_BYTES=str(50 * 1024 * 1024))
+    assert "MAX_UPLOAD_PDF_BYTES=52428800 exceeds the 50000000 bytes" in message
+
+
 def test_a_developer_api_version_is_refused_on_vertex() -> None:
     message = refusal(
         GEMINI_BACKEND="vertex", GEMINI_VERTEX_PROJECT="p", GEMINI_API_VERSION="v1beta"
