@@ -17,13 +17,14 @@ MAKEFLAGS += --no-print-directory
 # redelivery within seconds. shared/settings.py refuses a lease shorter than the
 # worst case of one attempt: the PDF upload (7 chunks x 1 s + 2 s to become ACTIVE)
 # + the strategy call (2 x 6 s + 0.1 s of retry delay) + the image call (3 x 6 s +
-# 0.25 s) + 5 progress writes it may wait for (1 s each) + 2 checkpoints and the
-# outcome (2 s each) = 50.35 s, hence 52: a short lease makes the crash test
-# (tests/integration/test_delivery_faults.py) take over within about 52 s.
+# 0.25 s) + 5 progress writes it may wait for (1 s each) + 2 checkpoints, leaving the
+# shared PDF's record and the outcome (2 s each) = 52.35 s, hence 53: a short lease
+# makes the crash test (tests/integration/test_delivery_faults.py) take over within
+# about 53 s.
 # The 6 s deadlines stay above the stand-in latencies the tests inject (up to 5 s);
 # the stand-in answers 504 past a request's X-Server-Timeout, as Gemini does.
 # The redelivery backoff (1 s doubling to 5 s) over MAX_DELIVERY_ATTEMPTS=24 spans
-# 107 s: longer than the lease plus one attempt (102.35 s), so a message outlives a
+# 107 s: longer than the lease plus one attempt (105.35 s), so a message outlives a
 # crashed attempt's takeover (SPEC §4).
 # MAX_TASK_ATTEMPTS=3: Gemini failing forever costs 3 attempts of 2 strategy calls.
 # The project-wide caps are far above what the suite submits (its 300-task test):
@@ -31,7 +32,7 @@ MAKEFLAGS += --no-print-directory
 TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 	GEMINI_STRATEGY_MAX_ATTEMPTS=2 GEMINI_MAX_ATTEMPTS=3 GEMINI_RETRY_INITIAL_DELAY_S=0.05 \
 	GEMINI_RETRY_MAX_DELAY_S=0.2 GEMINI_RETRY_JITTER_S=0.05 GEMINI_UPLOAD_TIMEOUT_S=1 \
-	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 PROGRESS_WRITE_TIMEOUT_S=1 LEASE_SECONDS=52 MAX_TASK_ATTEMPTS=3 \
+	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 PROGRESS_WRITE_TIMEOUT_S=1 LEASE_SECONDS=53 MAX_TASK_ATTEMPTS=3 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=24 \
 	MAX_TASKS_PER_MINUTE=5000 MAX_TASKS_IN_FLIGHT=5000
 

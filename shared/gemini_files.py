@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from google.api_core.exceptions import Aborted
+from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.genai import types
 
@@ -194,6 +196,26 @@ def _abandon(sha256: str, task_id: str) -> None:
         log.exception("could not drop the shared file record")
 
 
+# Tasks that share a file tend to finish together: their leaves contend for the record.
+LEAVE_TRANSACTION_ATTEMPTS = 10
+
+
+def _contended_retry() -> Retry:
+    """A lost leave leaks the file until it expires (48 h): retry a contended
+    transaction as a whole (a lock timeout may come in its read, or exhaust its
+    commits), for up to OUTCOME_WRITE_TIMEOUT_S, which the attempt's budget counts."""
+    return Retry(
+        predicate=lambda exc: (
+            isinstance(exc, Aborted)
+            or (isinstance(exc, ValueError) and "Failed to commit transaction" in str(exc))
+        ),
+        initial=0.05,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=get_settings().outcome_write_timeout_s,
+    )
+
+
 def _leave(sha256: str, file: GeminiFile) -> None:
     """Count ourselves out; the last user deletes the file and its record."""
     ref = _ref(sha256)
@@ -211,7 +233,9 @@ def _leave(sha256: str, file: GeminiFile) -> None:
         return False
 
     try:
-        last = run(clients.firestore().transaction())
+        last = _contended_retry()(
+            lambda: run(clients.firestore().transaction(max_attempts=LEAVE_TRANSACTION_ATTEMPTS))
+        )()
     except Exception:
         log.exception("could not update the shared file record")
         last = False

@@ -26,9 +26,9 @@ EMULATOR_VARIABLES = (
 )
 # The google-genai SDK uploads files in chunks of this size.
 FILE_API_CHUNK_BYTES = 8 * MIB
-# Checkpoints of one attempt (the paid strategy, then the preview), each written with
-# the outcome's retries (OUTCOME_WRITE_TIMEOUT_S).
-CHECKPOINT_WRITES = 2
+# Writes of one attempt retried like its outcome (OUTCOME_WRITE_TIMEOUT_S each): the two
+# checkpoints (the paid strategy, then the preview) and leaving a shared PDF's record.
+CHECKPOINT_WRITES = 3
 # Progress writes one attempt may wait for: its four stages, then the last one in flight.
 PROGRESS_WAITS = 5
 # The longest timeout Cloud Functions allows an event-driven function (the worker).
