@@ -6,7 +6,6 @@ stand-in serves only the model ids the real API serves.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,18 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from dev.gemini_standin import StandinServer, serve
-from shared.settings import Settings
+from dev.gemini_standin import StandinServer
+from tests.standin_helpers import SETTING_NAMES, run_check_gemini, running_standin
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[StandinServer]:
-    server, thread = serve("127.0.0.1", 0, log_requests=False)
-    yield server
-    server.shutdown()
-    thread.join(timeout=5)
+    with running_standin() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -36,26 +33,10 @@ def fresh(standin: StandinServer) -> None:
     httpx.post(f"{standin.url}/_standin/reset").raise_for_status()
 
 
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-
-
 def check(standin: StandinServer | None, **env: str) -> tuple[int, dict[str, Any]]:
-    clean = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
-    clean.pop("GOOGLE_API_KEY", None)
     if standin is not None:
-        clean["GEMINI_BASE_URL"] = standin.url
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.check_gemini", "--json"],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(lines[-1])
+        env = {"GEMINI_BASE_URL": standin.url, **env}
+    return run_check_gemini(**env)
 
 
 def test_the_default_models_pass_every_check(standin: StandinServer) -> None:

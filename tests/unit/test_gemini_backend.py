@@ -7,11 +7,6 @@ Every test starts from settings read from a clean environment, and from no clien
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,11 +20,11 @@ from google.genai import types
 from google.oauth2.credentials import Credentials
 from pydantic import ValidationError
 
-from dev.gemini_standin import MARKER, Config, StandinServer, serve
+from dev.gemini_standin import MARKER, Config, StandinServer
 from shared import clients, gemini, gemini_files, gemini_gcs, gemini_port
 from shared.models import PdfRef, TaskRequest
 from shared.settings import EMULATOR_VARIABLES, Settings, get_settings
-from tests.unit.test_gemini_standin_vertex import FakeStorage
+from tests.standin_helpers import FakeStorage, run_check_gemini, running_standin, running_storage
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -298,24 +293,14 @@ def test_no_credentials_is_a_retryable_gemini_error() -> None:
 
 @pytest.fixture(scope="module")
 def storage() -> Iterator[FakeStorage]:
-    server = FakeStorage()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running_storage() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def standin(storage: FakeStorage) -> Iterator[StandinServer]:
-    server, thread = serve(
-        "127.0.0.1", 0, config=Config(storage_emulator_host=storage.url), log_requests=False
-    )
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running_standin(Config(storage_emulator_host=storage.url)) as server:
+        yield server
 
 
 def requests_of(standin: StandinServer, marker: str) -> list[dict[str, Any]]:
@@ -406,21 +391,7 @@ def test_a_location_that_does_not_serve_the_model_names_the_setting(
 
 
 def check(**env: str) -> tuple[int, dict[str, Any]]:
-    clean = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
-    for name in ("GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS", *EMULATOR_VARIABLES):
-        clean.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.check_gemini", "--json"],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(lines[-1])
+    return run_check_gemini(**env)
 
 
 def test_check_gemini_checks_vertex_ai(standin: StandinServer) -> None:

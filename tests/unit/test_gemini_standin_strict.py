@@ -29,8 +29,8 @@ from dev.gemini_standin import (
     SERVED_MODELS,
     StandinServer,
     make_jpeg,
-    serve,
 )
+from tests.standin_helpers import running_standin
 
 MODEL = "gemini-3.8-flash"
 IMAGE_MODEL = "gemini-nano-banana-2.1"
@@ -92,22 +92,13 @@ JSON_CONFIG = types.GenerateContentConfig(
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[StandinServer]:
-    server, thread = serve("127.0.0.1", 0, log_requests=False)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def control(standin: StandinServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=standin.url, timeout=10) as http:
-        yield http
+    with running_standin() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
-def _reset(control: httpx.Client) -> None:
-    control.post("/_standin/reset").raise_for_status()
+def _reset(fresh_standin: None) -> None:
+    """Every test starts from the stand-in's initial state (tests/unit/conftest.py)."""
 
 
 def make_client(url: str, timeout_ms: int = 10_000) -> genai.Client:

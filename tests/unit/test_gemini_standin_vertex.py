@@ -8,13 +8,9 @@ this process answers the object-metadata GET for the objects a test puts in it.
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -31,6 +27,7 @@ from dev.gemini_standin import (
     StandinServer,
     serve,
 )
+from tests.standin_helpers import FakeStorage, running_standin, running_storage
 
 MODEL = "gemini-3.8-flash"
 IMAGE_MODEL = "gemini-nano-banana-2.1"
@@ -53,78 +50,21 @@ JSON_CONFIG = types.GenerateContentConfig(
 # -- a Cloud Storage emulator of one route -----------------------------------------------------
 
 
-class FakeStorage(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), StorageHandler)
-        self.objects: set[tuple[str, str]] = set()
-        self.forbidden: set[str] = set()
-        self.requests: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class StorageHandler(BaseHTTPRequestHandler):
-    server: FakeStorage
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        parts = self.path.split("?")[0].split("/")
-        # /storage/v1/b/{bucket}/o/{object, url-encoded}
-        if len(parts) != 7 or parts[1:4] != ["storage", "v1", "b"] or parts[5] != "o":
-            self._answer(400, {"error": {"code": 400}})
-        elif parts[4] in self.server.forbidden:
-            self._answer(403, {"error": {"code": 403}})
-        elif (parts[4], unquote(parts[6])) in self.server.objects:
-            self._answer(200, {"bucket": parts[4], "name": unquote(parts[6])})
-        else:
-            self._answer(404, {"error": {"code": 404, "message": "No such object"}})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def storage() -> Iterator[FakeStorage]:
-    server = FakeStorage()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running_storage() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def standin(storage: FakeStorage) -> Iterator[StandinServer]:
-    config = Config(storage_emulator_host=storage.url)
-    server, thread = serve("127.0.0.1", 0, config=config, log_requests=False)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def control(standin: StandinServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=standin.url, timeout=10) as http:
-        yield http
+    with running_standin(Config(storage_emulator_host=storage.url)) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
-def _reset(control: httpx.Client) -> None:
-    control.post("/_standin/reset").raise_for_status()
+def _reset(fresh_standin: None) -> None:
+    """Every test starts from the stand-in's initial state (tests/unit/conftest.py)."""
 
 
 def make_client(

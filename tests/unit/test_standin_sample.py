@@ -24,10 +24,10 @@ from dev.gemini_standin import (
     StandinServer,
     answer_text,
     is_strategy_schema,
-    serve,
 )
 from shared.gemini import SYSTEM_INSTRUCTION, build_prompt
 from shared.models import MarketingStrategy, TaskRequest
+from tests.standin_helpers import running_standin
 
 MODEL = "gemini-3.8-flash"
 
@@ -203,11 +203,8 @@ def test_schema_invalid_fault_still_breaks_the_sample(strategy_schema: dict) -> 
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[StandinServer]:
-    server, thread = serve("127.0.0.1", 0, log_requests=False)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running_standin() as server:
+        yield server
 
 
 def test_through_the_sdk_as_the_worker_asks(standin: StandinServer) -> None:
