@@ -10,36 +10,24 @@ switches a Developer API deployment to Vertex AI: the worker loses its secret.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.infra.conftest import PROJECT, Rehearsal, make_rehearsal, settings_as_deployed
 from tests.infra.fixtures import PROJECT_NUMBER
-from tests.infra.test_deploy_rehearsal import FUNCTIONS, explain, machine_lines, member, sa
+from tests.infra.test_deploy_rehearsal import (
+    FUNCTIONS,
+    Rehearsed,
+    explain,
+    machine_lines,
+    member,
+    sa,
+)
 
 VERTEX = {"GEMINI_BACKEND": "vertex"}
 VERTEX_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-aiplatform.iam.gserviceaccount.com"
 VERTEX_API = "aiplatform.googleapis.com"
-
-
-@dataclass
-class Rehearsed:
-    rehearsal: Rehearsal
-    after_first: dict[str, Any]
-    after_second: dict[str, Any]
-    after_teardown: dict[str, Any]
-
-    def result(self, name: str) -> Any:
-        return self.rehearsal.results[name]
-
-    def calls(self, run: str | None = None) -> list[dict[str, Any]]:
-        calls = self.rehearsal.records("calls.jsonl")
-        return [c for c in calls if run is None or c["run"] == run]
-
-    def events(self, run: str) -> list[dict[str, Any]]:
-        return [e for e in self.rehearsal.records("events.jsonl") if e["run"] == run]
 
 
 @pytest.fixture(scope="module")
