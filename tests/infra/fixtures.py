@@ -302,7 +302,7 @@ def web_app_config(project_id: str, app_id: str) -> Json:
     return {
         "projectId": project_id,
         "appId": app_id,
-        "apiKey": "AIzaSyRehearsal0000000000000000000000000",
+        "apiKey": "rehearsal-web-api-key",
         "authDomain": f"{project_id}.firebaseapp.com",
         "storageBucket": f"{project_id}.firebasestorage.app",
         "messagingSenderId": PROJECT_NUMBER,

@@ -311,8 +311,9 @@ def test_an_object_vertex_may_not_read_answers_403(
     assert "Permission denied while accessing input file" in (caught.value.message or "")
 
 
-def test_file_api_uris_mean_nothing_on_vertex(client: genai.Client) -> None:
-    uri = "https://generativelanguage.googleapis.com/v1beta/files/abc123"
+def test_file_api_uris_mean_nothing_on_vertex(client: genai.Client, standin: StandinServer) -> None:
+    # A File API file's URI (the stand-in's own form of it): Vertex AI reads gs:// only.
+    uri = f"{standin.url}/v1beta/files/abc123"
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_content(model=MODEL, contents=[pdf_part(uri), "read it"])
     assert caught.value.code == 400

