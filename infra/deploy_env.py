@@ -140,11 +140,6 @@ def _get(environ: Mapping[str, str], name: str) -> str:
     return next((value for key, value in environ.items() if key.lower() == name), "")
 
 
-def deploy_value(settings: Settings, name: str) -> int:
-    """A deployment-level value (bucket lifecycle, the sweeper's timeout): a setting."""
-    return int(getattr(settings, name))
-
-
 def function_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """The functions' environment: the operator's overrides plus the deployment's own."""
     env = {name.upper(): value for name, value in operator_overrides(environ).items()}
@@ -180,9 +175,9 @@ def shell_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, st
         "BUCKET": settings.bucket_name,
         "CORS_ORIGINS": settings.cors_origins,
         "TTL_POLICIES": " ".join(ttl),
-        "UPLOAD_RETENTION_DAYS": str(deploy_value(settings, "upload_retention_days")),
-        "PREVIEW_RETENTION_DAYS": str(deploy_value(settings, "preview_retention_days")),
-        "SWEEP_TIMEOUT_S": str(deploy_value(settings, "sweep_timeout_s")),
+        "UPLOAD_RETENTION_DAYS": str(settings.upload_retention_days),
+        "PREVIEW_RETENTION_DAYS": str(settings.preview_retention_days),
+        "SWEEP_TIMEOUT_S": str(settings.sweep_timeout_s),
         # Which Gemini the worker calls: Vertex AI needs its API, IAM and no secret.
         "GEMINI_BACKEND": settings.gemini_backend,
         "VERTEX_PROJECT": settings.vertex_project if settings.uses_vertex else "",

@@ -112,6 +112,11 @@ def rehearsed(tmp_path_factory: pytest.TempPathFactory, gcloud_parser: str) -> R
     created = rehearsal.run("secret", ["bash", "-c", command[1]], KEY="AIza-rehearsal-key")
     assert created.returncode == 0, explain(created)
 
+    return deploy_twice_and_tear_down(rehearsal)
+
+
+def deploy_twice_and_tear_down(rehearsal: Rehearsal) -> Rehearsed:
+    """deploy.sh, deploy.sh again, teardown.sh --yes: the project's state after each."""
     run1 = rehearsal.run("run1", ["bash", "infra/deploy.sh"])
     assert run1.returncode == 0, explain(run1)
     after_first = copy.deepcopy(rehearsal.state())

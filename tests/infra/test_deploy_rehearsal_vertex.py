@@ -19,6 +19,7 @@ from tests.infra.fixtures import PROJECT_NUMBER
 from tests.infra.test_deploy_rehearsal import (
     FUNCTIONS,
     Rehearsed,
+    deploy_twice_and_tear_down,
     explain,
     machine_lines,
     member,
@@ -34,15 +35,7 @@ VERTEX_API = "aiplatform.googleapis.com"
 def rehearsed(tmp_path_factory: pytest.TempPathFactory, gcloud_parser: str) -> Rehearsed:
     rehearsal = make_rehearsal(tmp_path_factory.mktemp("rehearsal-vertex"), gcloud_parser)
     rehearsal.env.update(VERTEX)
-    run1 = rehearsal.run("run1", ["bash", "infra/deploy.sh"])
-    assert run1.returncode == 0, explain(run1)
-    after_first = copy.deepcopy(rehearsal.state())
-    run2 = rehearsal.run("run2", ["bash", "infra/deploy.sh"])
-    assert run2.returncode == 0, explain(run2)
-    after_second = copy.deepcopy(rehearsal.state())
-    teardown = rehearsal.run("teardown", ["bash", "infra/teardown.sh", "--yes"])
-    assert teardown.returncode == 0, explain(teardown)
-    return Rehearsed(rehearsal, after_first, after_second, rehearsal.state())
+    return deploy_twice_and_tear_down(rehearsal)
 
 
 def test_every_call_passed_the_parsers(rehearsed: Rehearsed) -> None:

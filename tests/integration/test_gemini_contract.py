@@ -20,6 +20,7 @@ from PIL import Image
 from shared import clients, uploads
 from shared.settings import Settings
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
+from tests.integration.test_sources import submit_with_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +50,7 @@ def submit_full(http: Any, stack: dict, user: User, marker: str) -> str:
         "image": "true",
         "urls": "https://example.com/",
     }
-    parts: list[tuple[str, Any]] = [(k, (None, v)) for k, v in fields.items()]
-    pdf = SMALL_PDF + os.urandom(16)
-    parts.append(("pdf", ("brief.pdf", pdf, "application/pdf")))
-    answer = http.post(f"{stack['SUBMIT_URL']}/v1/strategies", headers=user.headers, files=parts)
-    assert answer.status_code == 202, answer.text
-    task_id: str = answer.json()["task_id"]
-    return task_id
+    return submit_with_pdf(http, stack, user, SMALL_PDF + os.urandom(16), **fields)
 
 
 def stored(gcs_uri: str) -> bytes:
