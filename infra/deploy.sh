@@ -37,18 +37,27 @@ esac
 # Permanent once created: Firestore cannot move a database.
 FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$default_firestore_location}
 WEB_APP_NAME=${WEB_APP_NAME:-Tinkerbell web}
-# The Hosting site to create when the project has none (its URL: https://SITE.web.app).
-HOSTING_SITE=${HOSTING_SITE:-$PROJECT}
 # How long to wait for Firestore's composite indexes before deploying the functions.
 INDEX_WAIT_S=${INDEX_WAIT_S:-1200}
 PYTHON=${PYTHON:-python3}
 NODE=${NODE:-node}
+# A new project answers some calls with "not yet" for a few minutes (see gc below): the
+# pause before the first retry, growing by itself each time, at most 60 s; so many tries.
+DEPLOY_RETRY_PAUSE_S=${DEPLOY_RETRY_PAUSE_S:-15}
+DEPLOY_RETRY_ATTEMPTS=${DEPLOY_RETRY_ATTEMPTS:-10}
 
 RUNTIME=python311
 SECRET=GEMINI_API_KEY
 SWEEP_JOB=tinkerbell-sweep
 SWEEP_SCHEDULE="*/5 * * * *"
 DATABASE="(default)"
+# What deploy.sh creates carries this label; teardown.sh deletes only what carries it.
+LABEL_KEY=app
+LABEL_VALUE=tinkerbell
+# The deploy record: labels on the bucket deploy.sh created, saying which of the
+# resources that take no label of ours it created (teardown.sh reads them back).
+RECORD_DATABASE=tinkerbell-created-database
+RECORD_SITE=tinkerbell-created-site
 # One identity per role (docs/deploy.md, "Service accounts").
 sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
 API_SA=$(sa_email api)             # submit_strategy, task_status (public HTTP, no secret)
@@ -65,8 +74,13 @@ APIS=(
   firebase.googleapis.com firebasehosting.googleapis.com firebaserules.googleapis.com
   firestore.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
   identitytoolkit.googleapis.com logging.googleapis.com pubsub.googleapis.com
-  run.googleapis.com storage.googleapis.com
+  run.googleapis.com securetoken.googleapis.com storage.googleapis.com
 )
+# Service agents made as soon as their APIs are on, so that their roles have propagated
+# by the time the functions' triggers need them (Eventarc provisions its agent lazily,
+# on first use: https://cloud.google.com/eventarc/docs/access-control, "Eventarc
+# service agent").
+AGENT_SERVICES=(eventarc.googleapis.com pubsub.googleapis.com)
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -78,21 +92,53 @@ die() {
   printf '\ninfra/deploy.sh: %s\n' "$*" >&2
   exit 1
 }
-gc() { gcloud --project="$PROJECT" --quiet "$@"; }
+# What a failed gcloud call is waiting for, when its answer is one a new project gives
+# for a few minutes; nothing (status 1) for any other failure, which is never retried.
+not_yet_reason() {
+  local answer=${1,,}
+  case "$answer" in
+    # Eventarc's agent gets its role lazily ("If you recently started to use Eventarc,
+    # it may take a few minutes before all necessary permissions are propagated").
+    *"permission denied while using the eventarc service agent"*)
+      echo "Eventarc's service agent to get its role" ;;
+    # IAM is eventually consistent: a service account made a moment ago is unknown.
+    *"service account"*"does not exist"*)
+      echo "IAM to know the service account just created" ;;
+    # An API enabled a moment ago ("If you enabled this API recently, wait a few
+    # minutes for the action to propagate to our systems and retry").
+    *service_disabled*)
+      echo "the API just enabled to reach every Google system" ;;
+    *) return 1 ;;
+  esac
+}
+# gcloud on this project. stderr is shown as it comes and kept (in $work/gcloud.err);
+# an answer that not_yet_reason recognises is retried with a growing, bounded pause.
+gc() {
+  local attempt=1 status pause reason
+  while :; do
+    status=0
+    { gcloud --project="$PROJECT" --quiet "$@" 2>&1 1>&3 3>&- | tee "$work/gcloud.err" >&2 ||
+      status=$?; } 3>&1
+    [ "$status" = 0 ] && return 0
+    reason=$(not_yet_reason "$(cat "$work/gcloud.err")") || return "$status"
+    if [ "$attempt" -ge "$DEPLOY_RETRY_ATTEMPTS" ]; then
+      printf 'gave up after %s tries waiting for %s: gcloud %s\n' \
+        "$attempt" "$reason" "$*" >&2
+      return "$status"
+    fi
+    pause=$((DEPLOY_RETRY_PAUSE_S * attempt))
+    [ "$pause" -le 60 ] || pause=60
+    printf 'waiting %ss for %s (try %s of %s): gcloud %s\n' \
+      "$pause" "$reason" "$((attempt + 1))" "$DEPLOY_RETRY_ATTEMPTS" "$1 $2 $3" >&2
+    sleep "$pause"
+    attempt=$((attempt + 1))
+  done
+}
 # True when the resource exists (a describe that fails for any reason counts as
 # missing: the create that follows then fails loudly if it was something else).
 exists() { "$@" >/dev/null 2>&1; }
-# IAM is eventually consistent: a service account created a moment ago may be refused.
-retry() {
-  local attempt
-  for attempt in 1 2 3 4 5; do
-    if "$@"; then return 0; fi
-    [ "$attempt" = 5 ] && return 1
-    printf 'retrying in %ss: %s\n' $((attempt * 5)) "$*" >&2
-    sleep $((attempt * 5))
-  done
-}
-bind() { retry "$@" >/dev/null; }
+# An IAM binding (gcloud prints the whole policy: not needed).
+bind() { "$@" >/dev/null; }
 
 # firebase-tools: the pinned copy in node_modules (npm ci), unless FIREBASE_CLI says otherwise.
 if [ -n "${FIREBASE_CLI:-}" ]; then
@@ -103,10 +149,15 @@ else
   FIREBASE=(npx --yes firebase-tools@15.34.2)
 fi
 export NO_UPDATE_NOTIFIER=1 # firebase-tools' update notice, never mixed into --json output
+# With application-default credentials, firebase-tools bills the ADC file's quota
+# project unless GOOGLE_CLOUD_QUOTA_PROJECT names another: it sends that as
+# x-goog-user-project on every request (firebase-tools 15.34 lib/apiv2.js,
+# Client.addRequestHeaders). Bill this project, which has the Firebase APIs on.
 fb() {
   local command=$1
   shift
-  "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
+  GOOGLE_CLOUD_QUOTA_PROJECT="$PROJECT" \
+    "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
 }
 # Reads firebase --json output on stdin; prints one field of the result.
 #   json_field PATH                     e.g. result.sdkConfig.apiKey
@@ -158,6 +209,13 @@ Vertex AI service agent of $VERTEX_PROJECT by hand (docs/deploy.md) and deploy w
 fi
 
 command -v gcloud >/dev/null || die "gcloud is not on PATH"
+# Non-interactive, firebase-tools' apps:create makes the default Hosting site itself,
+# named after the project (lib/commands/apps-create.js: pickHostingSiteName offers the
+# project id), so a site name of our own was never used: refuse it rather than ignore it.
+[ -z "${HOSTING_SITE:-}" ] ||
+  die "HOSTING_SITE is no longer read: the web app is served from the project's default
+Hosting site (https://$PROJECT.web.app, or the name Firebase picked if that was taken).
+Unset HOSTING_SITE and run again."
 [ -f node_modules/esbuild/package.json ] || die "node_modules is missing: run npm ci (or make deps)"
 
 log "APIs"
@@ -169,6 +227,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   gc services enable "${missing[@]}"
 fi
+log "Service agents: ${AGENT_SERVICES[*]}"
+for service in "${AGENT_SERVICES[@]}"; do
+  # Idempotent: it answers the existing agent.
+  gc beta services identity create --service="$service" --format='value(email)' >/dev/null
+done
 PROJECT_NUMBER=$(gc projects describe "$PROJECT" --format='value(projectNumber)')
 [ -n "$PROJECT_NUMBER" ] || die "cannot read the project number of $PROJECT"
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -196,23 +259,10 @@ else
   check_secret
 fi
 
-log "Firestore database $DATABASE ($FIRESTORE_LOCATION)"
-if exists gc firestore databases describe --database="$DATABASE"; then
-  read -r db_type db_location < <(gc firestore databases describe --database="$DATABASE" \
-    --format='value(type,locationId)')
-  [ "$db_type" = FIRESTORE_NATIVE ] ||
-    die "the $DATABASE database is $db_type; Tinkerbell needs Firestore in native mode"
-  [ "$db_location" = "$FIRESTORE_LOCATION" ] ||
-    printf 'note: the database is in %s, not %s (a location is permanent)\n' \
-      "$db_location" "$FIRESTORE_LOCATION" >&2
-else
-  gc firestore databases create --database="$DATABASE" --location="$FIRESTORE_LOCATION" \
-    --type=firestore-native
-fi
-
 log "Pub/Sub topics"
 for topic in "$TASKS_TOPIC" "$DEAD_LETTER_TOPIC"; do
-  exists gc pubsub topics describe "$topic" || gc pubsub topics create "$topic"
+  exists gc pubsub topics describe "$topic" ||
+    gc pubsub topics create "$topic" --labels="$LABEL_KEY=$LABEL_VALUE"
 done
 
 log "Bucket gs://$BUCKET"
@@ -227,12 +277,49 @@ cat >"$work/lifecycle.json" <<EOF
   ]
 }
 EOF
+# No soft delete: a PDF deleted (by the lifecycle, the sweeper, teardown) is gone, not
+# kept 7 days (the default for new buckets). --soft-delete-duration=0 on create and
+# --clear-soft-delete (retention 0) on update: gcloud 528, surface/storage/buckets/
+# create.py and update.py, api_lib/storage/gcs_json/metadata_field_converters.py.
 if ! exists gc storage buckets describe "gs://$BUCKET"; then
   gc storage buckets create "gs://$BUCKET" --location="$REGION" \
-    --uniform-bucket-level-access --public-access-prevention
+    --uniform-bucket-level-access --public-access-prevention --soft-delete-duration=0
+  gc storage buckets update "gs://$BUCKET" --update-labels="$LABEL_KEY=$LABEL_VALUE"
 fi
 gc storage buckets update "gs://$BUCKET" --uniform-bucket-level-access \
-  --public-access-prevention --lifecycle-file="$work/lifecycle.json"
+  --public-access-prevention --clear-soft-delete --lifecycle-file="$work/lifecycle.json"
+bucket_label() {
+  gc storage buckets describe "gs://$BUCKET" --format="value(labels.$1)"
+}
+# The deploy record is kept only on a bucket deploy.sh created (labelled): a bucket
+# that was there before is not ours to label, and teardown leaves it alone.
+BUCKET_IS_OURS=0
+[ "$(bucket_label "$LABEL_KEY")" = "$LABEL_VALUE" ] && BUCKET_IS_OURS=1
+record() {
+  if [ "$BUCKET_IS_OURS" = 1 ]; then
+    gc storage buckets update "gs://$BUCKET" --update-labels="$1=$2"
+  else
+    printf 'note: gs://%s was not created by deploy.sh, so it keeps no record that %s;\n' \
+      "$BUCKET" "$1" >&2
+    printf 'teardown.sh will leave that in place.\n' >&2
+  fi
+}
+
+log "Firestore database $DATABASE ($FIRESTORE_LOCATION)"
+if exists gc firestore databases describe --database="$DATABASE"; then
+  read -r db_type db_location < <(gc firestore databases describe --database="$DATABASE" \
+    --format='value(type,locationId)')
+  [ "$db_type" = FIRESTORE_NATIVE ] ||
+    die "the $DATABASE database is $db_type; Tinkerbell needs Firestore in native mode"
+  [ "$db_location" = "$FIRESTORE_LOCATION" ] ||
+    printf 'note: the database is in %s, not %s (a location is permanent)\n' \
+      "$db_location" "$FIRESTORE_LOCATION" >&2
+else
+  gc firestore databases create --database="$DATABASE" --location="$FIRESTORE_LOCATION" \
+    --type=firestore-native
+  # Firestore databases take no labels: the record says teardown may delete it.
+  record "$RECORD_DATABASE" true
+fi
 
 log "Service accounts"
 create_sa() {
@@ -255,7 +342,11 @@ done
 # The HTTP functions refuse revoked tokens (check_revoked reads the user record).
 bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
   --role=roles/firebaseauth.viewer --condition=None
-for sa in "$API_SA" "$WORKER_SA"; do
+# The sweeper (recovery) deletes expired upload objects (shared/upload_sessions.py).
+# roles/storage.objectUser is the narrowest predefined role with objects get, list and
+# delete: objectViewer cannot delete, objectAdmin adds the objects' IAM policies, and
+# legacyBucketWriter lacks objects.get (and is a legacy role).
+for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do
   bind gc storage buckets add-iam-policy-binding "gs://$BUCKET" --member="serviceAccount:$sa" \
     --role=roles/storage.objectUser
 done
@@ -284,29 +375,40 @@ else
     --role=roles/secretmanager.secretAccessor
 fi
 # What Cloud Build needs to build a function from source (functions docs, "build
-# service account"): write logs, push the image, read the uploaded source.
-for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectAdmin; do
+# service account"): write logs, push the image, read the uploaded source. The source
+# sits in the gcf-v2-sources-*/gcf-v2-uploads-* buckets: storage.objectAdmin only there,
+# never on the uploads bucket with users' PDFs (an IAM condition on the bucket's name).
+for role in roles/logging.logWriter roles/artifactregistry.writer; do
   bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILDER_SA" \
     --role="$role" --condition=None
 done
+bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILDER_SA" \
+  --role=roles/storage.objectAdmin \
+  --condition="expression=resource.name.startsWith(\"projects/_/buckets/gcf-v2-\"),title=gcf-v2-buckets-only,description=Function sources only"
 
 log "Firebase"
 if [ -z "$(fb projects:list --json | json_field result projectId "$PROJECT" projectId)" ]; then
   fb projects:addfirebase "$PROJECT" >&2
 fi
+site_before=$(fb hosting:sites:list --json | json_field result.sites type DEFAULT_SITE name)
 APP_ID=$(fb apps:list WEB --json | json_field result displayName "$WEB_APP_NAME" appId)
 if [ -z "$APP_ID" ]; then
   APP_ID=$(fb apps:create WEB "$WEB_APP_NAME" --json | json_field result.appId)
 fi
 [ -n "$APP_ID" ] || die "could not register the web app $WEB_APP_NAME"
 site_of() { fb hosting:sites:list --json | json_field result.sites type DEFAULT_SITE "$1"; }
+# A project with a web app of its own but no site yet: the site apps:create would make.
 if [ -z "$(site_of name)" ]; then
-  fb hosting:sites:create "$HOSTING_SITE" --app="$APP_ID" >&2
+  fb hosting:sites:create "$PROJECT" --app="$APP_ID" >&2
 fi
 WEB_URL=$(site_of defaultUrl)
-[ -n "$WEB_URL" ] || die "the project has no default Hosting site (set HOSTING_SITE and retry)"
+[ -n "$WEB_URL" ] || die "the project has no default Hosting site"
 SITE=$(site_of name)
 SITE=${SITE##*/}
+if [ -z "$site_before" ]; then
+  # Made by this run (apps:create, or the line above): teardown may stop it.
+  record "$RECORD_SITE" "$SITE"
+fi
 WEB_ORIGINS="https://$SITE.web.app,https://$SITE.firebaseapp.com"
 
 log "Firestore rules, indexes and TTL policies; anonymous sign-in"
@@ -353,7 +455,29 @@ deploy_function() {
   gc functions deploy "$name" --gen2 --region="$REGION" --runtime="$RUNTIME" --source=. \
     --entry-point="$name" --service-account="$sa" \
     --build-service-account="projects/$PROJECT/serviceAccounts/$BUILDER_SA" \
-    --env-vars-file="$work/env.yaml" "$@" >&2
+    --update-labels="$LABEL_KEY=$LABEL_VALUE" --env-vars-file="$work/env.yaml" "$@" >&2
+}
+# The two public HTTP functions: browsers call them (they check Firebase ID tokens).
+# Under domain restricted sharing (iam.allowedPolicyMemberDomains) the allUsers binding
+# is refused, and on the 2nd gen path gcloud 528 then fails the whole deploy: the
+# binding (command_lib/functions/run_util.AddOrRemoveInvokerBinding, called at the end
+# of command_lib/functions/v2/deploy/command.Run) has no try/except, unlike the 1st gen
+# path's warning ("Setting IAM policy failed", v1/deploy/command.py).
+deploy_public_function() {
+  deploy_function "$@" --trigger-http --allow-unauthenticated && return 0
+  if grep -qi "permitted customer" "$work/gcloud.err"; then
+    die "the organisation policy refuses allUsers as an invoker of $1 (domain restricted
+sharing, constraints/iam.allowedPolicyMemberDomains). The function is deployed but
+private: browsers would get 403. Ask an organisation policy admin for an exception for
+this project (docs/deploy.md, Prerequisites), e.g. a project policy that allows all:
+
+  printf '%s\\n' 'name: projects/$PROJECT/policies/iam.allowedPolicyMemberDomains' \\
+    'spec: {rules: [{allowAll: true}]}' >drs.yaml
+  gcloud org-policies set-policy drs.yaml
+
+then run this script again."
+  fi
+  exit 1
 }
 url_of() {
   local url
@@ -365,15 +489,13 @@ url_of() {
 }
 invoker() { bind gc functions add-invoker-policy-binding "$1" --region="$REGION" --member="$2"; }
 
-deploy_function task_status "$API_SA" --trigger-http --allow-unauthenticated \
-  --memory=256Mi --timeout=30s
+deploy_public_function task_status "$API_SA" --memory=256Mi --timeout=30s
 status_url=$(url_of task_status)
 if [ "$STATUS_BASE_URL" = "$status_default" ] && [ "$status_url" != "$status_default" ]; then
   die "task_status is at $status_url: run again with STATUS_BASE_URL=$status_url"
 fi
 STATUS_URL=$STATUS_BASE_URL
-deploy_function submit_strategy "$API_SA" --trigger-http --allow-unauthenticated \
-  --memory=512Mi --timeout=60s
+deploy_public_function submit_strategy "$API_SA" --memory=512Mi --timeout=60s
 SUBMIT_URL=$(url_of submit_strategy)
 
 # The worker: its timeout is the lease (shared/settings.py keeps it within 540 s). Only the

@@ -3,14 +3,18 @@
 #
 #   PROJECT=my-project [REGION=europe-west1] infra/teardown.sh [--yes] [--delete-secret]
 #
-# Deletes the scheduler job, the five functions (with their Eventarc triggers and
-# subscriptions), both topics, the bucket and everything in it, the Firestore database
-# and all its data, the service accounts and their project-level bindings, and stops
-# the Hosting site. Keeps the GEMINI_API_KEY secret unless --delete-secret. Left in
-# place, and said so: enabled APIs, the Firebase project, the registered web app and
-# its sign-in settings, and the images Cloud Build pushed (Artifact Registry,
-# gcf-artifacts). Asks before deleting anything unless --yes. Missing pieces are
-# skipped, so it can run again after a partial teardown.
+# Deletes only what deploy.sh made, as the project itself records it (deploy.sh labels
+# what it creates app=tinkerbell, and keeps a record of the rest as labels on the
+# bucket it created): the scheduler job, the five functions (with their Eventarc
+# triggers and subscriptions), the labelled topics and bucket (with everything in it),
+# the Firestore database with all its data and the Hosting site's content only if
+# deploy.sh created them, the service accounts and their project-level bindings.
+# Nothing is found from the current environment's settings, so other overrides than
+# deploy's cannot point it at something else. Keeps the GEMINI_API_KEY secret unless
+# --delete-secret. Left in place, and said so: enabled APIs, the Firebase project, the
+# registered web app, its sign-in settings and its (anonymous) users, and the images
+# Cloud Build pushed (Artifact Registry, gcf-artifacts). Asks before deleting anything
+# unless --yes. Missing pieces are skipped, so it can run again after a partial teardown.
 set -euo pipefail
 
 usage() {
@@ -35,6 +39,11 @@ SWEEP_JOB=tinkerbell-sweep
 DATABASE="(default)"
 FUNCTIONS=(sweep_tasks dead_letter_task process_task submit_strategy task_status)
 ROLES=(api worker recovery trigger scheduler builder)
+# As infra/deploy.sh labels and records what it creates.
+LABEL_KEY=app
+LABEL_VALUE=tinkerbell
+RECORD_DATABASE=tinkerbell-created-database
+RECORD_SITE=tinkerbell-created-site
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -54,27 +63,67 @@ else
   FIREBASE=(npx --yes firebase-tools@15.34.2)
 fi
 export NO_UPDATE_NOTIFIER=1
+# As in deploy.sh: bill this project, not the quota project of the ADC file.
 fb() {
   local command=$1
   shift
-  "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
+  GOOGLE_CLOUD_QUOTA_PROJECT="$PROJECT" \
+    "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
 }
 
-# Names (topics, bucket) from the same settings deploy.sh used.
-values=$("$PYTHON" infra/deploy_env.py --project="$PROJECT") ||
-  die "the settings refuse this configuration (see above)"
-eval "$values"
-
 sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
+# Reads a JSON object on stdin; prints its labels' value for KEY (empty if none).
+label_of() {
+  "$PYTHON" -c '
+import json, sys
+print((json.load(sys.stdin).get("labels") or {}).get(sys.argv[1], ""))' "$1"
+}
+ours="labels.$LABEL_KEY=$LABEL_VALUE"
+
+# The names of what carries our label. An API that was never enabled holds nothing of
+# ours (gcloud answers SERVICE_DISABLED); any other failure stops the teardown.
+list_ours() {
+  local names status=0 errors
+  errors=$(mktemp)
+  names=$(gc "$@" --filter="$ours" --format='value(name)' 2>"$errors") || status=$?
+  if [ "$status" != 0 ]; then
+    if ! grep -q -e SERVICE_DISABLED -e 'has not been used in project' "$errors"; then
+      cat "$errors" >&2
+      rm -f "$errors"
+      exit "$status"
+    fi
+    names=""
+  fi
+  rm -f "$errors"
+  printf '%s' "$names"
+}
+
+# What deploy.sh made, read back from the project.
+BUCKETS=$(list_ours storage buckets list)
+TOPICS=$(list_ours pubsub topics list)
+database_created=""
+site_created=""
+for bucket in $BUCKETS; do
+  description=$(gc storage buckets describe "gs://$bucket" --format=json)
+  [ "$(label_of "$RECORD_DATABASE" <<<"$description")" = true ] && database_created=1
+  site=$(label_of "$RECORD_SITE" <<<"$description")
+  [ -n "$site" ] && site_created=$site
+done
+database_line="  - the Firestore database $DATABASE with ALL its data (tasks, users' history)"
+[ -n "$database_created" ] ||
+  database_line="  (keeps the Firestore database $DATABASE: deploy.sh did not create it)"
+site_line="  - the Hosting site $site_created's content (the site stops serving)"
+[ -n "$site_created" ] ||
+  site_line="  (keeps the Hosting site: deploy.sh did not create it)"
 
 cat >&2 <<EOF
 This deletes from project $PROJECT ($REGION):
-  - scheduler job $SWEEP_JOB; functions ${FUNCTIONS[*]}
-  - topics $TASKS_TOPIC and $DEAD_LETTER_TOPIC
-  - bucket gs://$BUCKET with every upload and preview in it
-  - the Firestore database $DATABASE with ALL its data (tasks, users' history)
+  - scheduler job $SWEEP_JOB; functions ${FUNCTIONS[*]} (those labelled $LABEL_KEY=$LABEL_VALUE)
+  - topics labelled $LABEL_KEY=$LABEL_VALUE: $(echo "${TOPICS:-none}" | sed 's#projects/[^/]*/topics/##' | tr '\n' ' ')
+  - buckets labelled $LABEL_KEY=$LABEL_VALUE, with every upload and preview in them: ${BUCKETS:-none}
+$database_line
   - service accounts tinkerbell-{${ROLES[*]// /,}} and their bindings
-  - the Hosting site's content (the site stops serving)
+$site_line
 $([ "$delete_secret" = 1 ] && echo "  - the secret $SECRET" || echo "It keeps the secret $SECRET (--delete-secret deletes it).")
 EOF
 if [ "$yes" != 1 ]; then
@@ -88,26 +137,26 @@ if exists gc scheduler jobs describe "$SWEEP_JOB" --location="$REGION"; then
   gc scheduler jobs delete "$SWEEP_JOB" --location="$REGION"
 fi
 for name in "${FUNCTIONS[@]}"; do
-  if exists gc functions describe "$name" --region="$REGION" --v2; then
+  exists gc functions describe "$name" --region="$REGION" --v2 || continue
+  label=$(gc functions describe "$name" --region="$REGION" --v2 --format=json | label_of "$LABEL_KEY")
+  if [ "$label" = "$LABEL_VALUE" ]; then
     gc functions delete "$name" --region="$REGION"
+  else
+    printf 'kept the function %s: not labelled %s=%s (run deploy.sh once to label it)\n' \
+      "$name" "$LABEL_KEY" "$LABEL_VALUE" >&2
   fi
 done
 
 log "Topics"
-for topic in "$TASKS_TOPIC" "$DEAD_LETTER_TOPIC"; do
-  if exists gc pubsub topics describe "$topic"; then
-    gc pubsub topics delete "$topic"
-  fi
+for topic in $TOPICS; do
+  gc pubsub topics delete "$topic"
 done
 
-log "Bucket"
-if exists gc storage buckets describe "gs://$BUCKET"; then
-  gc storage rm --recursive "gs://$BUCKET"
-fi
-
 log "Firestore database"
-if exists gc firestore databases describe --database="$DATABASE"; then
+if [ -n "$database_created" ] && exists gc firestore databases describe --database="$DATABASE"; then
   gc firestore databases delete --database="$DATABASE"
+else
+  printf 'kept the Firestore database %s: deploy.sh did not create it\n' "$DATABASE" >&2
 fi
 
 log "Service accounts"
@@ -122,6 +171,7 @@ policy = json.load(sys.stdin)
 print("\n".join(b["role"] for b in policy.get("bindings", []) if sys.argv[1] in b["members"]))
 ' "$member")
   for role in $roles; do
+    # --all: also the conditional ones (the builder's storage.objectAdmin).
     gc projects remove-iam-policy-binding "$PROJECT" --member="$member" --role="$role" \
       --all >/dev/null
   done
@@ -135,13 +185,10 @@ print("\n".join(b["role"] for b in policy.get("bindings", []) if sys.argv[1] in 
 done
 
 log "Hosting"
-site=$(fb hosting:sites:list --json | "$PYTHON" -c '
-import json, sys
-sites = json.load(sys.stdin).get("result", {}).get("sites", [])
-print(next((s["name"].rsplit("/", 1)[-1] for s in sites if s.get("type") == "DEFAULT_SITE"), ""))
-' || true)
-if [ -n "$site" ]; then
-  fb hosting:disable --site="$site" --force >&2
+if [ -n "$site_created" ]; then
+  fb hosting:disable --site="$site_created" --force >&2
+else
+  printf 'kept the Hosting site serving: deploy.sh did not create it\n' >&2
 fi
 
 if [ "$delete_secret" = 1 ] && exists gc secrets describe "$SECRET"; then
@@ -149,10 +196,18 @@ if [ "$delete_secret" = 1 ] && exists gc secrets describe "$SECRET"; then
   gc secrets delete "$SECRET"
 fi
 
+# Last: the bucket holds the deploy record, so a teardown stopped half-way can run again.
+log "Buckets"
+for bucket in $BUCKETS; do
+  # No soft delete on buckets deploy.sh made: the objects are gone, not restorable.
+  gc storage rm --recursive "gs://$bucket"
+done
+
 log "Done"
 cat >&2 <<EOF
-Left in place: the enabled APIs, the Firebase project with its web app and sign-in
-settings, the Cloud Build images (Artifact Registry repository gcf-artifacts in
+Left in place: the enabled APIs, the Firebase project with its web app, its sign-in
+settings and its users (the web app's anonymous Authentication users: delete them in the
+Firebase console, Authentication -> Users, if you like), the Cloud Build images (Artifact Registry repository gcf-artifacts in
 $REGION: gcloud artifacts repositories delete gcf-artifacts --location=$REGION)$(
   [ "$delete_secret" = 1 ] || printf ', and the secret %s' "$SECRET").
 EOF

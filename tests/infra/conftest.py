@@ -159,6 +159,11 @@ def make_rehearsal(directory: Path, parser_socket: str) -> Rehearsal:
             f'#!/bin/sh\nexec "{sys.executable}" "{HERE / "standin.py"}" {tool} "$@"\n'
         )
         wrapper.chmod(0o755)
+    # The scripts' waits (a new project's "not yet" answers, the index build) are
+    # recorded, not slept: sleeps.log holds one line of seconds per wait.
+    sleep = bin_dir / "sleep"
+    sleep.write_text(f'#!/bin/sh\necho "$1" >>"{directory / "sleeps.log"}"\n')
+    sleep.chmod(0o755)
     home = directory / "home"
     home.mkdir()
     tmp = directory / "tmp"

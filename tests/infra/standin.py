@@ -123,8 +123,59 @@ class ApiError(Exception):
         self.status = status
 
 
+class FailedAfterChanges(ApiError):
+    """A call that changed the project and then failed (its changes are kept)."""
+
+
 def fail(status: str, message: str) -> NoReturn:
     raise ApiError(status, message)
+
+
+# ---------------------------------------------------------------------------- first-run faults
+#
+# A new project answers some calls "not yet" for a few minutes. The stand-in gives each
+# of these answers the way a real first deploy commonly meets them (set
+# REHEARSAL_FRESH_FAULTS=0 to turn them off); each one given is logged in faults.jsonl.
+# They are kept outside state.json, which a failing call does not write back.
+#
+# - SERVICE_DISABLED once, for the first call that needs an API enabled a moment ago
+#   (Service Usage: "If you enabled this API recently, wait a few minutes for the
+#   action to propagate to our systems and retry").
+# - "Service account ... does not exist" for the first IAM binding of each new account
+#   (IAM is eventually consistent: https://cloud.google.com/iam/docs/overview#consistency).
+# - The first event trigger refused with Eventarc's service agent message: once if the
+#   agent was made beforehand (`gcloud beta services identity create`), and
+#   EVENTARC_LAZY_REFUSALS times if Eventarc has to provision it lazily on first use
+#   (https://cloud.google.com/eventarc/docs/access-control, "Eventarc service agent").
+EVENTARC_AGENT_MESSAGE = (
+    'Validation failed for trigger {trigger}: Invalid resource state for "": Permission '
+    "denied while using the Eventarc Service Agent. If you recently started to use "
+    "Eventarc, it may take a few minutes before all necessary permissions are propagated "
+    "to the Service Agent. Otherwise, verify that it has Eventarc Service Agent role."
+)
+EVENTARC_LAZY_REFUSALS = 4
+# Domain restricted sharing (constraints/iam.allowedPolicyMemberDomains) refusing allUsers:
+# set REHEARSAL_ORG_POLICY=domain-restricted-sharing.
+DRS_MESSAGE = (
+    "One or more users named in the policy do not belong to a permitted customer, "
+    "perhaps due to an organization policy."
+)
+
+
+def fresh_faults_on() -> bool:
+    return os.environ.get("REHEARSAL_FRESH_FAULTS", "1") != "0"
+
+
+def fault_count(key: str) -> int:
+    path = rehearsal_dir() / "faults.jsonl"
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if json.loads(line)["key"] == key)
+
+
+def give_fault(key: str, status: str, message: str) -> NoReturn:
+    append("faults.jsonl", {"run": os.environ.get("REHEARSAL_RUN", ""), "key": key})
+    fail(status, message)
 
 
 # ---------------------------------------------------------------------------- plumbing
@@ -224,6 +275,17 @@ class Call:
         for prefix, apis in REQUIRED_APIS.items():
             if self.command == prefix or self.command.startswith(prefix + "."):
                 for api in apis:
+                    just_enabled = api in self.state.get("just_enabled", [])
+                    if just_enabled and fresh_faults_on() and not fault_count("service-disabled"):
+                        give_fault(
+                            "service-disabled",
+                            "PERMISSION_DENIED",
+                            f"{api} has not been used in project {fx.PROJECT_NUMBER} before "
+                            "or it is disabled. If you enabled this API recently, wait a few "
+                            "minutes for the action to propagate to our systems and retry.\n"
+                            "- '@type': type.googleapis.com/google.rpc.ErrorInfo\n"
+                            "  reason: SERVICE_DISABLED",
+                        )
                     if api not in self.state["services"]:
                         fail(
                             "PERMISSION_DENIED",
@@ -243,6 +305,11 @@ class Call:
         if who.endswith(f"@{self.project}.iam.gserviceaccount.com"):
             if who not in self.state["service_accounts"]:
                 fail("INVALID_ARGUMENT", f"Service account {who} does not exist.")
+            key = f"unknown-account:{who}"
+            if who in self.state.get("new_accounts", []):
+                self.state["new_accounts"].remove(who)  # kept only if this call succeeds
+                if fresh_faults_on() and not fault_count(key):
+                    give_fault(key, "INVALID_ARGUMENT", f"Service account {who} does not exist.")
         elif who == f"service-{fx.PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com":
             if "pubsub.googleapis.com" not in self.state["services"]:
                 fail("INVALID_ARGUMENT", f"Service account {who} does not exist.")
@@ -259,6 +326,8 @@ class Call:
         member, role = self.arg("--member"), self.arg("--role")
         if role not in ROLES[kind]:
             fail("INVALID_ARGUMENT", f"Role {role} is not supported for this resource.")
+        if member in ("allUsers", "allAuthenticatedUsers") and refuses_all_users():
+            fail("FAILED_PRECONDITION", DRS_MESSAGE)
         self.check_member(member)
         members = self.bindings(resource).setdefault(role, [])
         if member not in members:
@@ -310,6 +379,7 @@ def services_enable(call: Call) -> None:
     for api in call.positional("SERVICE"):
         if api not in call.state["services"]:
             call.state["services"].append(api)
+            call.state.setdefault("just_enabled", []).append(api)
             event("enable", "service", api)
 
 
@@ -338,15 +408,41 @@ def projects_get_iam_policy(call: Call) -> Json:
     return fx.policy(call.bindings("project"))
 
 
+# The IAM conditions the scripts may set, by role (IAM conditions:
+# https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name: a
+# bucket's objects are named projects/_/buckets/BUCKET/objects/OBJECT).
+CONDITIONS = {
+    "roles/storage.objectAdmin": 'resource.name.startsWith("projects/_/buckets/gcf-v2-")',
+}
+
+
 @command("gcloud.projects.add-iam-policy-binding")
 def projects_add_binding(call: Call) -> Json:
-    if call.arg("--condition") != {"None": None}:
-        fail("INVALID_ARGUMENT", "the scripts bind unconditionally (--condition=None)")
+    condition = call.arg("--condition")
+    role, member = call.arg("--role"), call.arg("--member")
+    conditions = call.state.setdefault("iam_conditions", {}).setdefault("project", {})
+    if condition == {"None": None}:
+        if f"{role} {member}" in conditions:
+            fail("INVALID_ARGUMENT", f"{member} holds {role} with a condition: bind it the same")
+    elif not isinstance(condition, dict) or not condition.get("title"):
+        fail("INVALID_ARGUMENT", f"a condition needs an expression and a title: {condition}")
+    elif condition.get("expression") != CONDITIONS.get(role):
+        fail("INVALID_ARGUMENT", f"unexpected condition on {role}: {condition}")
+    else:
+        unconditional = f"{role} {member}" not in conditions
+        if member in call.bindings("project").get(role, []) and unconditional:
+            fail("INVALID_ARGUMENT", f"{member} holds {role} unconditionally already")
+        conditions[f"{role} {member}"] = condition["expression"]
     return call.add_binding("project", "project")
 
 
 @command("gcloud.projects.remove-iam-policy-binding")
 def projects_remove_binding(call: Call) -> Json:
+    conditions = call.state.get("iam_conditions", {}).get("project", {})
+    key = f"{call.arg('--role')} {call.arg('--member')}"
+    if key in conditions and not call.arg("--all"):
+        fail("INVALID_ARGUMENT", "a conditional binding is removed with --condition or --all")
+    conditions.pop(key, None)
     return call.remove_binding("project")
 
 
@@ -507,14 +603,22 @@ def topics_create(call: Call) -> None:
     for name in call.positional("TOPIC"):
         if name in call.state["topics"]:
             fail("ALREADY_EXISTS", "Resource already exists in the project (resource=" + name)
-        call.state["topics"][name] = fx.topic(call.project, name)
+        topic = fx.topic(call.project, name)
+        if call.arg("--labels"):
+            topic["labels"] = dict(call.arg("--labels"))
+        call.state["topics"][name] = topic
         event("create", "topic", name)
+
+
+@command("gcloud.pubsub.topics.list")
+def topics_list(call: Call) -> list[Json]:
+    return [call.state["topics"][name] for name in sorted(call.state["topics"])]
 
 
 @command("gcloud.pubsub.topics.delete")
 def topics_delete(call: Call) -> None:
-    for name in call.positional("TOPIC"):
-        topic_of(call, name)
+    for given in call.positional("TOPIC"):
+        name = topic_of(call, given)
         del call.state["topics"][name]
         call.state["iam"].pop(f"topic:{name}", None)
         event("delete", "topic", name)
@@ -585,6 +689,20 @@ def bucket_of(call: Call, url: str) -> Json:
 
 
 def apply_bucket_flags(call: Call, bucket: Json) -> None:
+    # Labels and soft delete: gcloud 528 surface/storage/buckets/create.py and update.py.
+    labels = bucket.get("labels") or {}
+    for key in call.arg("--remove-labels") or []:
+        labels.pop(key, None)
+    labels.update(call.arg("--update-labels") or {})
+    if labels:
+        bucket["labels"] = labels
+    else:
+        bucket.pop("labels", None)
+    duration = call.arg("--soft-delete-duration")
+    if call.arg("--clear-soft-delete"):
+        duration = 0
+    if duration is not None:
+        bucket["soft_delete_policy"] = {"retentionDurationSeconds": str(int(duration))}
     if call.arg("--uniform-bucket-level-access") is not None:
         bucket["uniform_bucket_level_access"] = bool(call.arg("--uniform-bucket-level-access"))
     if call.arg("--public-access-prevention") is not None:
@@ -602,6 +720,11 @@ def apply_bucket_flags(call: Call, bucket: Json) -> None:
 @command("gcloud.storage.buckets.describe")
 def buckets_describe(call: Call) -> Json:
     return bucket_of(call, call.positional("URL"))
+
+
+@command("gcloud.storage.buckets.list")
+def buckets_list(call: Call) -> list[Json]:
+    return [call.state["buckets"][name] for name in sorted(call.state["buckets"])]
 
 
 @command("gcloud.storage.buckets.create")
@@ -670,6 +793,7 @@ def accounts_create(call: Call) -> None:
     call.state["service_accounts"][email] = fx.service_account(
         call.project, email, call.arg("--display-name", "")
     )
+    call.state.setdefault("new_accounts", []).append(email)
     event("create", "service_account", email)
 
 
@@ -783,6 +907,10 @@ def functions_deploy(call: Call) -> Json:
         "gcf-artifacts",
     }
     function["sourceFiles"] = files  # rehearsal only: what the upload held
+    labels = {**function.get("labels", {}), **(call.arg("--update-labels") or {})}
+    for key in call.arg("--remove-labels") or []:
+        labels.pop(key, None)
+    function["labels"] = labels
     run_resource = f"run:{fx.run_service_name(name)}"
     if topic_name:
         for api in ("eventarc.googleapis.com", "pubsub.googleapis.com"):
@@ -792,6 +920,16 @@ def functions_deploy(call: Call) -> Json:
         trigger_sa = existing_account(
             call, call.arg("--trigger-service-account"), "--trigger-service-account"
         )
+        if fresh_faults_on():
+            made = "eventarc.googleapis.com" in call.state.get("service_identities", {})
+            refusals = 1 if made else EVENTARC_LAZY_REFUSALS
+            if fault_count("eventarc-agent") < refusals:
+                trigger = fx.trigger(call.project, region, name, topic_name, trigger_sa)["name"]
+                give_fault(
+                    "eventarc-agent",
+                    "FAILED_PRECONDITION",
+                    EVENTARC_AGENT_MESSAGE.format(trigger=trigger),
+                )
         function["eventTrigger"] = deploy_trigger(call, name, region, topic_name, trigger_sa)
         function["eventTrigger"]["retryPolicy"] = (
             "RETRY_POLICY_RETRY" if call.arg("--retry") else "RETRY_POLICY_DO_NOT_RETRY"
@@ -810,7 +948,19 @@ def functions_deploy(call: Call) -> Json:
     function["updateTime"] = f"rehearsal-run-{os.environ.get('REHEARSAL_RUN', '')}"
     call.state["functions"][name] = function
     event("create" if creating else "update", "function", name)
+    if call.arg("--allow-unauthenticated") and refuses_all_users():
+        # gcloud 528's gen2 deploy sets the allUsers binding after the function is
+        # deployed, and fails the command when it is refused (command_lib/functions/
+        # run_util.AddOrRemoveInvokerBinding, no try/except in v2/deploy/command.Run).
+        invokers = call.bindings(run_resource).setdefault("roles/run.invoker", [])
+        if "allUsers" in invokers:
+            invokers.remove("allUsers")
+        raise FailedAfterChanges("FAILED_PRECONDITION", DRS_MESSAGE)
     return function
+
+
+def refuses_all_users() -> bool:
+    return os.environ.get("REHEARSAL_ORG_POLICY") == "domain-restricted-sharing"
 
 
 def deploy_trigger(call: Call, name: str, region: str, topic_name: str, sa: str) -> Json:
@@ -969,10 +1119,16 @@ def gcloud(argv: list[str]) -> int:
         print(f"rehearsal: {command_path} is not simulated", file=sys.stderr)
         return 3
     try:
+        failure: ApiError | None = None
         with locked_state() as state:
             call = Call(state, command_path, answer["args"])
             call.require_apis()
-            result = handler(call)
+            try:
+                result = handler(call)
+            except FailedAfterChanges as exc:
+                failure = exc  # the project keeps what the call did before it failed
+        if failure is not None:
+            raise failure
     except ApiError as exc:
         print(f"ERROR: ({command_path}) {exc}", file=sys.stderr)
         return 1
@@ -1118,6 +1274,17 @@ def firebase(argv: list[str]) -> int:
                 fail("INVALID_ARGUMENT", f"firebase needs --project (got {project!r})")
             if not options.get("non-interactive") and not options.get("json"):
                 fail("INVALID_ARGUMENT", "scripts run firebase with --non-interactive")
+            # The rehearsal's firebase-tools runs on application-default credentials whose
+            # quota project (ADC_QUOTA_PROJECT) has no Firebase APIs; firebase-tools bills
+            # GOOGLE_CLOUD_QUOTA_PROJECT instead when set (lib/apiv2.js, x-goog-user-project).
+            quota = os.environ.get("GOOGLE_CLOUD_QUOTA_PROJECT") or ADC_QUOTA_PROJECT
+            if quota != project:
+                fail(
+                    "PERMISSION_DENIED",
+                    f"Firebase Management API has not been used in project {quota} before "
+                    "or it is disabled (the quota project of the application-default "
+                    "credentials).",
+                )
             result = handler(state, project, positional, options)
     except ApiError as exc:
         print(f"Error: {exc}", file=sys.stderr)
@@ -1131,6 +1298,8 @@ def firebase(argv: list[str]) -> int:
     return 0
 
 
+# The quota project of the application-default credentials the rehearsal simulates.
+ADC_QUOTA_PROJECT = "operators-own-project"
 FirebaseHandler = Callable[[Json, str, list[str], dict[str, Any]], Any]
 
 

@@ -138,8 +138,9 @@ def test_a_missing_key_stops_the_first_run_with_the_command(rehearsed: Rehearsed
     stderr = rehearsed.result("run0").stderr
     assert "gcloud secrets create GEMINI_API_KEY --data-file=-" in stderr
     assert f"--project={PROJECT}" in stderr
-    # Nothing but the APIs before it stopped.
-    assert {e["op"] for e in rehearsed.events("run0")} == {"enable"}
+    # Nothing but the APIs and their service agents before it stopped.
+    made = {(e["op"], e["kind"]) for e in rehearsed.events("run0")}
+    assert made == {("enable", "service"), ("create", "service_identity")}
     assert rehearsed.after_first["secrets"]["GEMINI_API_KEY"]["versions"] == 1
 
 
@@ -262,8 +263,9 @@ def test_least_privilege_bindings(rehearsed: Rehearsed) -> None:
             "roles/artifactregistry.writer": [member("builder")],
             "roles/storage.objectAdmin": [member("builder")],
         },
+        # The sweeper (recovery) deletes expired upload objects.
         f"bucket:{PROJECT}-uploads": {
-            "roles/storage.objectUser": sorted(member(r) for r in ("api", "worker"))
+            "roles/storage.objectUser": sorted(member(r) for r in ("api", "worker", "recovery"))
         },
         f"topic:{settings.tasks_topic}": {
             "roles/pubsub.publisher": sorted(member(r) for r in ("api", "recovery"))
@@ -283,6 +285,12 @@ def test_least_privilege_bindings(rehearsed: Rehearsed) -> None:
     }
     assert set(rehearsed.after_first["service_accounts"]) == {
         sa(r) for r in ("api", "worker", "recovery", "trigger", "scheduler", "builder")
+    }
+    # The builder writes objects only in Cloud Functions' source buckets, never users' PDFs.
+    assert rehearsed.after_first["iam_conditions"]["project"] == {
+        f"roles/storage.objectAdmin {member('builder')}": (
+            'resource.name.startsWith("projects/_/buckets/gcf-v2-")'
+        )
     }
 
 
@@ -326,6 +334,9 @@ def test_firebase_web_app_hosting_and_anonymous_sign_in(rehearsed: Rehearsed) ->
     assert firebase["releases"] == 1
     assert "index.html" in firebase["hosted_files"]
     assert not any(f.startswith("src/") or f == "build.mjs" for f in firebase["hosted_files"])
+    # The bundle's source map stays local (4.5 MB, and the sources it reveals).
+    assert any(f.endswith(".js") for f in firebase["hosted_files"])
+    assert not any(f.endswith(".map") for f in firebase["hosted_files"])
 
     lines = machine_lines(rehearsed.result("run1").stdout)
     assert set(lines) >= {"SUBMIT_URL", "STATUS_URL", "WEB_URL", "FIREBASE_API_KEY"}
