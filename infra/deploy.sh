@@ -41,10 +41,9 @@ WEB_APP_NAME=${WEB_APP_NAME:-Tinkerbell web}
 INDEX_WAIT_S=${INDEX_WAIT_S:-1200}
 PYTHON=${PYTHON:-python3}
 NODE=${NODE:-node}
-# A new project answers some calls with "not yet" for a few minutes (see gc below): the
-# pause before the first retry, growing by itself each time, at most 60 s; so many tries.
-DEPLOY_RETRY_PAUSE_S=${DEPLOY_RETRY_PAUSE_S:-15}
-DEPLOY_RETRY_ATTEMPTS=${DEPLOY_RETRY_ATTEMPTS:-10}
+# A new project answers some calls with "not yet" for a few minutes (infra/gcloud.sh):
+# DEPLOY_RETRY_PAUSE_S (15) before the first retry, growing each time, at most 60 s;
+# DEPLOY_RETRY_ATTEMPTS (10) tries in all.
 
 RUNTIME=python311
 SECRET=GEMINI_API_KEY
@@ -92,48 +91,10 @@ die() {
   printf '\ninfra/deploy.sh: %s\n' "$*" >&2
   exit 1
 }
-# What a failed gcloud call is waiting for, when its answer is one a new project gives
-# for a few minutes; nothing (status 1) for any other failure, which is never retried.
-not_yet_reason() {
-  local answer=${1,,}
-  case "$answer" in
-    # Eventarc's agent gets its role lazily ("If you recently started to use Eventarc,
-    # it may take a few minutes before all necessary permissions are propagated").
-    *"permission denied while using the eventarc service agent"*)
-      echo "Eventarc's service agent to get its role" ;;
-    # IAM is eventually consistent: a service account made a moment ago is unknown.
-    *"service account"*"does not exist"*)
-      echo "IAM to know the service account just created" ;;
-    # An API enabled a moment ago ("If you enabled this API recently, wait a few
-    # minutes for the action to propagate to our systems and retry").
-    *service_disabled*)
-      echo "the API just enabled to reach every Google system" ;;
-    *) return 1 ;;
-  esac
-}
-# gcloud on this project. stderr is shown as it comes and kept (in $work/gcloud.err);
-# an answer that not_yet_reason recognises is retried with a growing, bounded pause.
-gc() {
-  local attempt=1 status pause reason
-  while :; do
-    status=0
-    { gcloud --project="$PROJECT" --quiet "$@" 2>&1 1>&3 3>&- | tee "$work/gcloud.err" >&2 ||
-      status=$?; } 3>&1
-    [ "$status" = 0 ] && return 0
-    reason=$(not_yet_reason "$(cat "$work/gcloud.err")") || return "$status"
-    if [ "$attempt" -ge "$DEPLOY_RETRY_ATTEMPTS" ]; then
-      printf 'gave up after %s tries waiting for %s: gcloud %s\n' \
-        "$attempt" "$reason" "$*" >&2
-      return "$status"
-    fi
-    pause=$((DEPLOY_RETRY_PAUSE_S * attempt))
-    [ "$pause" -le 60 ] || pause=60
-    printf 'waiting %ss for %s (try %s of %s): gcloud %s\n' \
-      "$pause" "$reason" "$((attempt + 1))" "$DEPLOY_RETRY_ATTEMPTS" "$1 $2 $3" >&2
-    sleep "$pause"
-    attempt=$((attempt + 1))
-  done
-}
+# gc: gcloud on this project, waiting out a new project's "not yet" answers.
+GCLOUD_ERR="$work/gcloud.err"
+# shellcheck source=infra/gcloud.sh
+. infra/gcloud.sh
 # True when the resource exists (a describe that fails for any reason counts as
 # missing: the create that follows then fails loudly if it was something else).
 exists() { "$@" >/dev/null 2>&1; }
@@ -465,7 +426,7 @@ deploy_function() {
 # path's warning ("Setting IAM policy failed", v1/deploy/command.py).
 deploy_public_function() {
   deploy_function "$@" --trigger-http --allow-unauthenticated && return 0
-  if grep -qi "permitted customer" "$work/gcloud.err"; then
+  if grep -qi "permitted customer" "$GCLOUD_ERR"; then
     die "the organisation policy refuses allUsers as an invoker of $1 (domain restricted
 sharing, constraints/iam.allowedPolicyMemberDomains). The function is deployed but
 private: browsers would get 403. Ask an organisation policy admin for an exception for

@@ -96,6 +96,20 @@ ROLES = {
         "roles/eventarc.eventReceiver",
         "roles/iam.serviceAccountTokenCreator",
         "roles/aiplatform.user",
+        # infra/build_accounts.sh: the Cloud Build identities.
+        "roles/serviceusage.serviceUsageAdmin",
+        "roles/resourcemanager.projectIamAdmin",
+        "roles/iam.serviceAccountAdmin",
+        "roles/iam.serviceAccountUser",
+        "roles/cloudfunctions.admin",
+        "roles/run.admin",
+        "roles/eventarc.admin",
+        "roles/pubsub.admin",
+        "roles/storage.admin",
+        "roles/secretmanager.admin",
+        "roles/cloudscheduler.admin",
+        "roles/datastore.owner",
+        "roles/firebase.admin",
     },
     "topic": {"roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer"},
     "subscription": {"roles/pubsub.subscriber", "roles/pubsub.viewer"},
@@ -413,7 +427,19 @@ def projects_get_iam_policy(call: Call) -> Json:
 # bucket's objects are named projects/_/buckets/BUCKET/objects/OBJECT).
 CONDITIONS = {
     "roles/storage.objectAdmin": 'resource.name.startsWith("projects/_/buckets/gcf-v2-")',
+    # https://cloud.google.com/iam/docs/setting-limits-on-granting-roles
+    "roles/resourcemanager.projectIamAdmin": re.compile(
+        r"api\.getAttribute\('iam\.googleapis\.com/modifiedGrantsByRole', \[\]\)"
+        r"\.hasOnly\(\[('roles/[a-zA-Z.]+'(, )?)+\]\)"
+    ),
 }
+
+
+def condition_allowed(role: str, expression: str) -> bool:
+    allowed = CONDITIONS.get(role)
+    if isinstance(allowed, re.Pattern):
+        return allowed.fullmatch(expression) is not None
+    return expression == allowed
 
 
 @command("gcloud.projects.add-iam-policy-binding")
@@ -426,7 +452,7 @@ def projects_add_binding(call: Call) -> Json:
             fail("INVALID_ARGUMENT", f"{member} holds {role} with a condition: bind it the same")
     elif not isinstance(condition, dict) or not condition.get("title"):
         fail("INVALID_ARGUMENT", f"a condition needs an expression and a title: {condition}")
-    elif condition.get("expression") != CONDITIONS.get(role):
+    elif not condition_allowed(role, str(condition.get("expression"))):
         fail("INVALID_ARGUMENT", f"unexpected condition on {role}: {condition}")
     else:
         unconditional = f"{role} {member}" not in conditions
