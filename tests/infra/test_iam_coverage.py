@@ -140,6 +140,22 @@ def audit(state: dict[str, Any], operations: dict[str, set[tuple[str, str]]]) ->
             problems.append(
                 f"{role_of(member)} holds {role} on {where}, which none of its uses needs"
             )
+    # What users gave us (their PDFs, the Gemini key): a role used for something else
+    # must not reach it either (a project-wide storage role reaches every bucket).
+    settings = settings_as_deployed({})
+    sensitive = {f"bucket:{settings.bucket_name}": "storage.", "secret:GEMINI_API_KEY": "secret"}
+    for member, role, where, condition in bindings:
+        for resource, family in sensitive.items():
+            reaches = any(p.startswith(family) for p in ROLE_PERMISSIONS.get(role, ()))
+            if (
+                reaches
+                and covers(where, condition, resource)
+                and not any(need == resource for _, need in needs[member])
+            ):
+                problems.append(
+                    f"{role_of(member)} reaches {resource} through {role} on {where}, "
+                    "which none of its uses needs"
+                )
     return problems
 
 
@@ -186,7 +202,14 @@ def test_the_audit_sees_a_missing_and_an_unused_role(deployed: dict[str, Any]) -
     bucket.remove(recovery)
     # And a role no function of the api identity needs.
     state["iam"][f"topic:{settings.dead_letter_topic}"]["roles/pubsub.publisher"].append(api)
+    # As the builder was: storage.objectAdmin on the whole project (every bucket).
+    builder = f"serviceAccount:tinkerbell-builder@{PROJECT}.iam.gserviceaccount.com"
+    state["iam_conditions"]["project"].pop(f"roles/storage.objectAdmin {builder}")
     problems = audit(state, google_calls.function_operations())
+    assert (
+        f"builder reaches bucket:{settings.bucket_name} through roles/storage.objectAdmin "
+        "on project, which none of its uses needs"
+    ) in problems
     assert f"recovery lacks storage.objects.delete on bucket:{settings.bucket_name}" in problems
     assert (
         f"api holds roles/pubsub.publisher on topic:{settings.dead_letter_topic}, "
