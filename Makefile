@@ -114,6 +114,9 @@ lint: venv
 	$(PY) -m mypy shared functions main.py cli
 	$(VENV)/bin/shellcheck infra/*.sh
 
+# Every Python process of the run (the stack's functions, the CLI, pytest) records the
+# Firestore queries our code sends (tests/query_log/sitecustomize.py), for the index
+# coverage test (tests/infra/test_index_coverage.py).
 # The test stack always uses the Gemini stand-in (the tests inject faults and check
 # its marked output) through the Developer API (tests/integration/test_vertex.py
 # switches its own process to Vertex AI), and is always stopped (trap), whatever
@@ -121,6 +124,9 @@ lint: venv
 # run tests.
 test: deps
 	@export $(TEST_SETTINGS); \
+	mkdir -p .stack; export TINKERBELL_QUERY_LOG=$(CURDIR)/.stack/$(TEST_STACK)-queries.jsonl; \
+	rm -f "$$TINKERBELL_QUERY_LOG"; \
+	export PYTHONPATH=$(CURDIR)/tests/query_log$${PYTHONPATH:+:$$PYTHONPATH}; \
 	unset GEMINI_API_KEY GEMINI_BASE_URL GEMINI_BACKEND GEMINI_VERTEX_PROJECT GEMINI_VERTEX_LOCATION \
 		GEMINI_API_VERSION; \
 	trap '$(PY) -m dev.stack down --name $(TEST_STACK)' EXIT; \

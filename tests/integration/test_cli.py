@@ -99,6 +99,11 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "TINKERBELL_STACK_STATE": str(STATE_FILE.resolve()),
     }
+    # make test's query recorder, and nothing else of PYTHONPATH: the CLI's queries are
+    # checked against the indexes too (tests/infra/test_index_coverage.py).
+    if os.environ.get("TINKERBELL_QUERY_LOG"):
+        env["TINKERBELL_QUERY_LOG"] = os.environ["TINKERBELL_QUERY_LOG"]
+        env["PYTHONPATH"] = str(ROOT / "tests" / "query_log")
     env.update(extra)
     return {k: v for k, v in env.items() if v}
 
