@@ -77,7 +77,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
@@ -197,9 +197,10 @@ def _image_model(model_id: str, name: str, note: str = "") -> ServedModel:
     return ServedModel(model_id, name, description, True, 65_536, 32_768)
 
 
-# Ids the real API serves now, in its listing order. Retired ids (gemini-2.0-*,
-# *-image-preview, gemini-2.5-flash-image) and the never-served gemini-3.1-flash are absent
-# on purpose: asking for them answers 404, as the real API does.
+# Ids the real API serves now, in its listing order (../shared/GEMINI_WIRE.md, "Current
+# model ids"). Retired ids (gemini-2.0-*, gemini-2.5-*, *-image-preview, the shut-down
+# gemini-3.1-flash-image) and the never-served gemini-3.1-flash are absent on purpose:
+# asking for them answers 404, as the real API does.
 SERVED_MODELS: dict[str, ServedModel] = {
     model.model_id: model
     for model in (
@@ -211,15 +212,13 @@ SERVED_MODELS: dict[str, ServedModel] = {
         _text_model("gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite"),
         _text_model("gemini-3.1-pro-preview", "Gemini 3.1 Pro Preview", "3.1-pro-preview"),
         _image_model("gemini-nano-banana-2.1", "Nano Banana 2.1"),
-        _image_model(
-            "gemini-3.1-flash-image",
-            "Nano Banana 2",
-            " Deprecated: use gemini-nano-banana-2.1.",
-        ),
         _image_model("gemini-3-pro-image", "Nano Banana Pro"),
         _image_model("gemini-3.1-flash-lite-image", "Nano Banana 2 Lite"),
     )
 }
+# Deprecated on the Developer API, its requests answered by the newer model (the answer's
+# modelVersion says which); Vertex AI still serves it as itself.
+ROUTED_MODELS = {"gemini-3.7-flash": "gemini-3.8-flash"}
 MODEL_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
 
 
@@ -317,6 +316,7 @@ GCS_FORBIDDEN = (
 FINISH_REASONS = (
     "STOP",
     "MAX_TOKENS",
+    "CONTINUATION",
     "SAFETY",
     "RECITATION",
     "LANGUAGE",
@@ -406,10 +406,30 @@ def error_body(code: int, message: str | None = None) -> JSON:
 class ApiError(Exception):
     """Raised anywhere while handling a request; the dispatcher turns it into an error answer."""
 
-    def __init__(self, code: int, message: str | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        html: bool = False,
+        no_upload_status: bool = False,
+    ) -> None:
         super().__init__(message or DEFAULT_MESSAGES.get(code, ""))
         self.code = code
         self.message = message
+        self.html = html  # answered as Google's front end does: an HTML page, not JSON
+        self.no_upload_status = no_upload_status  # a chunk answer without X-Goog-Upload-Status
+
+
+def error_page(code: int) -> bytes:
+    """What Google's front end answers on some 5xx: an HTML page, no JSON error at all.
+    (The SDK then takes the HTTP reason phrase, "Service Unavailable", as the status.)"""
+    return (
+        "<!DOCTYPE html>\n<html lang=en><meta charset=utf-8><title>Error "
+        f"{code} (Server Error)!!1</title><p><b>{code}.</b> <ins>That’s an error.</ins>"
+        "<p>The server cannot process the request right now. Please try again later. "
+        "<ins>That’s all we know.</ins></html>\n"
+    ).encode()
 
 
 class DropConnection(Exception):
@@ -904,6 +924,11 @@ class GenerateCall:
     include_thoughts: bool
     image_model: bool
     digest: bytes
+    routed_to: str | None = None  # the model that answers a deprecated id (ROUTED_MODELS)
+
+    @property
+    def answering_model(self) -> str:
+        return self.routed_to or self.model
 
     @classmethod
     def parse(cls, model: str, stream: bool, body: JSON, image_model: bool) -> GenerateCall:
@@ -987,7 +1012,7 @@ class Shaping:
     @property
     def has_content(self) -> bool:
         """Blocked output (any finish but STOP and MAX_TOKENS) comes without content."""
-        return self.finish_reason in (None, "STOP", "MAX_TOKENS")
+        return self.finish_reason in (None, "STOP", "MAX_TOKENS", "CONTINUATION")
 
 
 def violate_schema(value: Any, schema: JSON) -> Any:
@@ -1485,15 +1510,33 @@ def thought_tokens(call: GenerateCall, model: ServedModel) -> int:
     return count * 2 if call.image_output else count
 
 
-def usage_metadata(prompt: int, candidates: int, thoughts: int) -> JSON:
-    """Token counts; zero counts are left out, as proto3 JSON does."""
+def usage_metadata(prompt: int, candidates: int, thoughts: int, tool_use: int = 0) -> JSON:
+    """Token counts; zero counts are left out, as proto3 JSON does. ``tool_use``: what
+    url_context and google_search read (toolUsePromptTokenCount), billed as input."""
     usage: JSON = {"promptTokenCount": prompt}
     if candidates:
         usage["candidatesTokenCount"] = candidates
+    if tool_use:
+        usage["toolUsePromptTokenCount"] = tool_use
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
-    usage["totalTokenCount"] = prompt + candidates + thoughts  # thoughts are billed as output
+    # Thoughts are billed as output, tool-use prompts as input: all are in the total.
+    usage["totalTokenCount"] = prompt + candidates + thoughts + tool_use
     return usage
+
+
+# What one page read by url_context, and one search by google_search, add to the input.
+URL_CONTEXT_TOKENS_PER_URL = 850
+SEARCH_TOKENS = 1200
+
+
+def tool_use_tokens(call: GenerateCall) -> int:
+    used = 0
+    if any(t in call.tools for t in ("url_context", "url_context_tool")):
+        used += URL_CONTEXT_TOKENS_PER_URL * max(1, len(re.findall(r"https?://", call.text)))
+    if any(t in call.tools for t in ("google_search", "google_search_retrieval")):
+        used += SEARCH_TOKENS
+    return used
 
 
 def _inline(mime_type: str, data: bytes) -> JSON:
@@ -1524,7 +1567,7 @@ def answer_parts(
             {"inlineData": image},
         ]
     text = answer_text(call, shaping)
-    if shaping.bad_json or shaping.finish_reason == "MAX_TOKENS":
+    if shaping.bad_json or shaping.finish_reason in ("MAX_TOKENS", "CONTINUATION"):
         text = text[: max(1, len(text) // 2)]  # cut mid-document, as a truncated answer is
     thoughts = []
     if call.include_thoughts:
@@ -1545,6 +1588,12 @@ def build_answer(
     candidate.update({"finishReason": finish, "index": 0})
     if finish in ("SAFETY", "IMAGE_SAFETY"):
         candidate["safetyRatings"] = [dict(r) for r in BLOCKED_SAFETY_RATINGS]
+    if finish == "CONTINUATION":
+        # The per-request token limit was reached; the rest comes with this token
+        # (GenerateContentConfig.continuation_token), which SDK 3.x sends on its own
+        # unless automatic_continuation is off.
+        token = hashlib.sha256(call.digest + b"continuation").digest()[:18]
+        candidate["continuationToken"] = base64.b64encode(token).decode("ascii")
     final_text = "".join(p.get("text", "") for p in finals)
     if shaping.has_content and any(t in call.tools for t in ("url_context", "url_context_tool")):
         candidate["urlContextMetadata"] = {"urlMetadata": url_metadata(call)}
@@ -1559,8 +1608,13 @@ def build_answer(
     prompt_tokens = tokens(call.text)
     answer: JSON = {
         "candidates": [candidate],
-        "usageMetadata": usage_metadata(prompt_tokens, output_tokens, thought_tokens(call, model)),
-        "modelVersion": f"{call.model}-standin",
+        "usageMetadata": usage_metadata(
+            prompt_tokens,
+            output_tokens,
+            thought_tokens(call, model),
+            tool_use_tokens(call) if shaping.has_content else 0,
+        ),
+        "modelVersion": f"{call.answering_model}-standin",
         "responseId": secrets.token_urlsafe(16),
     }
     if shaping.block_reason:  # the prompt itself was refused: no candidates, no thinking
@@ -1803,6 +1857,10 @@ class Config:
         return [*served, *extras]
 
 
+# What a File API chunk's haystack starts with (the start request's is its JSON body).
+CHUNK_HAYSTACK = "upload chunk\n"
+
+
 @dataclass
 class FaultRule:
     """One injected behaviour, from the body of ``POST /_standin/faults``.
@@ -1817,7 +1875,10 @@ class FaultRule:
     safetyRatings; MAX_TOKENS cuts the text), ``block_reason`` (one of BLOCK_REASONS:
     promptFeedback without candidates), ``bad_json`` (text cut in half), ``schema_invalid``
     (valid JSON without the schema's required fields), ``image_format`` ("jpeg" or "png" for
-    this answer's image). ``gather`` (N): each matching request waits until N of them are
+    this answer's image); ``CONTINUATION`` cuts the text and adds a ``continuationToken``.
+    With a status: ``html`` answers Google's HTML error page instead of the JSON error,
+    ``no_upload_status`` leaves ``X-Goog-Upload-Status`` off a File API chunk answer.
+    ``gather`` (N): each matching request waits until N of them are
     waiting at once, at most ``latency_s`` (default 10 s), then all go on together: proof
     that a client keeps N requests in flight, whatever the spread of their arrival.
     """
@@ -1825,6 +1886,7 @@ class FaultRule:
     FIELDS = frozenset(
         {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message", "gather"}
         | {"finish_reason", "block_reason", "bad_json", "schema_invalid", "image_format"}
+        | {"html", "no_upload_status"}
     )
 
     id: str
@@ -1837,6 +1899,8 @@ class FaultRule:
     message: str | None
     shaping: Shaping
     gather: int | None = None
+    html: bool = False
+    no_upload_status: bool = False
     applied: int = 0
     arrived: int = 0
     gathered: threading.Condition = field(default_factory=threading.Condition)
@@ -1869,6 +1933,9 @@ class FaultRule:
             raise ApiError(400, "gather must be an integer >= 1")
         if status is None and latency is None and not hang and not gather and shaping == Shaping():
             raise ApiError(400, "a fault needs status, latency_s, hang_s or an answer shaping")
+        html, no_upload_status = bool(body.get("html")), bool(body.get("no_upload_status"))
+        if (html or no_upload_status) and status is None:
+            raise ApiError(400, "html and no_upload_status shape an error answer: give a status")
         return cls(
             id=secrets.token_hex(6),
             match=str(body.get("match") or ""),
@@ -1880,6 +1947,8 @@ class FaultRule:
             message=body.get("message"),
             shaping=shaping,
             gather=gather,
+            html=html,
+            no_upload_status=no_upload_status,
         )
 
     @staticmethod
@@ -1899,6 +1968,8 @@ class FaultRule:
     def matches(self, kind: str, haystack: str) -> bool:
         if self.times is not None and self.applied >= self.times:
             return False
+        if self.no_upload_status and not haystack.startswith(CHUNK_HAYSTACK):
+            return False  # only a chunk's answer carries X-Goog-Upload-Status
         return endpoint_matches(self.endpoint, kind) and self.match in haystack
 
     def to_json(self) -> JSON:
@@ -1917,6 +1988,8 @@ class FaultRule:
             "schema_invalid": self.shaping.schema_invalid,
             "image_format": self.shaping.image_format,
             "gather": self.gather,
+            "html": self.html,
+            "no_upload_status": self.no_upload_status,
             "applied": self.applied,
         }
 
@@ -2272,7 +2345,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                 entry = self.state.log_start(method, url.path)
                 self._api(method, url.path, parse_qs(url.query), entry)
         except ApiError as exc:
-            self._send_json(exc.code, error_body(exc.code, exc.message))
+            self._send_error(exc)
         except DropConnection:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
@@ -2351,6 +2424,12 @@ class StandinHandler(BaseHTTPRequestHandler):
                 pass
         except (OSError, ValueError):
             self.close_connection = True
+
+    def _send_error(self, exc: ApiError, headers: Mapping[str, str] | None = None) -> None:
+        if exc.html:
+            self._send(exc.code, error_page(exc.code), "text/html; charset=UTF-8", headers)
+        else:
+            self._send_json(exc.code, error_body(exc.code, exc.message), headers)
 
     def _send_json(
         self, status: int, payload: Any, headers: Mapping[str, str] | None = None
@@ -2499,7 +2578,12 @@ class StandinHandler(BaseHTTPRequestHandler):
             raise DropConnection
         if rule.status is not None:
             message = rule.message or f"[stand-in fault] {DEFAULT_MESSAGES.get(rule.status, '')}"
-            raise ApiError(rule.status, message.strip())
+            raise ApiError(
+                rule.status,
+                message.strip(),
+                html=rule.html,
+                no_upload_status=rule.no_upload_status,
+            )
         return rule.shaping
 
     def _served_model(
@@ -2526,6 +2610,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         model = config.served_model(model_id)
         image_model = model is not None and model.image_output
         call = GenerateCall.parse(model_id, stream, body, image_model)
+        if vertex is None and model_id in ROUTED_MODELS:
+            call = replace(call, routed_to=ROUTED_MODELS[model_id])
         self.state.log_update(
             entry,
             endpoint=call.kind,
@@ -2727,13 +2813,15 @@ class StandinHandler(BaseHTTPRequestHandler):
             if record is None:
                 raise ApiError(404, "unknown or finished upload session")
             self.state.log_update(entry, display_name=record.display_name)
-            self._apply_fault(UPLOAD, f"{record.display_name or ''}\n{self.path}")
+            self._apply_fault(UPLOAD, f"{CHUNK_HAYSTACK}{record.display_name or ''}\n{self.path}")
             with record.lock:  # chunks of one session must not interleave
                 status, payload, headers = self._receive_chunk(upload_id, record)
         except ApiError as exc:
             self._drain()
-            status, payload = exc.code, error_body(exc.code, exc.message)
-            headers = {"X-Goog-Upload-Status": "final"}
+            # A fault may leave the header out, as real answers sometimes do: the SDK then
+            # re-posts the chunk up to 3 times, sleeping 1, 2 and 4 s.
+            self._send_error(exc, {} if exc.no_upload_status else {"X-Goog-Upload-Status": "final"})
+            return
         self._send_json(status, payload, headers)
 
     def _receive_chunk(

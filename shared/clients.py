@@ -74,6 +74,11 @@ def publisher() -> PublisherClient:
     return _once("publisher", build)
 
 
+# The Gemini answers worth another try: the SDK's own list (408, 429, 500, 502, 503, 504)
+# and 499 CANCELLED, which Gemini answers under heavy load and which is as transient as a
+# 503 (docs/gemini.md, "Errors").
+RETRYABLE_GEMINI_STATUS = frozenset({408, 429, 499, 500, 502, 503, 504})
+
 # Gemini needs some key even when it talks to a stand-in that ignores it.
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 
@@ -92,6 +97,7 @@ def gemini_http_options(*, timeout_s: float, attempts: int) -> HttpOptions:
             max_delay=settings.gemini_retry_max_delay_s,
             exp_base=2,
             jitter=settings.gemini_retry_jitter_s,
+            http_status_codes=sorted(RETRYABLE_GEMINI_STATUS),
         ),
     )
 

@@ -7,6 +7,8 @@ backoff and jitter from the settings; what still fails comes out of here as a
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,26 @@ log = get_logger("gemini")
 ProgressCallback = Callable[[str, str, int], None]
 # A strategy's JSON is a few thousand characters: the scale of the progress estimate.
 EXPECTED_STRATEGY_CHARS = 4000
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# What the SDK retries, and what a later attempt may retry (499 included).
+RETRYABLE_STATUS = clients.RETRYABLE_GEMINI_STATUS
+# Error codes are built from the HTTP status, never from the answer's status text: Google's
+# front end may answer HTML, and the SDK then takes the reason phrase ("Service
+# Unavailable") as the status. The canonical names of google.rpc.Code, by HTTP status.
+STATUS_CODE_NAMES = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    408: "deadline_exceeded",
+    409: "aborted",
+    429: "resource_exhausted",
+    499: "cancelled",
+    500: "internal",
+    501: "unimplemented",
+    502: "unavailable",
+    503: "unavailable",
+    504: "deadline_exceeded",
+}
 URL_STATUS_NAMES = {
     "URL_RETRIEVAL_STATUS_SUCCESS": "retrieved",
     "URL_RETRIEVAL_STATUS_ERROR": "error",
@@ -107,11 +128,15 @@ def generate_strategy(
         response_mime_type="application/json",
         response_schema=MarketingStrategy,
         tools=tools or None,
+        # SDK 3.x would otherwise resend a stream that ended for CONTINUATION, silently,
+        # with a fresh deadline that no budget counts: check_answer fails it instead.
+        automatic_continuation=False,
         http_options=call_options(
             settings.gemini_strategy_timeout_s, settings.gemini_strategy_max_attempts
         ),
     )
     contents: list[Any] = [*(file_parts or []), build_prompt(request)]
+    ended = threading.Event()  # the timer gave up on this call: report nothing more
 
     def stream() -> list[GenerateContentResponse]:
         chunks = []
@@ -119,6 +144,8 @@ def generate_strategy(
         for chunk in clients.gemini().models.generate_content_stream(
             model=settings.gemini_text_model, contents=contents, config=config
         ):
+            if ended.is_set():
+                break
             chunks.append(chunk)
             if deadline is not None and time.monotonic() > deadline:
                 # The server ends a call at its X-Server-Timeout; this guards the
@@ -137,7 +164,12 @@ def generate_strategy(
                 on_progress("writing_strategy", "Writing the strategy", 20 + round(45 * share))
         return chunks
 
-    chunks = call_gemini(stream, model=settings.gemini_text_model, setting="GEMINI_TEXT_MODEL")
+    limit = time.monotonic() + settings.strategy_call_worst_case_s()
+    chunks = call_gemini(
+        lambda: within(stream, min(limit, deadline or limit), ended),
+        model=settings.gemini_text_model,
+        setting="GEMINI_TEXT_MODEL",
+    )
     strategy = _parsed_strategy(chunks)
     last = chunks[-1] if chunks else None
     return StrategyAnswer(
@@ -147,6 +179,40 @@ def generate_strategy(
         sources=_merged_sources(chunks),
         search_entry_point=_search_entry_point(chunks),
     )
+
+
+def within(send: Callable[[], T], limit: float, ended: threading.Event | None = None) -> T:
+    """`send()`, given up at `limit` (monotonic). httpx's timeouts bound each read, not
+    a whole call: a stream that trickles, or stalls and resumes, could outlast the
+    attempt. The call runs in a thread of its own; past the limit the attempt moves on
+    (retryable) and `ended` tells the call to stop reporting; its connection ends at
+    the latest with its own deadline (X-Server-Timeout)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, send()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    # In the caller's context: its log fields (task_id) and anything else set there.
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(run,), name="gemini-call", daemon=True)
+    worker.start()
+    worker.join(max(0.0, limit - time.monotonic()))
+    if not outcome:
+        if ended is not None:
+            ended.set()
+        raise GeminiError(
+            "gemini_deadline_exceeded",
+            "Gemini took longer than this attempt may; trying again shortly",
+            retryable=True,
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result
 
 
 def _answer_parts(response: GenerateContentResponse) -> list[types.Part]:
@@ -209,11 +275,16 @@ def generate_image(strategy: MarketingStrategy) -> ImageAnswer:
     config = types.GenerateContentConfig(
         response_modalities=["TEXT", "IMAGE"],
         image_config=types.ImageConfig(aspect_ratio=settings.gemini_image_aspect_ratio),
+        automatic_continuation=False,
         http_options=call_options(settings.gemini_image_timeout_s, settings.gemini_max_attempts),
     )
+    limit = time.monotonic() + settings.image_call_worst_case_s()
     response = call_gemini(
-        lambda: clients.gemini().models.generate_content(
-            model=settings.gemini_image_model, contents=image_prompt(strategy), config=config
+        lambda: within(
+            lambda: clients.gemini().models.generate_content(
+                model=settings.gemini_image_model, contents=image_prompt(strategy), config=config
+            ),
+            limit,
         ),
         model=settings.gemini_image_model,
         setting="GEMINI_IMAGE_MODEL",
@@ -297,7 +368,7 @@ def call_gemini(
         return send()
     except genai_errors.APIError as exc:
         status = int(exc.code or 0)
-        if status == 404 and model is not None:
+        if status == 404 and model is not None and names_the_model(exc, model):
             # Vertex AI serves a model at some locations only (docs/gemini.md, "Vertex AI").
             where = (
                 " or GEMINI_VERTEX_LOCATION to a location that serves it"
@@ -316,8 +387,8 @@ def call_gemini(
             ) from exc
         retryable = status in RETRYABLE_STATUS
         raise GeminiError(
-            f"gemini_{(exc.status or str(status)).lower()}",
-            f"Gemini answered {status} {exc.status or ''}".strip()
+            error_code(status),
+            f"Gemini answered {status} {STATUS_CODE_NAMES.get(status, '').upper()}".strip()
             + ("; the service is busy or failing, try again later" if retryable else ""),
             retryable=retryable,
         ) from exc
@@ -343,6 +414,20 @@ def call_gemini(
                 retryable=True,
             ) from exc
         raise
+
+
+def error_code(status: int) -> str:
+    """``gemini_<canonical status>`` from the HTTP status alone (``gemini_http_418``
+    for one without a canonical name)."""
+    return f"gemini_{STATUS_CODE_NAMES.get(status, f'http_{status}')}"
+
+
+def names_the_model(exc: genai_errors.APIError, model: str) -> bool:
+    """Whether a 404 is about the model id: ``models/{id} is not found ...`` on the
+    Developer API, ``Publisher Model ... {id} was not found`` on Vertex AI. Any other
+    404 (a file, a path) is not a configuration error."""
+    message = str(exc.message or "")
+    return f"models/{model}" in message or ("Publisher Model" in message and model in message)
 
 
 def _is_transport_error(exc: Exception) -> bool:
@@ -388,6 +473,15 @@ def check_answer(chunks: list[GenerateContentResponse]) -> None:
             "content_blocked",
             f"Gemini's safety filters withheld the answer ({_reason_name(finish)}). "
             "Rephrase the brief and submit again.",
+            retryable=False,
+        )
+    if finish == types.FinishReason.CONTINUATION:
+        # automatic_continuation is off: the rest would be another paid request with a
+        # deadline of its own, past what the attempt counts.
+        raise GeminiError(
+            "answer_truncated",
+            "Gemini stopped at its per-request limit before the answer was complete. "
+            "A shorter or more focused brief should fit.",
             retryable=False,
         )
     if finish == types.FinishReason.MAX_TOKENS:

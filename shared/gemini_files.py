@@ -25,7 +25,7 @@ from google.cloud import firestore
 from google.genai import types
 
 from shared import clients
-from shared.gemini import GeminiError, call_gemini
+from shared.gemini import GeminiError, call_gemini, within
 from shared.log import get_logger
 from shared.models import PdfRef
 from shared.settings import FILE_API_CHUNK_BYTES, get_settings
@@ -82,7 +82,12 @@ def pdf_for_gemini(pdf: PdfRef, *, task_id: str, deadline: float) -> Iterator[Ge
             )
     if file is None:  # nobody has it: we upload it for everyone
         try:
-            file = _upload(pdf, task_id=task_id)
+            # Every File API request counts against the PDF's budget: the resumable start
+            # (retried by retry_options), each chunk (which the SDK re-posts up to 3 times,
+            # sleeping 1, 2 and 4 s, when an answer lacks X-Goog-Upload-Status), every
+            # files.get poll. A timer of our own holds the whole to that budget.
+            limit = time.monotonic() + get_settings().pdf_upload_worst_case_s()
+            file = within(lambda: _upload(pdf, task_id=task_id, limit=limit), limit)
         except Exception:
             _abandon(pdf.sha256, task_id)
             raise
@@ -243,7 +248,23 @@ def _leave(sha256: str, file: GeminiFile) -> None:
         _delete_file(file)
 
 
-def _upload(pdf: PdfRef, *, task_id: str) -> GeminiFile:
+def _options_until(limit: float) -> types.HttpOptions:
+    """One File API request's deadline: its own timeout, or the time left if shorter."""
+    settings = get_settings()
+    left = limit - time.monotonic()
+    if left <= 0:
+        raise GeminiError(
+            "pdf_processing_timeout",
+            "Gemini took too long to take the PDF; try again later",
+            retryable=True,
+        )
+    return clients.gemini_http_options(
+        timeout_s=min(settings.gemini_upload_timeout_s, left),
+        attempts=settings.gemini_max_attempts,
+    )
+
+
+def _upload(pdf: PdfRef, *, task_id: str, limit: float) -> GeminiFile:
     settings = get_settings()
     bucket, name = split_gcs_uri(pdf.gcs_uri)
     blob = clients.storage().bucket(bucket).blob(name)
@@ -255,27 +276,25 @@ def _upload(pdf: PdfRef, *, task_id: str) -> GeminiFile:
                     mime_type=PDF_MIME_TYPE,
                     display_name=f"tinkerbell-{task_id}.pdf",
                     # Each 8 MiB chunk's own deadline (the client's would apply otherwise).
-                    http_options=clients.gemini_http_options(
-                        timeout_s=settings.gemini_upload_timeout_s,
-                        attempts=settings.gemini_max_attempts,
-                    ),
+                    http_options=_options_until(limit),
                 ),
             )
         )
-    file = _wait_until_active(uploaded, deadline_s=settings.file_active_timeout_s)
+    deadline = min(limit, time.monotonic() + settings.file_active_timeout_s)
+    file = _wait_until_active(uploaded, deadline=deadline)
     return GeminiFile(name=file.name or "", uri=file.uri or "", mime_type=PDF_MIME_TYPE)
 
 
-def _wait_until_active(file: Any, *, deadline_s: float) -> Any:
+def _wait_until_active(file: Any, *, deadline: float) -> Any:
     """The File API processes uploads asynchronously and offers no push: ask,
-    with growing pauses, until ACTIVE, FAILED or the deadline."""
-    started = time.monotonic()
+    with growing pauses, until ACTIVE, FAILED or the deadline (monotonic), each
+    files.get with the time left as its own deadline."""
     pause = 0.1
     while file.state != types.FileState.ACTIVE:
         if file.state == types.FileState.FAILED:
             _delete_file(GeminiFile(name=file.name, uri=file.uri or "", mime_type=PDF_MIME_TYPE))
             raise GeminiError("pdf_unreadable", "Gemini could not read the PDF", retryable=False)
-        if time.monotonic() - started > deadline_s:
+        if time.monotonic() + pause > deadline:
             _delete_file(GeminiFile(name=file.name, uri=file.uri or "", mime_type=PDF_MIME_TYPE))
             raise GeminiError(
                 "pdf_processing_timeout",
@@ -284,13 +303,31 @@ def _wait_until_active(file: Any, *, deadline_s: float) -> Any:
             )
         threading.Event().wait(pause)
         pause = min(pause * 2, 2.0)
-        file = call_gemini(functools.partial(clients.gemini().files.get, name=file.name))
+        file = call_gemini(
+            functools.partial(
+                clients.gemini().files.get,
+                name=file.name,
+                config=types.GetFileConfig(http_options=_options_until(deadline)),
+            )
+        )
     return file
 
 
 def _delete_file(file: GeminiFile) -> None:
+    """In the background: the attempt goes on (to the image call) without waiting for
+    it, and a failed delete costs nothing (the file expires within 48 h)."""
+    threading.Thread(
+        target=_delete_now, args=(file,), name="gemini-file-delete", daemon=True
+    ).start()
+
+
+def _delete_now(file: GeminiFile) -> None:
+    settings = get_settings()
+    options = clients.gemini_http_options(timeout_s=settings.gemini_upload_timeout_s, attempts=1)
     try:
-        clients.gemini().files.delete(name=file.name)
+        clients.gemini().files.delete(
+            name=file.name, config=types.DeleteFileConfig(http_options=options)
+        )
     except Exception:
         # It expires by itself within 48 h; a failed delete costs nothing more.
         log.warning("could not delete a File API file", extra={"outcome": "file_delete_failed"})

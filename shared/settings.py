@@ -255,7 +255,10 @@ class Settings(BaseSettings):
         )
 
     def pdf_upload_worst_case_s(self) -> float:
-        """The largest PDF's File API upload (one timeout per chunk), then processing."""
+        """The PDF's File API budget: one timeout per chunk of the largest PDF, then
+        processing. Not a sum of every request's worst case (the SDK re-posts a chunk up
+        to 3 times with 1/2/4 s sleeps): shared/gemini_files.py holds the whole upload,
+        every request in it, to this budget with a timer of its own."""
         chunks = -(-max(self.max_pdf_bytes, self.max_upload_pdf_bytes) // FILE_API_CHUNK_BYTES)
         return chunks * self.gemini_upload_timeout_s + self.file_active_timeout_s
 

@@ -37,6 +37,8 @@ TASK_CODES = [
     "gemini_resource_exhausted",
     "gemini_unavailable",
     "gemini_internal",
+    "gemini_cancelled",
+    "gemini_not_found",
     "gemini_invalid_argument",
     "gemini_permission_denied",
     "gemini_unusable_answer",

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from dev.gemini_standin import SEARCH_TOKENS, URL_CONTEXT_TOKENS_PER_URL
 from shared import clients, uploads
 from shared.settings import Settings
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
@@ -92,6 +93,9 @@ def test_shipped_defaults_complete_a_task_with_pdf_url_grounding_and_image(
     assert usage["thoughts_tokens"] > 0
     assert usage["output_tokens"] > usage["thoughts_tokens"]
     assert usage["prompt_tokens"] + usage["output_tokens"] == usage["total_tokens"]
+    # url_context and search ran: what they read (toolUsePromptTokenCount) is billed as
+    # input, so it is in the task's prompt tokens.
+    assert usage["prompt_tokens"] >= URL_CONTEXT_TOKENS_PER_URL + SEARCH_TOKENS
 
     # The preview is the final JPEG (not the thought sketch), sized and typed as it is.
     image = result["image"]

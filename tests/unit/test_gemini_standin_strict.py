@@ -45,7 +45,6 @@ TEXT_IDS = [
 ]
 IMAGE_IDS = [
     "gemini-nano-banana-2.1",
-    "gemini-3.1-flash-image",
     "gemini-3-pro-image",
     "gemini-3.1-flash-lite-image",
 ]
@@ -57,6 +56,9 @@ UNSERVED_IDS = [
     "gemini-2.0-flash-lite",
     "gemini-2.5-flash-image",
     "gemini-2.5-flash-image-preview",
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-3.1-flash-image",  # shut down 2026-10-29
     "gemini-3-pro-image-preview",
 ]
 NOT_FOUND_BODY = (
@@ -223,9 +225,6 @@ def test_models_get_answers_the_model_resource(client: genai.Client) -> None:
     assert "countTokens" in text.supported_actions and text.thinking is True
     image = client.models.get(model=f"models/{IMAGE_MODEL}")  # the prefix is optional
     assert image.name == f"models/{IMAGE_MODEL}" and image.thinking is True
-    deprecated = client.models.get(model="gemini-3.1-flash-image")
-    assert "Deprecated" in (deprecated.description or "")
-    assert IMAGE_MODEL in (deprecated.description or "")
 
 
 def test_models_raw_resource_and_paging(standin: StandinServer) -> None:
@@ -243,13 +242,14 @@ def test_models_raw_resource_and_paging(standin: StandinServer) -> None:
         "supportedGenerationMethods",
         "thinking",
     }
-    first = httpx.get(f"{standin.url}/v1beta/models?pageSize=10", headers=headers).json()
-    assert len(first["models"]) == 10 and first["nextPageToken"]
+    served = len(TEXT_IDS) + len(IMAGE_IDS)
+    first = httpx.get(f"{standin.url}/v1beta/models?pageSize=6", headers=headers).json()
+    assert len(first["models"]) == 6 and first["nextPageToken"]
     token = first["nextPageToken"]
     rest = httpx.get(
-        f"{standin.url}/v1beta/models", params={"pageSize": 10, "pageToken": token}, headers=headers
+        f"{standin.url}/v1beta/models", params={"pageSize": 6, "pageToken": token}, headers=headers
     ).json()
-    assert len(rest["models"]) == 1 and "nextPageToken" not in rest
+    assert len(rest["models"]) == served - 6 and "nextPageToken" not in rest
     bad = httpx.get(f"{standin.url}/v1beta/models?pageToken=nope", headers=headers)
     assert bad.status_code == 400
 

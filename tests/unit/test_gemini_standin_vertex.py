@@ -251,10 +251,13 @@ def test_pdf_from_cloud_storage_schema_json_url_context_and_search(
     usage = last.usage_metadata
     assert usage is not None and usage.thoughts_token_count
     assert usage.traffic_type == types.TrafficType.ON_DEMAND
+    # url_context and search read pages: billed as input (toolUsePromptTokenCount).
+    assert usage.tool_use_prompt_token_count
     assert usage.total_token_count == (
         (usage.prompt_token_count or 0)
         + (usage.candidates_token_count or 0)
         + usage.thoughts_token_count
+        + usage.tool_use_prompt_token_count
     )
     assert last.create_time is not None
     [entry] = logged(control, marker)

@@ -196,6 +196,8 @@ export const CATALOGS = {
     'err.gemini_resource_exhausted': 'Gemini’s quota is used up for now. Try again later.',
     'err.gemini_unavailable': 'Gemini is overloaded right now. Try again later.',
     'err.gemini_internal': 'Gemini had an internal error. Try again.',
+    'err.gemini_cancelled': 'Gemini dropped the request under load. Try again later.',
+    'err.gemini_not_found': 'Gemini could not find something the request named. Try again.',
     'err.gemini_permission_denied': 'The Gemini key may not use this model: the operator has to fix it.',
     'err.gemini_invalid_argument': 'Gemini refused the request as invalid.',
     'err.gemini_unusable_answer': 'Gemini’s answer could not be used, twice. Try again, perhaps with another brief.',
@@ -385,6 +387,8 @@ export const CATALOGS = {
     'err.gemini_resource_exhausted': 'Cota Gemini este epuizată deocamdată. Încearcă din nou mai târziu.',
     'err.gemini_unavailable': 'Gemini este supraîncărcat acum. Încearcă din nou mai târziu.',
     'err.gemini_internal': 'Gemini a avut o eroare internă. Încearcă din nou.',
+    'err.gemini_cancelled': 'Gemini a renunțat la cerere din cauza încărcării. Încearcă din nou mai târziu.',
+    'err.gemini_not_found': 'Gemini nu a găsit ceva numit în cerere. Încearcă din nou.',
     'err.gemini_permission_denied': 'Cheia Gemini nu poate folosi acest model: operatorul trebuie să corecteze.',
     'err.gemini_invalid_argument': 'Gemini a refuzat cererea ca nevalidă.',
     'err.gemini_unusable_answer':
