@@ -309,10 +309,16 @@ def requests_of(standin: StandinServer, marker: str) -> list[dict[str, Any]]:
 
 
 def vertex_settings(monkeypatch: pytest.MonkeyPatch, standin: StandinServer, **env: str) -> None:
+    standin_settings(monkeypatch, standin, GEMINI_BACKEND="vertex", **env)
+
+
+def standin_settings(
+    monkeypatch: pytest.MonkeyPatch, standin: StandinServer, **env: str
+) -> Settings:
+    """A reset stand-in, and settings for it with short deadlines and retry delays."""
     httpx.post(f"{standin.url}/_standin/reset").raise_for_status()
-    use(
+    return use(
         monkeypatch,
-        GEMINI_BACKEND="vertex",
         GEMINI_BASE_URL=standin.url,
         GEMINI_STRATEGY_TIMEOUT_S="6",
         GEMINI_IMAGE_TIMEOUT_S="6",

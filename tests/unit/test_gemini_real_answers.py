@@ -24,7 +24,7 @@ from shared import clients, gemini
 from shared.models import MarketingStrategy, TaskRequest
 from shared.settings import Settings, get_settings
 from tests.standin_helpers import running_standin
-from tests.unit.test_gemini_backend import clean, use
+from tests.unit.test_gemini_backend import clean, requests_of, standin_settings, use
 
 __all__ = ["clean"]  # the autouse fixture: no setting or client leaks between tests
 
@@ -37,26 +37,11 @@ def standin() -> Iterator[StandinServer]:
 
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch, standin: StandinServer) -> Settings:
-    httpx.post(f"{standin.url}/_standin/reset").raise_for_status()
-    return use(
-        monkeypatch,
-        GEMINI_BASE_URL=standin.url,
-        GEMINI_STRATEGY_TIMEOUT_S="6",
-        GEMINI_IMAGE_TIMEOUT_S="6",
-        GEMINI_STRATEGY_MAX_ATTEMPTS="2",
-        GEMINI_RETRY_INITIAL_DELAY_S="0.01",
-        GEMINI_RETRY_MAX_DELAY_S="0.02",
-        GEMINI_RETRY_JITTER_S="0",
-    )
+    return standin_settings(monkeypatch, standin, GEMINI_STRATEGY_MAX_ATTEMPTS="2")
 
 
 def fault(standin: StandinServer, **rule: Any) -> None:
     httpx.post(f"{standin.url}/_standin/faults", json=rule).raise_for_status()
-
-
-def requests_of(standin: StandinServer, marker: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{standin.url}/_standin/requests", params={"contains": marker})
-    return list(answer.json()["requests"])
 
 
 def brief(marker: str, **fields: Any) -> TaskRequest:
