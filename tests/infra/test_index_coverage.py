@@ -111,21 +111,18 @@ def recorded() -> list[dict[str, Any]]:
 
 
 def query_defs() -> set[str]:
-    """Every def of ours that builds a Firestore query (file:def)."""
+    """Every def of ours that builds a Firestore query (file:innermost def)."""
     found = set()
     for package in ("shared", "functions", "cli"):
         for path in sorted((REPO / package).glob("*.py")):
             tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                if not isinstance(node, ast.FunctionDef):
-                    continue
-                for call in ast.walk(node):
-                    if (
-                        isinstance(call, ast.Call)
-                        and isinstance(call.func, ast.Attribute)
-                        and call.func.attr in ("where", "order_by", "collection_group")
-                    ):
-                        found.add(f"{path.relative_to(REPO)}:{node.name}")
+            for call in ast.walk(tree):
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr in ("where", "order_by", "collection_group")
+                ):
+                    found.add(def_of(f"{path.relative_to(REPO)}:{call.lineno}"))
     return found
 
 
