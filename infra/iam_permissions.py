@@ -89,7 +89,7 @@ GEMINI_BY_BACKEND: dict[str, tuple[str, str] | None] = {
 # A secret a function's deploy mounts (--set-secrets) is read by Cloud Run as the
 # function's identity when an instance starts
 # (https://cloud.google.com/run/docs/configuring/services/secrets#access-secret).
-SECRET_MOUNT = "secretmanager.versions.access"
+SECRET_MOUNT = "secretmanager.versions.access"  # noqa: S105 (a permission)
 
 # Identities the platform uses, not our code: what each must be able to do, checked
 # against the grants the same way (the rehearsal's functions and their triggers say

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("shared", "functions")
 
-# Operation kinds; tests/infra/iam_permissions.py maps each to IAM permissions.
+# Operation kinds; infra/iam_permissions.py maps each to IAM permissions.
 # Resources: "project", "bucket" (the uploads bucket), "topic:<settings field>".
 STORAGE_METHODS = {
     "upload_from_string": "storage.objects.create",
