@@ -47,7 +47,7 @@ VENV_STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
 
 WEB_BUNDLE := web/dist/app.js
-.PHONY: help venv node_modules web deps up down status demo check-gemini smoke lint test
+.PHONY: help venv node_modules web deps up down status demo check-gemini smoke check-deploy lint test
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -107,6 +107,11 @@ check-gemini: venv
 # local stack without them: sign-up, submit, listener, preview, 404, cancel (cli/smoke.py).
 smoke: venv
 	@$(PY) -m cli.smoke $(SMOKE_ARGS)
+
+# A deployed project's IAM and indexes, read-only, by the audits the rehearsal runs
+# (PROJECT=... [REGION=...]; infra/check_deploy.py, docs/deploy.md).
+check-deploy: venv
+	@$(PY) -m infra.check_deploy
 
 lint: venv
 	$(PY) -m ruff check .

@@ -114,35 +114,35 @@ def index(module: Module, modules: dict[str, Module]) -> None:
                     module.defs[qualname] = item
                     methods.append(qualname)
             module.classes[node.name] = methods
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
+    for any_node in ast.walk(module.tree):
+        if isinstance(any_node, ast.ImportFrom) and any_node.module:
+            for alias in any_node.names:
+                full = f"{any_node.module}.{alias.name}"
                 local = alias.asname or alias.name
                 if full in modules:
                     module.module_aliases[local] = full
-                elif node.module in modules:
-                    module.name_aliases[local] = (node.module, alias.name)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
+                elif any_node.module in modules:
+                    module.name_aliases[local] = (any_node.module, alias.name)
+        elif isinstance(any_node, ast.Import):
+            for alias in any_node.names:
                 if alias.name in modules and alias.asname:
                     module.module_aliases[alias.asname] = alias.name
         elif (
-            isinstance(node, ast.Attribute)
-            and node.attr == "firestore"
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "clients"
+            isinstance(any_node, ast.Attribute)
+            and any_node.attr == "firestore"
+            and isinstance(any_node.value, ast.Name)
+            and any_node.value.id == "clients"
         ):
             module.uses_firestore = True
-    bases = {id(node.value) for node in ast.walk(module.tree) if isinstance(node, ast.Attribute)}
-    for node in ast.walk(module.tree):
+    bases = {id(n.value) for n in ast.walk(module.tree) if isinstance(n, ast.Attribute)}
+    for name_node in ast.walk(module.tree):
         if (
-            isinstance(node, ast.Name)
-            and isinstance(node.ctx, ast.Load)
-            and node.id in module.module_aliases
-            and id(node) not in bases
+            isinstance(name_node, ast.Name)
+            and isinstance(name_node.ctx, ast.Load)
+            and name_node.id in module.module_aliases
+            and id(name_node) not in bases
         ):
-            module.object_modules.add(module.module_aliases[node.id])
+            module.object_modules.add(module.module_aliases[name_node.id])
 
 
 def targets(modules: dict[str, Module], module_name: str, name: str) -> list[tuple[str, str]]:

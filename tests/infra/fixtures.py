@@ -105,14 +105,39 @@ def database(project_id: str, database_id: str, location: str, db_type: str) -> 
     }
 
 
-def field(project_id: str, database_id: str, group: str, path: str, ttl_state: str | None) -> Json:
+def field(
+    project_id: str,
+    database_id: str,
+    group: str,
+    path: str,
+    ttl_state: str | None,
+    override: list[Json] | None = None,
+) -> Json:
     # https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.collectionGroups.fields#Field
-    # A field without an override answers with its inherited index config and no ttlConfig.
+    # A field without an override answers with its inherited index config and no ttlConfig;
+    # with one, its own indexes ({} when the override lists none).
+    config: Json = {"usesAncestorConfig": True, "ancestorField": "__default__"}
+    if override is not None:
+        config = {}
+        if override:
+            config["indexes"] = [
+                {
+                    "queryScope": index.get("queryScope", "COLLECTION"),
+                    "fields": [
+                        {
+                            "fieldPath": path,
+                            **{k: v for k, v in index.items() if k in ("order", "arrayConfig")},
+                        }
+                    ],
+                    "state": "READY",
+                }
+                for index in override
+            ]
     answer: Json = {
         "name": (
             f"projects/{project_id}/databases/{database_id}/collectionGroups/{group}/fields/{path}"
         ),
-        "indexConfig": {"usesAncestorConfig": True, "ancestorField": "__default__"},
+        "indexConfig": config,
     }
     if ttl_state:
         answer["ttlConfig"] = {"state": ttl_state}

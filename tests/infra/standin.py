@@ -81,6 +81,7 @@ REQUIRED_APIS = {
     ],
     "gcloud.eventarc": ["eventarc.googleapis.com"],
     "gcloud.scheduler": ["cloudscheduler.googleapis.com"],
+    "gcloud.run": ["run.googleapis.com"],
 }
 # Predefined roles the scripts may grant, by the kind of resource that accepts them
 # (https://cloud.google.com/iam/docs/roles-permissions). Anything else is refused,
@@ -419,7 +420,42 @@ def projects_describe(call: Call) -> Json:
 
 @command("gcloud.projects.get-iam-policy")
 def projects_get_iam_policy(call: Call) -> Json:
-    return fx.policy(call.bindings("project"))
+    # A conditional grant is a binding of its own, with its condition (policy version 3).
+    conditions = call.state.get("iam_conditions", {}).get("project", {})
+    plain = {
+        role: [m for m in members if f"{role} {m}" not in conditions]
+        for role, members in call.bindings("project").items()
+    }
+    policy = fx.policy(plain)
+    for key, expression in sorted(conditions.items()):
+        role, member = key.split(" ", 1)
+        if member in call.bindings("project").get(role, []):
+            condition = {"expression": expression, "title": "condition"}
+            policy["bindings"].append({"role": role, "members": [member], "condition": condition})
+    policy["version"] = 3
+    return policy
+
+
+@command("gcloud.storage.buckets.get-iam-policy")
+def buckets_get_iam_policy(call: Call) -> Json:
+    bucket = bucket_of(call, call.positional("URL"))
+    return fx.policy(call.bindings(f"bucket:{bucket['name']}"))
+
+
+@command("gcloud.pubsub.topics.get-iam-policy")
+def topics_get_iam_policy(call: Call) -> Json:
+    return fx.policy(call.bindings(f"topic:{topic_of(call, call.positional('TOPIC'))}"))
+
+
+@command("gcloud.secrets.get-iam-policy")
+def secrets_get_iam_policy(call: Call) -> Json:
+    secret_of(call)
+    return fx.policy(call.bindings(f"secret:{call.positional('SECRET')}"))
+
+
+@command("gcloud.run.services.get-iam-policy")
+def run_services_get_iam_policy(call: Call) -> Json:
+    return fx.policy(call.bindings(f"run:{short(call.positional('SERVICE'))}"))
 
 
 # The IAM conditions the scripts may set, by role (IAM conditions:
@@ -581,7 +617,8 @@ def fields_describe(call: Call) -> Json:
     database_id = call.arg("--database", "(default)")
     group, path = call.arg("--collection-group"), call.positional("FIELD")
     state = call.state["fields"].get(database_id, {}).get(f"{group}/{path}")
-    return fx.field(call.project, database_id, group, path, state)
+    override = call.state.get("field_indexes", {}).get(database_id, {}).get(f"{group}/{path}")
+    return fx.field(call.project, database_id, group, path, state, override)
 
 
 @command("gcloud.firestore.fields.ttls.update")
@@ -1501,8 +1538,10 @@ def deploy_indexes(state: Json, indexes: Json) -> None:
             specs.append(spec)
             event("create", "index", json.dumps(spec, sort_keys=True))
     fields = state["fields"].setdefault(database, {})
+    overrides = state.setdefault("field_indexes", {}).setdefault(database, {})
     for override in indexes.get("fieldOverrides", []):
         key = f"{override['collectionGroup']}/{override['fieldPath']}"
+        overrides[key] = override.get("indexes", [])
         if override.get("ttl") and fields.get(key) is None:
             fields[key] = "ACTIVE"
             event("create", "ttl", key)

@@ -11,6 +11,7 @@ from infra/iam_permissions.py. `make check-deploy` runs the same audit on a real
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -84,3 +85,31 @@ def test_the_audit_sees_a_missing_and_an_unused_role(deployed: dict[str, Any]) -
         f"api holds roles/pubsub.publisher on topic:{settings.dead_letter_topic}, "
         "which none of its uses needs"
     ) in problems
+
+
+def test_check_deploy_audits_a_project_through_gcloud(
+    tmp_path_factory: pytest.TempPathFactory, gcloud_parser: str
+) -> None:
+    """`make check-deploy` reads a project with gcloud (here the rehearsal's, every call
+    parsed by the installed gcloud) and runs the same audit and the index check."""
+    rehearsal = make_rehearsal(tmp_path_factory.mktemp("check"), gcloud_parser)
+    create_secret(rehearsal)
+    deployed = rehearsal.run("deploy", ["bash", "infra/deploy.sh"])
+    assert deployed.returncode == 0, explain(deployed)
+    check = ["python", "-m", "infra.check_deploy"]
+    good = rehearsal.run("check", check)
+    assert good.returncode == 0, explain(good)
+    assert "OK" in good.stdout
+    assert rehearsal.records("rejects.jsonl") == []
+
+    # The project drifts: the sweeper loses its bucket role, an index override is gone.
+    path = rehearsal.directory / "state.json"
+    state = json.loads(path.read_text())
+    bucket = state["iam"][f"bucket:{names().bucket}"]["roles/storage.objectUser"]
+    bucket.remove(f"serviceAccount:tinkerbell-recovery@{PROJECT}.iam.gserviceaccount.com")
+    state["field_indexes"]["(default)"]["upload_sessions/expires_at"] = []
+    path.write_text(json.dumps(state))
+    bad = rehearsal.run("check-again", check)
+    assert bad.returncode == 1, explain(bad)
+    assert f"PROBLEM recovery lacks storage.objects.delete on bucket:{names().bucket}" in bad.stdout
+    assert "upload_sessions.expires_at lacks its single-field index ASCENDING" in bad.stdout
