@@ -1,0 +1,231 @@
+"""The WSGI application: the routes of both APIs and of the control API, the credentials each
+API asks for, and one log line per request (never its query: it may hold ``?key=``)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .common import (
+    API_VERSIONS,
+    COUNT,
+    FILES,
+    GENERATE,
+    JSON,
+    MODELS,
+    STREAM,
+    UNKNOWN,
+    UPLOAD,
+    VERTEX,
+    ApiError,
+    DropConnection,
+    error_body,
+    log,
+)
+from .exchange import Exchange, error_answer, json_answer
+from .file_api import get_or_delete_file, list_files, upload_chunk, upload_start
+from .generate_api import count_tokens, generate, get_model, get_vertex_model, list_models
+from .state import StandinState, max_overlap
+from .vertex import VERTEX_API_VERSIONS, VERTEX_NO_API_KEYS, VERTEX_UNAUTHENTICATED, VertexTarget
+
+
+class ModelIdConverter(BaseConverter):
+    """A model id: one path segment, up to the ``:method`` suffix."""
+
+    regex = "[^/:]+"
+
+
+_DEV = f"<any({', '.join(API_VERSIONS)}):ver>"
+_VTX = f"<any({', '.join(VERTEX_API_VERSIONS)}):ver>"
+_VTX_MODEL = (
+    f"/{_VTX}/projects/<project>/locations/<location>/publishers/google/models/<model:model>"
+)
+# Each rule's endpoint is the request kind it is logged as (and fault rules match).
+ROUTES = Map(
+    [
+        Rule(f"/{_DEV}/models/<model:model>:generateContent", endpoint=GENERATE),
+        Rule(f"/{_DEV}/models/<model:model>:streamGenerateContent", endpoint=STREAM),
+        Rule(f"/{_DEV}/models/<model:model>:countTokens", endpoint=COUNT),
+        Rule(f"/{_DEV}/models", endpoint=MODELS, methods=["GET"]),
+        Rule(f"/{_DEV}/models/<model:model>", endpoint=MODELS, methods=["GET"]),
+        Rule(f"/upload/{_DEV}/files", endpoint=UPLOAD),
+        Rule(f"/{_DEV}/files", endpoint=FILES, methods=["GET"]),
+        Rule(f"/{_DEV}/files/<file_id>", endpoint=FILES, methods=["GET", "DELETE"]),
+        # Vertex AI: generation is project- and location-scoped; publisher models are not,
+        # and ``publishers.models.list`` exists in v1beta1 only.
+        Rule(f"{_VTX_MODEL}:generateContent", endpoint=GENERATE),
+        Rule(f"{_VTX_MODEL}:streamGenerateContent", endpoint=STREAM),
+        Rule(f"{_VTX_MODEL}:countTokens", endpoint=COUNT),
+        Rule("/<any(v1beta1):ver>/publishers/google/models", endpoint=MODELS, methods=["GET"]),
+        Rule(f"/{_VTX}/publishers/google/models/<model:model>", endpoint=MODELS, methods=["GET"]),
+    ],
+    converters={"model": ModelIdConverter},
+    strict_slashes=False,
+    merge_slashes=False,
+)
+POST_ONLY = frozenset({GENERATE, STREAM, COUNT, UPLOAD})
+VERTEX_PATH = re.compile(rf"^/(?:{'|'.join(VERTEX_API_VERSIONS)})/(?:projects|publishers)/")
+
+
+def route_of(request: Request) -> tuple[str, Mapping[str, Any]] | None:
+    """The request's kind and path arguments, or None for a route neither API has."""
+    try:
+        kind, args = ROUTES.bind_to_environ(request.environ).match()
+    except HTTPException:
+        return None
+    if kind in POST_ONLY and request.method != "POST":
+        return None
+    return str(kind), args
+
+
+class StandinApp:
+    """Dispatches one request; API errors are raised as ApiError and answered in Gemini's shape."""
+
+    def __init__(self, state: StandinState, log_requests: bool) -> None:
+        self.state = state
+        self.log_requests = log_requests
+
+    def __call__(self, environ: JSON, start_response: Any) -> Iterable[bytes]:
+        started = time.monotonic()
+        request = Request(environ)
+        exchange = Exchange(request, self.state)
+        try:
+            if request.path.startswith("/_standin/"):
+                response = self.control(exchange)
+            else:
+                exchange.entry = self.state.log_start(request.method, request.path)
+                response = self.api(exchange)
+        except ApiError as exc:
+            response = error_answer(exc)
+        except DropConnection:
+            # An upstream that hangs, then dies: the connection closes without an answer.
+            self.finish(exchange, 0, started)
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            raise ConnectionResetError("dropped on purpose by a fault rule") from None
+        except ConnectionError:
+            self.finish(exchange, 0, started)
+            raise
+        except Exception as exc:
+            log("ERROR", "stand-in failed to handle a request", path=request.path, error=repr(exc))
+            response = json_answer(500, error_body(500))
+        if response.is_streamed:
+            response.response = self.finishing(response.response, exchange, response, started)
+        else:
+            # Before the answer goes out: a client that reads the log next must see it.
+            self.finish(exchange, response.status_code, started)
+        return response(environ, start_response)
+
+    def finishing(
+        self, pieces: Iterable[Any], exchange: Exchange, response: Response, started: float
+    ) -> Iterator[bytes]:
+        """A stream's pieces, then its log entry closed (right after its last event)."""
+        try:
+            yield from pieces
+        finally:
+            self.finish(exchange, response.status_code, started)
+
+    def finish(self, exchange: Exchange, status: int, started: float) -> None:
+        """Close the request's log entry (streams: after their last event) and log a line."""
+        if exchange.entry is not None:
+            self.state.log_update(exchange.entry, ended_at=time.time(), status=status or None)
+        if self.log_requests or status >= 500:
+            log(
+                "INFO" if status < 500 else "WARNING",
+                "request",
+                method=exchange.request.method,
+                path=exchange.request.path,
+                status=status or None,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+
+    # -- control API ---------------------------------------------------------------------------
+
+    def control(self, exchange: Exchange) -> Response:
+        request, state = exchange.request, self.state
+        route = (request.method, request.path.rstrip("/"))
+        contains, endpoint = exchange.arg("contains"), exchange.arg("endpoint")
+        payload: Any
+        if route == ("GET", "/_standin/health"):
+            payload = {"ok": True, "pid": state.pid, "started_at": state.started_at}
+        elif route == ("GET", "/_standin/faults"):
+            payload = {"faults": state.faults()}
+        elif route == ("POST", "/_standin/faults"):
+            payload = {"id": state.add_fault(exchange.read_json()).id}
+        elif route == ("DELETE", "/_standin/faults"):
+            payload = {"cleared": state.clear_faults()}
+        elif route == ("GET", "/_standin/config"):
+            payload = state.config.to_json()
+        elif route == ("POST", "/_standin/config"):
+            payload = state.set_config(exchange.read_json()).to_json()
+        elif route == ("POST", "/_standin/reset"):
+            state.reset()
+            payload = {"ok": True}
+        elif route == ("GET", "/_standin/requests"):
+            payload = {"requests": state.requests(contains, endpoint)}
+        elif route == ("GET", "/_standin/requests/max_concurrency"):
+            matched = state.requests(contains, endpoint)
+            payload = {"max_concurrency": max_overlap(matched), "count": len(matched)}
+        else:
+            raise ApiError(404, f"no stand-in control route {request.method} {request.path}")
+        return json_answer(200, payload)
+
+    # -- both Gemini APIs ----------------------------------------------------------------------
+
+    def api(self, exchange: Exchange) -> Response:
+        request = exchange.request
+        route = route_of(request)
+        exchange.note(endpoint=route[0] if route else UNKNOWN, deadline_s=exchange.deadline_s)
+        if VERTEX_PATH.match(request.path):
+            exchange.note(backend=VERTEX)
+            self.check_bearer_token(exchange)
+        else:
+            self.check_api_key(exchange)
+        if route is None:
+            raise ApiError(404, f"Method not found: {request.method} {request.path}")
+        kind, args = route
+        model = args.get("model", "")
+        vertex = VertexTarget(args["project"], args["location"]) if "project" in args else None
+        if kind in (GENERATE, STREAM):
+            return generate(exchange, args["ver"], model, kind == STREAM, vertex)
+        if kind == COUNT:
+            return count_tokens(exchange, args["ver"], model, vertex)
+        if kind == MODELS:
+            if VERTEX_PATH.match(request.path):
+                return get_vertex_model(exchange, model) if model else list_models(exchange, True)
+            return get_model(exchange, args["ver"], model) if model else list_models(exchange)
+        if kind == UPLOAD:
+            upload_id = exchange.arg("upload_id")
+            return (
+                upload_chunk(exchange, upload_id)
+                if upload_id
+                else upload_start(exchange, args["ver"])
+            )
+        if "file_id" in args:
+            return get_or_delete_file(exchange, args["file_id"])
+        return list_files(exchange)
+
+    @staticmethod
+    def check_api_key(exchange: Exchange) -> None:
+        """The Developer API wants an API key (any value); an upload URL is its own credential."""
+        key = exchange.header("x-goog-api-key") or exchange.arg("key")
+        if not key and not exchange.arg("upload_id"):
+            raise ApiError(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity.",
+            )
+
+    @staticmethod
+    def check_bearer_token(exchange: Exchange) -> None:
+        """Vertex AI wants an OAuth bearer token (any value), and refuses API keys."""
+        scheme, _, token = (exchange.header("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            has_key = exchange.header("x-goog-api-key") or exchange.arg("key")
+            raise ApiError(401, VERTEX_NO_API_KEYS if has_key else VERTEX_UNAUTHENTICATED)
