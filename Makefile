@@ -7,6 +7,7 @@
 #   make smoke                end to end: deployed (deploy.sh's output) or the local stack
 #   make lint                 ruff check, ruff format --check, mypy
 #   make test                 a separate stack on ports +10000, lint, pytest, stack down
+#   make screenshots          refresh the README's screenshots (docs/screenshots/)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -47,7 +48,8 @@ VENV_STAMP := $(VENV)/.requirements-installed
 NODE_STAMP := node_modules/.package-lock.json
 
 WEB_BUNDLE := web/dist/app.js
-.PHONY: help venv node_modules web deps up down status demo check-gemini smoke check-deploy lint test
+.PHONY: help venv node_modules web deps up down status demo check-gemini smoke check-deploy lint test \
+	chromium screenshots
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -116,30 +118,56 @@ check-deploy: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared functions main.py cli
-	$(VENV)/bin/shellcheck infra/*.sh
+	$(PY) -m mypy shared functions main.py cli dev
+	$(VENV)/bin/shellcheck infra/*.sh tests/run_suite.sh
 
 # Every Python process of the run (the stack's functions, the CLI, pytest) records the
 # Firestore queries our code sends (tests/query_log/sitecustomize.py), for the index
-# coverage test (tests/infra/test_index_coverage.py).
-# The test stack always uses the Gemini stand-in (the tests inject faults and check
+# coverage test (tests/infra/test_index_coverage.py), which therefore runs after the rest.
+# The test stacks always use the Gemini stand-in (the tests inject faults and check
 # its marked output) through the Developer API (tests/integration/test_vertex.py
-# switches its own process to Vertex AI), and is always stopped (trap), whatever
-# failed. pytest's exit 5 (no test collected) is a failure too: a green run must have
-# run tests.
-test: deps
-	@export $(TEST_SETTINGS); \
+# switches its own process to Vertex AI), and are always stopped, whatever failed.
+# Lint runs beside the tests. The whole suite (no PYTEST_ARGS) runs in parts at once on
+# the stacks test, test2, test3 and test4 (tests/run_suite.sh, tests/conftest.py);
+# with PYTEST_ARGS, pytest runs them on TEST_STACK alone. pytest's exit 5 (no test
+# collected) is a failure too: a green run must have run tests.
+TEST_WORKERS ?= 3
+WHOLE_SUITE := $(if $(PYTEST_ARGS),,$(filter test,$(TEST_STACK)))
+
+test: deps chromium
+	@export $(TEST_SETTINGS) PY=$(PY) TEST_WORKERS=$(TEST_WORKERS); \
 	mkdir -p .stack; export TINKERBELL_QUERY_LOG=$(CURDIR)/.stack/$(TEST_STACK)-queries.jsonl; \
 	rm -f "$$TINKERBELL_QUERY_LOG"; \
 	export PYTHONPATH=$(CURDIR)/tests/query_log$${PYTHONPATH:+:$$PYTHONPATH}; \
 	unset GEMINI_API_KEY GEMINI_BASE_URL GEMINI_BACKEND GEMINI_VERTEX_PROJECT GEMINI_VERTEX_LOCATION \
 		GEMINI_API_VERSION; \
-	trap '$(PY) -m dev.stack down --name $(TEST_STACK)' EXIT; \
-	$(PY) -m dev.stack up --name $(TEST_STACK); \
-	lint=0; $(MAKE) lint || lint=$$?; \
-	eval "$$($(PY) -m dev.stack env --name $(TEST_STACK))"; \
-	tests=0; $(PY) -m pytest $(PYTEST_ARGS) || tests=$$?; \
-	if [ $$tests -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	( $(MAKE) lint > .stack/$(TEST_STACK)-lint.log 2>&1 ) & lint_pid=$$!; \
+	tests=0; \
+	if [ -n "$(WHOLE_SUITE)" ]; then tests/run_suite.sh || tests=$$?; \
+	else \
+		( trap '$(PY) -m dev.stack down --name $(TEST_STACK)' EXIT; \
+		$(PY) -m dev.stack up --name $(TEST_STACK) && \
+		eval "$$($(PY) -m dev.stack env --name $(TEST_STACK))" && \
+		$(PY) -m pytest $(PYTEST_ARGS) ) || tests=$$?; \
+		if [ $$tests -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	fi; \
+	lint=0; wait $$lint_pid || lint=$$?; cat .stack/$(TEST_STACK)-lint.log; \
 	if [ $$lint -ne 0 ]; then echo "make test: lint failed" >&2; fi; \
-	if [ $$tests -ne 0 ]; then echo "make test: tests failed (pytest exit $$tests)" >&2; fi; \
+	if [ $$tests -ne 0 ]; then echo "make test: tests failed" >&2; fi; \
 	[ $$lint -eq 0 ] && [ $$tests -eq 0 ]
+
+# The browser tests drive Debian's Chromium (never a browser download): installed with
+# apt when this user may (root, or sudo without a password), else the exact command.
+chromium:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" -eq 0 ]; then apt_get="apt-get"; \
+	elif sudo -n true 2>/dev/null; then apt_get="sudo apt-get"; \
+	else echo "make test needs Chromium for the browser tests: sudo apt-get install -y chromium" >&2; exit 1; fi; \
+	echo "installing Chromium for the browser tests ($$apt_get install -y chromium)"; \
+	$$apt_get update -qq && DEBIAN_FRONTEND=noninteractive $$apt_get install -y -qq chromium >/dev/null
+
+# The README's screenshots (docs/screenshots/*.png), from the browser tests on a test
+# stack; `make test` leaves them alone.
+screenshots:
+	@$(MAKE) test PYTEST_ARGS="tests/e2e/test_web_strategy.py -k test_pictures_match_the_task_document" \
+		TINKERBELL_SCREENSHOTS=$(CURDIR)/docs/screenshots

@@ -18,7 +18,7 @@ Logs are JSON lines on stdout. SIGTERM or SIGINT closes the streaming pull.
 Do not restart the bridge on the same subscription: any stream that went away,
 even cleanly closed and even after the subscription was deleted and created again
 under the same name, stays registered in the Pub/Sub emulator (0.8.20) and
-swallows some messages, or all, until their ack deadline passes. ``dev/stack.py``
+swallows some messages, or all, until their ack deadline passes. ``dev/stack/``
 therefore gives a restarted bridge a subscription of a new name (and publishes the
 unfinished tasks again, which costs no second Gemini call).
 """
@@ -43,7 +43,7 @@ from google.cloud.pubsub_v1.subscriber.message import Message
 from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
-# dev/stack.py waits for this message in the log before it calls the stack up.
+# dev/stack/ waits for this message in the log before it calls the stack up.
 READY_MESSAGE = "streaming pull open"
 
 

@@ -1,5 +1,5 @@
 """Firebase App Check for tests, with no network: a local RSA key whose key set a tiny
-HTTP server on 127.0.0.1 serves (as ``https://firebaseappcheck.googleapis.com/v1/jwks``
+server on 127.0.0.1 serves (as ``https://firebaseappcheck.googleapis.com/v1/jwks``
 would), and tokens signed by it as App Check signs them; and a ``submit_strategy``
 process of a running stack's environment with App Check enforced against that key set.
 """
@@ -9,22 +9,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.wrappers import Request, Response
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.local_servers import function_process, serving
+
 ISSUER_PREFIX = "https://firebaseappcheck.googleapis.com/"
 PROJECT_NUMBER = "123456789012"
 APP_ID = f"1:{PROJECT_NUMBER}:web:0123456789abcdef"
@@ -63,41 +59,29 @@ class KeySetServer:
         self.status = 200
         self.body: bytes | None = None
         self.fetches = 0
-        server = self
+        self._serving = serving(self._app)
+        self._base = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.fetches += 1
-                body = server.body
-                if body is None:
-                    body = json.dumps({"keys": [key.jwk() for key in server.keys]}).encode()
-                if server.status != 200:
-                    body = b'{"error": "unavailable"}'
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+    @Request.application  # type: ignore[arg-type]
+    def _app(self, request: Request) -> Response:
+        self.fetches += 1
+        body = self.body
+        if body is None:
+            body = json.dumps({"keys": [key.jwk() for key in self.keys]}).encode()
+        if self.status != 200:
+            body = b'{"error": "unavailable"}'
+        return Response(body, self.status, content_type="application/json")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1/jwks"
+        return f"{self._base}/v1/jwks"
 
     def __enter__(self) -> KeySetServer:
-        self._thread.start()
+        self._base = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serving.__exit__(None, None, None)
 
 
 def app_check_token(
@@ -129,13 +113,6 @@ def app_check_token(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def process_environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
@@ -151,51 +128,21 @@ def enforced_submit(
     ``key_set_url``; yields its base URL. The stack itself does not enforce App Check."""
     state = json.loads(state_file.read_text())
     env = process_environ(int(state["parts"]["submit"]["pid"]))
-    port = free_port()
-    run_dir.mkdir(parents=True, exist_ok=True)
     env |= {
-        "XDG_RUNTIME_DIR": str(run_dir),  # gunicorn's control socket: one per process
         "APP_CHECK_ENFORCED": "true",
         "APP_CHECK_PROJECT_NUMBER": project_number,
         "APP_CHECK_JWKS_URL": key_set_url,
     }
-    log_path = run_dir / "submit.log"
-    functions_framework = Path(sys.executable).parent / "functions-framework"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(functions_framework),
-                "--target=submit_strategy",
-                "--source=main.py",
-                "--signature-type=http",
-                "--host=127.0.0.1",
-                f"--port={port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with function_process("submit_strategy", "http", env, run_dir) as submit:
         deadline = time.monotonic() + 30
         while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"submit_strategy exited:\n{log_path.read_text()[-3000:]}")
+            if submit.process.poll() is not None:
+                raise AssertionError(f"submit_strategy exited:\n{submit.log_tail()}")
             try:
-                httpx.get(f"{url}/", timeout=2)  # any answer will do (405)
+                httpx.get(f"{submit.url}/", timeout=2)  # any answer will do (405)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     raise AssertionError("submit_strategy did not start in 30 s") from None
                 time.sleep(0.2)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+        yield submit.url

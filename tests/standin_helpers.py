@@ -7,16 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from werkzeug.wrappers import Request, Response
+
 from dev.gemini_standin import Config, StandinServer, serve
 from shared.settings import EMULATOR_VARIABLES, Settings
+from tests.local_servers import serving
 
 REPO = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -33,59 +34,41 @@ def running_standin(config: Config | None = None) -> Iterator[StandinServer]:
         thread.join(timeout=5)
 
 
-class FakeStorage(ThreadingHTTPServer):
-    daemon_threads = True
+class FakeStorage:
+    """The Cloud Storage JSON API's object metadata route, enough for the stand-in's
+    ``gs://`` checks: ``objects`` exist, ``forbidden`` buckets answer 403."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), StorageHandler)
         self.objects: set[tuple[str, str]] = set()
         self.forbidden: set[str] = set()
         self.requests: list[str] = []
+        self.url = ""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class StorageHandler(BaseHTTPRequestHandler):
-    server: FakeStorage
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        parts = self.path.split("?")[0].split("/")
-        # /storage/v1/b/{bucket}/o/{object, url-encoded}
+    @Request.application  # type: ignore[arg-type]
+    def app(self, request: Request) -> Response:
+        raw = request.environ["RAW_URI"]  # as sent: the object name stays one %2F segment
+        self.requests.append(raw)
+        parts = raw.split("?")[0].split("/")  # /storage/v1/b/{bucket}/o/{object}
         if len(parts) != 7 or parts[1:4] != ["storage", "v1", "b"] or parts[5] != "o":
-            self._answer(400, {"error": {"code": 400}})
-        elif parts[4] in self.server.forbidden:
-            self._answer(403, {"error": {"code": 403}})
-        elif (parts[4], unquote(parts[6])) in self.server.objects:
-            self._answer(200, {"bucket": parts[4], "name": unquote(parts[6])})
-        else:
-            self._answer(404, {"error": {"code": 404, "message": "No such object"}})
+            return _json(400, {"error": {"code": 400}})
+        bucket, name = parts[4], unquote(parts[6])
+        if bucket in self.forbidden:
+            return _json(403, {"error": {"code": 403}})
+        if (bucket, name) in self.objects:
+            return _json(200, {"bucket": bucket, "name": name})
+        return _json(404, {"error": {"code": 404, "message": "No such object"}})
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status, content_type="application/json")
 
 
 @contextmanager
 def running_storage() -> Iterator[FakeStorage]:
-    server = FakeStorage()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    storage = FakeStorage()
+    with serving(storage.app) as url:
+        storage.url = url
+        yield storage
 
 
 def run_check_gemini(*args: str, **env: str) -> tuple[int, dict[str, Any]]:

@@ -5,6 +5,7 @@ export, the print stylesheet, and the README's screenshots."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ROOT, WebApp
+from tests.e2e.conftest import WebApp
 from tests.e2e.helpers import (
     FORMAT_LOCALES,
     catalogs,
@@ -29,7 +30,6 @@ from tests.e2e.helpers import (
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 MAX_SCREENSHOT_BYTES = 300 * 1024
 BRIEFS = {
     "en": "Bakery with a reading corner in Iasi, for students and young families",
@@ -146,16 +146,18 @@ def check_kpis(page: Page, strategy: dict[str, Any]) -> None:
         expect(rows.nth(i)).to_contain_text(indicator)
 
 
-def save_screenshot(page: Page, language: str) -> None:
+def save_screenshot(page: Page, language: str, directory: Path) -> None:
     """The README's picture of a finished strategy in this language: the whole
-    page, in 256 colours (a UI needs no more) to stay small in the repository."""
+    page, in 256 colours (a UI needs no more) to stay small in the repository.
+    Written to docs/screenshots only by `make screenshots` (TINKERBELL_SCREENSHOTS);
+    a test run checks it in its own directory and leaves the tree alone."""
     page.wait_for_function(
         "document.getElementById('preview').hidden"
         " || document.getElementById('preview-img').complete"
     )
     page.evaluate("window.scrollTo(0, 0)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"strategy-{language}.png"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"strategy-{language}.png"
     shot = page.screenshot(full_page=True, animations="disabled", caret="hide")
     image = Image.open(io.BytesIO(shot)).convert("RGB")
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
@@ -169,6 +171,7 @@ def test_pictures_match_the_task_document(
     new_web: Callable[..., WebApp],
     read_task: Callable[[str], dict[str, Any]],
     language: str,
+    tmp_path: Path,
 ) -> None:
     page, task = finished_strategy(new_web, read_task, language)
     strategy = task["result"]["strategy"]
@@ -179,7 +182,7 @@ def test_pictures_match_the_task_document(
     check_budget_chart(page, language, strategy)
     check_timeline(page, language, strategy)
     check_kpis(page, strategy)
-    save_screenshot(page, language)
+    save_screenshot(page, language, Path(os.environ.get("TINKERBELL_SCREENSHOTS") or tmp_path))
 
 
 def test_markdown_export(

@@ -156,7 +156,8 @@ def make_rehearsal(directory: Path, parser_socket: str) -> Rehearsal:
     for tool in ("gcloud", "firebase", "node"):
         wrapper = bin_dir / tool
         wrapper.write_text(
-            f'#!/bin/sh\nexec "{sys.executable}" "{HERE / "standin.py"}" {tool} "$@"\n'
+            f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" '
+            f'-m tests.infra.standin {tool} "$@"\n'
         )
         wrapper.chmod(0o755)
     # The scripts' waits (a new project's "not yet" answers, the index build) are

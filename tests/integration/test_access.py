@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
+from tests.local_servers import function_process
 
 pytestmark = pytest.mark.integration
 
@@ -285,13 +283,6 @@ def test_delete_by_another_user_is_404_and_cancels_nothing(
 # ----------------------------------------- no emulators for a real project
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run_function(
     tmp_path: Path,
     target: str,
@@ -301,46 +292,25 @@ def _run_function(
     extra_env: dict[str, str] | None = None,
 ) -> tuple[int | None, int | None, str]:
     """Start one function as the platform would; (exit code, status of one request, log)."""
-    port = _free_port()
     run_dir = tmp_path / f"run-{target}-{project}"
-    run_dir.mkdir()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(run_dir),
-        "XDG_RUNTIME_DIR": str(run_dir),
         "GOOGLE_CLOUD_PROJECT": project,
         # The one that lets anyone in: firebase-admin accepts unsigned tokens with it.
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    log_path = run_dir / "function.log"
-    functions_framework = Path(sys.executable).parent / "functions-framework"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(functions_framework),
-                f"--target={target}",
-                "--source=main.py",
-                f"--signature-type={signature}",
-                "--host=127.0.0.1",
-                f"--port={port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     status: int | None = None
-    try:
+    with function_process(target, signature, env, run_dir) as function:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and function.process.poll() is None:
             try:
                 # An unsigned token for the "real" project: the Auth emulator variable
                 # would make firebase-admin accept it.
                 answer = httpx.post(
-                    f"http://127.0.0.1:{port}/v1/strategies",
+                    f"{function.url}/v1/strategies",
                     json={"brief": "x"},
                     headers={"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."},
                     timeout=5,
@@ -349,14 +319,7 @@ def _run_function(
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+    proc, log_path = function.process, function.log_path
     code = proc.returncode if status is None else None
     return code, status, log_path.read_text(errors="replace")
 

@@ -34,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 from shared.models import ErrorDetail, StrategyRequest, TaskAccepted, TaskPublic
 from tests.integration.conftest import Api, TaskWatcher, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: it counts every uploaded object and published message (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 CHECKS = [

@@ -9,7 +9,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.integration.conftest import Api, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: it counts every uploaded object (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from cli.sample_pdf import sample_pdf
 from tests.integration.conftest import STATE_FILE, StandIn
+from tests.local_servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -141,13 +141,6 @@ def logged_in(tinkerbell: Cli) -> str:
     assert result.code == OK, result.err
     uid: str = result.json["user"]["uid"]
     return uid
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def one_line_error(result: Result) -> None:

@@ -30,7 +30,9 @@ import pytest
 
 from tests.integration.conftest import STATE_FILE, TERMINAL, Api, StandIn, TaskWatcher, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: it kills the worker, floods the queue, and keeps a dead-letter case
+# for the whole module (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 STRATEGY_CALL = "generateContent"
 
@@ -223,6 +225,7 @@ def dead_letter_case(stack: dict[str, str], tasks_collection: Any) -> Iterator[D
 # ------------------------------------------------------------------ a. duplicates
 
 
+@pytest.mark.heavy
 def test_50_tasks_each_delivered_3_more_times_at_once_cost_50_calls(
     thread_api: ThreadApis,
     new_user: Callable[[], User],
@@ -456,6 +459,7 @@ def test_gemini_503_longer_than_one_attempt_is_ridden_out_by_redelivery(
 # ------------------------------------------------------------------ e. load on the accept path
 
 
+@pytest.mark.heavy
 def test_300_submissions_from_32_clients_no_5xx_and_all_end(
     stack: dict[str, str],
     new_user: Callable[[], User],

@@ -18,7 +18,9 @@ from shared import clients
 from shared.settings import get_settings
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: it takes the bucket away and slows every image call; heavy: its timing
+# (a 3 s image call to take the bucket away under) needs the machine (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.heavy]
 
 STRATEGY_CALL = "streamGenerateContent"
 

@@ -57,9 +57,10 @@ def test_listener_sees_pending_then_processing_then_completed(
     # A slow answer keeps the task PROCESSING long enough to be seen.
     standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=1.0)
     seen: list[str] = []
-    finished = threading.Event()
+    listening, finished = threading.Event(), threading.Event()
 
     def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        listening.set()  # the first (empty) snapshot: the listener is in place
         for snap in snapshots:
             status = snap.to_dict()["status"]
             if not seen or seen[-1] != status:
@@ -70,6 +71,7 @@ def test_listener_sees_pending_then_processing_then_completed(
     # Listening to the user's tasks before submitting catches the PENDING write.
     watch = tasks_collection.where(filter=FieldFilter("uid", "==", user.uid)).on_snapshot(on_change)
     try:
+        assert listening.wait(30), "the listener never started"
         api.submit_ok(user, brief=f"Coffee shop in Iasi {marker}")
         assert finished.wait(30), f"statuses seen: {seen}"
     finally:
@@ -215,6 +217,7 @@ def test_same_message_three_times_costs_one_gemini_call(
     assert all(a.status_code == 200 for a in after)
 
 
+@pytest.mark.exclusive  # needs the worker to itself to show 32 calls at once
 def test_32_tasks_at_once_are_all_in_flight_together(
     api: Api, new_user: Any, watcher: TaskWatcher, standin: StandIn, marker: str
 ) -> None:
@@ -248,6 +251,7 @@ def _spread(calls: list[dict]) -> str:
     return f"calls started over {spread:.2f} s; the first ended after {first_end:.2f} s"
 
 
+@pytest.mark.exclusive  # any image call after the cancel would be this task's
 def test_cancel_a_running_task_ends_cancelled_not_completed(
     api: Api, user: User, tasks_collection: Any, standin: StandIn, marker: str
 ) -> None:
@@ -277,8 +281,8 @@ def test_cancel_a_running_task_ends_cancelled_not_completed(
 
     assert "COMPLETED" not in statuses, statuses
     assert api.status(user, task_id).json()["status"] == "CANCELLED"
-    # The strategy call was already paid; no image call follows a cancel (the tests
-    # run one at a time, so any image call after it would be this task's).
+    # The strategy call was already paid; no image call follows a cancel (exclusive:
+    # no other test runs, so any image call after it would be this task's).
     (strategy_call,) = standin.requests(marker, endpoint=STRATEGY_CALL)
     images = standin.requests("", endpoint="image")
     assert [c for c in images if c["started_at"] >= strategy_call["ended_at"]] == []

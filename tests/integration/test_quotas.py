@@ -23,7 +23,8 @@ from shared.models import TaskRecord, TaskRequest, TaskStatus
 from shared.settings import get_settings
 from tests.integration.conftest import Api, StandIn, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: it races the project-wide caps (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.heavy]
 
 STRATEGY_CALL = "streamGenerateContent"
 

@@ -144,6 +144,7 @@ def test_grounding_adds_google_search_and_cited_sources(
     assert cited and all(s["kind"] == "search" and s["domain"] for s in cited)
 
 
+@pytest.mark.exclusive  # switches every preview to PNG
 def test_preview_image_is_stored_and_served_to_the_owner(
     api: Api,
     user: User,
@@ -188,6 +189,7 @@ def test_preview_image_is_stored_and_served_to_the_owner(
     assert image_call["started_at"] > strategy_call["ended_at"]
 
 
+@pytest.mark.exclusive  # every image call fails while it runs
 def test_image_failure_keeps_the_strategy(
     api: Api,
     user: User,

@@ -31,7 +31,8 @@ from tests.integration.test_delivery_faults import (
     wait_for,
 )
 
-pytestmark = pytest.mark.integration
+# Exclusive: it kills and restarts function processes (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATORS = ("firestore", "pubsub", "auth", "storage")

@@ -98,6 +98,7 @@ def pdf_request(task_id: str, marker: str, **fields: Any) -> TaskRequest:
     return TaskRequest(brief=f"Bicycle repair shop in Iasi {marker}", pdf=pdf, **fields)
 
 
+@pytest.mark.exclusive  # counts every File API request, and takes the next image call
 def test_pdf_url_grounding_and_image_on_vertex_without_the_file_api(
     vertex: Worker,
     standin: StandIn,

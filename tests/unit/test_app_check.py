@@ -30,8 +30,8 @@ from tests.app_check_keys import (
     KeySetServer,
     SigningKey,
     app_check_token,
-    free_port,
 )
+from tests.local_servers import free_port
 
 PROJECT_ID = "demo-app-check"
 WEB = "http://127.0.0.1:5000"

@@ -104,7 +104,7 @@ def test_vertex_without_a_project_is_refused() -> None:
 
 
 def test_the_local_stack_may_use_vertex_in_its_emulator_project() -> None:
-    """dev/stack.py checks the caller's environment before it adds the stand-in's URL."""
+    """dev/stack/ checks the caller's environment before it adds the stand-in's URL."""
     settings = Settings(gemini_backend="vertex")
     assert settings.vertex_project == "demo-tinkerbell"
 

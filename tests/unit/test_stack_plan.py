@@ -1,4 +1,4 @@
-"""The pure planning half of ``dev/stack.py`` (SPEC §7): ports, Gemini, environments.
+"""The pure planning half of ``dev/stack/`` (SPEC §7): ports, Gemini, environments.
 
 Nothing here starts a process, except the kill-part / start-part test, which runs
 a tiny ``http.server`` as a stand-in part; the port checks bind sockets on loopback only.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dev import stack
-from dev.stack import PLACEHOLDER_GEMINI_KEY, PlanError, plan
+from dev.stack import PLACEHOLDER_GEMINI_KEY, PlanError, commands, plan
 
 DEV_PORTS = {
     "firestore": 8080,
@@ -412,8 +412,8 @@ def test_up_refuses_and_starts_nothing_when_a_port_is_taken(
     env = free_ports_env(len(stack.PORT_DEFAULTS)) | {"STORAGE_PORT": str(held_port)}
     stack_plan = plan(env, "test", root=tmp_path, python=Path(sys.executable))
     started: list[str] = []
-    monkeypatch.setattr(stack, "start_part", lambda spec, log_dir: started.append(spec.name))
-    monkeypatch.setattr(stack, "missing_tools", lambda _plan: [])
+    monkeypatch.setattr(commands, "start_part", lambda spec, log_dir: started.append(spec.name))
+    monkeypatch.setattr(commands, "missing_tools", lambda _plan: [])
     assert stack.cmd_up(stack_plan, timeout=1) == 2
     assert started == []
     assert not stack_plan.state_path.exists()
@@ -687,12 +687,12 @@ def test_up_starts_only_the_dead_worker_and_stops_nothing(
         raise AssertionError("nothing may be stopped")
 
     parts = tuple(spec.name for spec in stack_plan.all_parts)
-    monkeypatch.setattr(stack, "settled_health", lambda state: health_with(parts, process=DEAD))
-    monkeypatch.setattr(stack, "start_part", start)
-    monkeypatch.setattr(stack, "wait_all_ready", lambda *args, **kwargs: None)
-    monkeypatch.setattr(stack, "stop_recorded", stopped)
-    monkeypatch.setattr(stack, "stop_groups", stopped)
-    monkeypatch.setattr(stack, "resubscribe", stopped)
+    monkeypatch.setattr(commands, "settled_health", lambda state: health_with(parts, process=DEAD))
+    monkeypatch.setattr(commands, "start_part", start)
+    monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
+    monkeypatch.setattr(commands, "stop_recorded", stopped)
+    monkeypatch.setattr(commands, "stop_groups", stopped)
+    monkeypatch.setattr(commands, "resubscribe", stopped)
     assert stack.cmd_up(stack_plan, timeout=1) == 0
 
     assert [spec.name for spec in started] == ["process"]
@@ -726,11 +726,11 @@ def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
         return res.subscription_path(stack.subscription_name(res.subscription, generation))
 
     parts = tuple(spec.name for spec in stack_plan.all_parts)
-    monkeypatch.setattr(stack, "settled_health", lambda state: health_with(parts, bridge=DEAD))
-    monkeypatch.setattr(stack, "start_part", start)
-    monkeypatch.setattr(stack, "wait_all_ready", lambda *args, **kwargs: None)
-    monkeypatch.setattr(stack, "resubscribe", resubscribe)
-    monkeypatch.setattr(stack, "requeue_unfinished", lambda plan_: ["t1", "t2"])
+    monkeypatch.setattr(commands, "settled_health", lambda state: health_with(parts, bridge=DEAD))
+    monkeypatch.setattr(commands, "start_part", start)
+    monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
+    monkeypatch.setattr(commands, "resubscribe", resubscribe)
+    monkeypatch.setattr(commands, "requeue_unfinished", lambda plan_: ["t1", "t2"])
     assert stack.cmd_up(stack_plan, timeout=1) == 0
 
     res = stack_plan.resources
@@ -754,9 +754,9 @@ def test_up_refuses_to_mix_settings_and_touches_nothing(
         stack_plan, settings={**stack_plan.settings, "LEASE_SECONDS": 999}
     )
     parts = tuple(spec.name for spec in stack_plan.all_parts)
-    monkeypatch.setattr(stack, "settled_health", lambda state: health_with(parts, process=DEAD))
-    monkeypatch.setattr(stack, "start_part", lambda *a, **k: pytest.fail("nothing may start"))
-    monkeypatch.setattr(stack, "stop_recorded", lambda *a, **k: pytest.fail("nothing may stop"))
+    monkeypatch.setattr(commands, "settled_health", lambda state: health_with(parts, process=DEAD))
+    monkeypatch.setattr(commands, "start_part", lambda *a, **k: pytest.fail("nothing may start"))
+    monkeypatch.setattr(commands, "stop_recorded", lambda *a, **k: pytest.fail("nothing may stop"))
     assert stack.cmd_up(changed, timeout=1) == 2
     assert stack.read_state(stack_plan.state_path) == before
     err = capsys.readouterr().err

@@ -1,0 +1,99 @@
+"""What the tests start on 127.0.0.1 besides the stack: a free port, a small WSGI app served
+in a thread (werkzeug's server, quiet), and one of our functions in a process of its own
+under functions-framework, as the platform starts it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free port in a daemon thread; yields its base URL."""
+    server = make_server(HOST, 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class FunctionProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@contextlib.contextmanager
+def function_process(
+    target: str, signature: str, env: Mapping[str, str], run_dir: Path
+) -> Iterator[FunctionProcess]:
+    """``functions-framework --target=TARGET`` on main.py with exactly ``env``, in its own
+    process group and ``run_dir`` (its log, and gunicorn's control socket: one per
+    process); stopped (SIGTERM, then SIGKILL) at the end. Waiting for it is the caller's:
+    what "ready" means differs."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = run_dir / f"{target}.log"
+    functions_framework = Path(sys.executable).parent / "functions-framework"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(functions_framework),
+                f"--target={target}",
+                "--source=main.py",
+                f"--signature-type={signature}",
+                f"--host={HOST}",
+                f"--port={port}",
+            ],
+            cwd=ROOT,
+            env={**env, "XDG_RUNTIME_DIR": str(run_dir)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield FunctionProcess(process, f"http://{HOST}:{port}", log_path)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
