@@ -131,7 +131,7 @@ lint: venv
 # the stacks test, test2, test3 and test4 (tests/run_suite.sh, tests/conftest.py);
 # with PYTEST_ARGS, pytest runs them on TEST_STACK alone. pytest's exit 5 (no test
 # collected) is a failure too: a green run must have run tests.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 WHOLE_SUITE := $(if $(PYTEST_ARGS),,$(filter test,$(TEST_STACK)))
 
 test: deps chromium

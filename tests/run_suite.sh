@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite, as `make test` runs it (the Makefile exports the test settings, the
 # query log and PY; tests/conftest.py says which tests are exclusive or heavy). At once:
-#   - every test that shares a stack: on TEST_WORKERS xdist workers against `test`;
+#   - every test that shares a stack: on TEST_WORKERS (2) xdist workers against `test`;
 #   - the exclusive stack tests, one at a time, on stacks of their own: the delivery
 #     faults (a killed worker, a dead-letter case) on `test3`, the others on `test2`.
 # Then the heavy tests (hundreds of tasks at once) alone on a fresh stack, `test4`: on
@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 py=${PY:?PY must name the venv python}
-workers=${TEST_WORKERS:-3}
+workers=${TEST_WORKERS:-2}
 logs=.stack
 stacks=(test test2 test3 test4)  # `down` of a stack that never started is a no-op
 failed=()

@@ -19,7 +19,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.settings import get_settings
 from tests.integration.conftest import Api, StandIn, User
 
-pytestmark = pytest.mark.integration
+# Exclusive: its bursts of submits (caps of 10 in flight, 30 a minute) load the
+# project-wide counter documents that every submit writes (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 STRATEGY_CALL = "generateContent"
 KEY = "Idempotency-Key"
