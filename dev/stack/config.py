@@ -23,13 +23,15 @@ DEFAULT_PROJECT = "demo-tinkerbell"
 STACK_NAMES = ("dev", "test", "test2", "test3", "test4")
 # The test stacks shift every port so that `make test` never collides with a
 # developer's running dev stack (test2..test4: the parts of one `make test` run at once,
-# or parallel test runs on one machine).
+# or parallel test runs on one machine). Every port stays below 32768, where Linux
+# starts handing out ephemeral ports: at +40000 an outgoing connection once held the
+# Auth emulator's hub port (44400) when the stack started.
 STACK_PORT_OFFSET = {
     "dev": 0,
     "test": 10_000,
     "test2": 20_000,
-    "test3": 30_000,
-    "test4": 40_000,
+    "test3": 12_000,
+    "test4": 22_000,
 }
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 FIREBASE_TOOLS_VERSION = "15.34.2"
