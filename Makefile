@@ -38,7 +38,7 @@ TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 	MAX_TASKS_PER_MINUTE=5000 MAX_TASKS_IN_FLIGHT=5000
 
 PYTHON ?= python3.11
-# `make test TEST_STACK=test2 PYTEST_ARGS=tests/integration/test_x.py` runs a
+# `make test TEST_STACK=test3 PYTEST_ARGS=tests/integration/test_x.py` runs a
 # second test stack beside the first (ports +20000) on a subset of the tests.
 TEST_STACK ?= test
 PYTEST_ARGS ?=
@@ -127,8 +127,8 @@ lint: venv
 # The test stacks always use the Gemini stand-in (the tests inject faults and check
 # its marked output) through the Developer API (tests/integration/test_vertex.py
 # switches its own process to Vertex AI), and are always stopped, whatever failed.
-# Lint runs beside the tests. The whole suite (no PYTEST_ARGS) runs in parts at once on
-# the stacks test, test2, test3 and test4 (tests/run_suite.sh, tests/conftest.py);
+# Lint runs beside the tests. The whole suite (no PYTEST_ARGS) runs in parts on the
+# stacks test, test2 and test4 (tests/run_suite.sh, tests/conftest.py);
 # with PYTEST_ARGS, pytest runs them on TEST_STACK alone. pytest's exit 5 (no test
 # collected) is a failure too: a green run must have run tests.
 TEST_WORKERS ?= 2

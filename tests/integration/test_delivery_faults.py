@@ -31,8 +31,9 @@ import pytest
 from tests.integration.conftest import STATE_FILE, TERMINAL, Api, StandIn, TaskWatcher, User
 
 # Exclusive: it kills the worker, floods the queue, and keeps a dead-letter case
-# for the whole module (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+# for the whole module; heavy: hundreds of tasks at once, and time budgets and attempt
+# counts that a loaded machine broke (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.heavy]
 
 STRATEGY_CALL = "generateContent"
 
@@ -225,7 +226,6 @@ def dead_letter_case(stack: dict[str, str], tasks_collection: Any) -> Iterator[D
 # ------------------------------------------------------------------ a. duplicates
 
 
-@pytest.mark.heavy
 def test_50_tasks_each_delivered_3_more_times_at_once_cost_50_calls(
     thread_api: ThreadApis,
     new_user: Callable[[], User],
@@ -346,7 +346,6 @@ def test_worker_killed_during_10_gemini_calls_loses_no_task(
 # ------------------------------------------------------------------ c. failures
 
 
-@pytest.mark.heavy  # its time budget does not hold on a loaded machine
 def test_gemini_503_forever_fails_retryable_after_the_configured_attempts(
     api: Api,
     user: User,
@@ -460,7 +459,6 @@ def test_gemini_503_longer_than_one_attempt_is_ridden_out_by_redelivery(
 # ------------------------------------------------------------------ e. load on the accept path
 
 
-@pytest.mark.heavy
 def test_300_submissions_from_32_clients_no_5xx_and_all_end(
     stack: dict[str, str],
     new_user: Callable[[], User],

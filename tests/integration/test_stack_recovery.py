@@ -31,8 +31,9 @@ from tests.integration.test_delivery_faults import (
     wait_for,
 )
 
-# Exclusive: it kills and restarts function processes (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+# Exclusive: it kills and restarts function processes; heavy: it counts the attempts of
+# tasks whose Gemini calls must not time out, which a loaded machine broke (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.heavy]
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATORS = ("firestore", "pubsub", "auth", "storage")
