@@ -39,7 +39,7 @@ TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 
 PYTHON ?= python3.11
 # `make test TEST_STACK=test3 PYTEST_ARGS=tests/integration/test_x.py` runs a
-# second test stack beside the first (ports +20000) on a subset of the tests.
+# second test stack beside the first (ports +12000) on a subset of the tests.
 TEST_STACK ?= test
 PYTEST_ARGS ?=
 VENV := .venv
