@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -99,24 +100,38 @@ def marker() -> str:
 
 
 class StandIn:
-    """The Gemini stand-in's control API: fault rules and the request log."""
+    """The Gemini stand-in's control API: fault rules and the request log.
+
+    What reaches past the calling test (the global config, a fault or a log read that
+    matches every request) needs the test to be exclusive, that is alone on its stack
+    (tests/conftest.py): ``alone`` says whether the running test is, and a test that
+    is not gets an error here instead of a flaky neighbour."""
 
     def __init__(self, base: str, http: httpx.Client) -> None:
         self.base = base
         self.http = http
+        self.alone = False  # set for each test (_standin_knows_the_test)
+
+    def _needs_the_stack_alone(self, what: str) -> None:
+        assert self.alone, f"{what} reaches every test on the stack: mark the test exclusive"
 
     def fault(self, match: str, **rule: Any) -> None:
+        if not match:
+            self._needs_the_stack_alone("a fault rule that matches every request")
         answer = self.http.post(f"{self.base}/_standin/faults", json={"match": match, **rule})
         answer.raise_for_status()
 
     def config(self, **values: Any) -> dict[str, Any]:
         """Change the stand-in's global knobs (``image_format``, ``withdrawn_models``...);
         returns the previous ones, to restore with ``config(**previous)``."""
+        self._needs_the_stack_alone("the stand-in's global config")
         previous: dict[str, Any] = self.http.get(f"{self.base}/_standin/config").json()
         self.http.post(f"{self.base}/_standin/config", json=values).raise_for_status()
         return previous
 
     def requests(self, contains: str, endpoint: str | None = None) -> list[dict[str, Any]]:
+        if not contains:
+            self._needs_the_stack_alone("reading every request the stand-in logged")
         params = {"contains": contains} | ({"endpoint": endpoint} if endpoint else {})
         answer = self.http.get(f"{self.base}/_standin/requests", params=params)
         answer.raise_for_status()
@@ -136,6 +151,22 @@ def standin(stack: dict[str, str], http: httpx.Client) -> StandIn:
     base = stack.get("GEMINI_STANDIN_URL") or stack.get("GEMINI_BASE_URL")
     assert base, "the test stack must run against the Gemini stand-in"
     return StandIn(base, http)
+
+
+@pytest.fixture(autouse=True)
+def _standin_knows_the_test(request: pytest.FixtureRequest, standin: StandIn) -> None:
+    standin.alone = request.node.get_closest_marker("exclusive") is not None
+
+
+@pytest.fixture
+def restore_standin(standin: StandIn) -> Iterator[StandIn]:
+    """The stand-in, its global config put back after the test (which is exclusive: the
+    fixture's name is in tests/conftest.py's list)."""
+    previous = standin.config()
+    try:
+        yield standin
+    finally:
+        standin.config(**previous)
 
 
 @pytest.fixture(scope="session")
@@ -160,28 +191,7 @@ class TaskWatcher:
 
     def wait(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
         """Block until the task is terminal; return the document."""
-        done = threading.Event()
-        latest: dict[str, Any] = {}
-
-        def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
-            for snap in snapshots:
-                if snap.exists:
-                    latest.update(snap.to_dict())
-                    if latest.get("status") in TERMINAL:
-                        done.set()
-
-        watch = self.collection.document(task_id).on_snapshot(on_change)
-        try:
-            finished = done.wait(timeout)
-        finally:
-            watch.unsubscribe()
-        if not finished:  # see wait_all: one direct read before giving up
-            latest = self.collection.document(task_id).get().to_dict() or latest
-            print(f"\n[watcher] the listener missed the end of task {task_id}")
-        assert latest.get("status") in TERMINAL, (
-            f"task {task_id} not finished after {timeout}s: {latest.get('status')}"
-        )
-        return latest
+        return self.wait_all([task_id], timeout)[task_id]
 
     def wait_all(self, task_ids: list[str], timeout: float = 120) -> dict[str, dict[str, Any]]:
         """Block until every task is terminal, with one listener per task."""
@@ -190,7 +200,7 @@ class TaskWatcher:
         lock = threading.Lock()
         done = threading.Event()
 
-        def listener(task_id: str) -> Callable[[list[Any], Any, Any], None]:
+        def listen(task_id: str) -> Any:
             def on_change(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
                 for snap in snapshots:
                     data = snap.to_dict() if snap.exists else None
@@ -201,15 +211,28 @@ class TaskWatcher:
                             if not remaining:
                                 done.set()
 
-            return on_change
+            return self.collection.document(task_id).on_snapshot(on_change)
 
-        watches = [self.collection.document(t).on_snapshot(listener(t)) for t in task_ids]
+        watches = {task_id: listen(task_id) for task_id in task_ids}
+        deadline = time.monotonic() + timeout
         try:
-            finished = done.wait(timeout)
+            while not done.wait(min(1.0, max(deadline - time.monotonic(), 0.0))):
+                if time.monotonic() >= deadline:
+                    break
+                with lock:
+                    pending = sorted(remaining)
+                for task_id in pending:
+                    if not watches[task_id].is_active:
+                        # The emulator has been seen to end a listen stream under load
+                        # (499 RST_STREAM), which the SDK does not reopen: we do, as the
+                        # CLI does; the new listener's first snapshot is the document now.
+                        print(f"\n[watcher] the listener of task {task_id} ended: reopened")
+                        watches[task_id].unsubscribe()
+                        watches[task_id] = listen(task_id)
         finally:
-            for watch in watches:
+            for watch in watches.values():
                 watch.unsubscribe()
-        if not finished:
+        if not done.is_set():
             # Under heavy load the emulator's listen stream has been seen to miss a
             # final write: ask once more, directly, before calling it a failure.
             for task_id in sorted(remaining):
@@ -218,9 +241,14 @@ class TaskWatcher:
                     print(f"\n[watcher] the listener missed the end of task {task_id}")
                     found[task_id] = data
                     remaining.discard(task_id)
-        assert not remaining, (
-            f"{len(remaining)} of {len(task_ids)} tasks not finished in {timeout}s"
-        )
+        if remaining:
+            last = {
+                t: (self.collection.document(t).get().to_dict() or {}).get("status")
+                for t in sorted(remaining)[:5]
+            }
+            raise AssertionError(
+                f"{len(remaining)} of {len(task_ids)} tasks not finished in {timeout}s: {last}"
+            )
         return found
 
 
