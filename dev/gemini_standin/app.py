@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, Rule
@@ -42,47 +42,92 @@ class ModelIdConverter(BaseConverter):
     regex = "[^/:]+"
 
 
+class Route(NamedTuple):
+    """What a path leads to: the request kind (logged, and matched by fault rules) and the
+    handler, given the path's arguments."""
+
+    kind: str
+    handle: Callable[[Exchange, Mapping[str, Any]], Response]
+
+
+def _vertex_target(args: Mapping[str, Any]) -> VertexTarget | None:
+    return VertexTarget(args["project"], args["location"]) if "project" in args else None
+
+
+def _upload(exchange: Exchange, args: Mapping[str, Any]) -> Response:
+    upload_id = exchange.arg("upload_id")  # the upload URL: a chunk of an open session
+    return upload_chunk(exchange, upload_id) if upload_id else upload_start(exchange, args["ver"])
+
+
+GENERATE_ROUTE = Route(
+    GENERATE, lambda ex, a: generate(ex, a["ver"], a["model"], False, _vertex_target(a))
+)
+STREAM_ROUTE = Route(
+    STREAM, lambda ex, a: generate(ex, a["ver"], a["model"], True, _vertex_target(a))
+)
+COUNT_ROUTE = Route(COUNT, lambda ex, a: count_tokens(ex, a["ver"], a["model"], _vertex_target(a)))
 _DEV = f"<any({', '.join(API_VERSIONS)}):ver>"
 _VTX = f"<any({', '.join(VERTEX_API_VERSIONS)}):ver>"
 _VTX_MODEL = (
     f"/{_VTX}/projects/<project>/locations/<location>/publishers/google/models/<model:model>"
 )
-# Each rule's endpoint is the request kind it is logged as (and fault rules match).
+# Generation, counting and uploads are POSTs; the rest GETs (a file may be DELETEd too).
+POST, GET = ["POST"], ["GET"]
 ROUTES = Map(
     [
-        Rule(f"/{_DEV}/models/<model:model>:generateContent", endpoint=GENERATE),
-        Rule(f"/{_DEV}/models/<model:model>:streamGenerateContent", endpoint=STREAM),
-        Rule(f"/{_DEV}/models/<model:model>:countTokens", endpoint=COUNT),
-        Rule(f"/{_DEV}/models", endpoint=MODELS, methods=["GET"]),
-        Rule(f"/{_DEV}/models/<model:model>", endpoint=MODELS, methods=["GET"]),
-        Rule(f"/upload/{_DEV}/files", endpoint=UPLOAD),
-        Rule(f"/{_DEV}/files", endpoint=FILES, methods=["GET"]),
-        Rule(f"/{_DEV}/files/<file_id>", endpoint=FILES, methods=["GET", "DELETE"]),
+        Rule(
+            f"/{_DEV}/models/<model:model>:generateContent", endpoint=GENERATE_ROUTE, methods=POST
+        ),
+        Rule(
+            f"/{_DEV}/models/<model:model>:streamGenerateContent",
+            endpoint=STREAM_ROUTE,
+            methods=POST,
+        ),
+        Rule(f"/{_DEV}/models/<model:model>:countTokens", endpoint=COUNT_ROUTE, methods=POST),
+        Rule(f"/{_DEV}/models", endpoint=Route(MODELS, lambda ex, a: list_models(ex)), methods=GET),
+        Rule(
+            f"/{_DEV}/models/<model:model>",
+            endpoint=Route(MODELS, lambda ex, a: get_model(ex, a["ver"], a["model"])),
+            methods=GET,
+        ),
+        Rule(f"/upload/{_DEV}/files", endpoint=Route(UPLOAD, _upload), methods=POST),
+        Rule(f"/{_DEV}/files", endpoint=Route(FILES, lambda ex, a: list_files(ex)), methods=GET),
+        Rule(
+            f"/{_DEV}/files/<file_id>",
+            endpoint=Route(FILES, lambda ex, a: get_or_delete_file(ex, a["file_id"])),
+            methods=["GET", "DELETE"],
+        ),
         # Vertex AI: generation is project- and location-scoped; publisher models are not,
         # and ``publishers.models.list`` exists in v1beta1 only.
-        Rule(f"{_VTX_MODEL}:generateContent", endpoint=GENERATE),
-        Rule(f"{_VTX_MODEL}:streamGenerateContent", endpoint=STREAM),
-        Rule(f"{_VTX_MODEL}:countTokens", endpoint=COUNT),
-        Rule("/<any(v1beta1):ver>/publishers/google/models", endpoint=MODELS, methods=["GET"]),
-        Rule(f"/{_VTX}/publishers/google/models/<model:model>", endpoint=MODELS, methods=["GET"]),
+        Rule(f"{_VTX_MODEL}:generateContent", endpoint=GENERATE_ROUTE, methods=POST),
+        Rule(f"{_VTX_MODEL}:streamGenerateContent", endpoint=STREAM_ROUTE, methods=POST),
+        Rule(f"{_VTX_MODEL}:countTokens", endpoint=COUNT_ROUTE, methods=POST),
+        Rule(
+            "/v1beta1/publishers/google/models",
+            endpoint=Route(MODELS, lambda ex, a: list_models(ex, vertex=True)),
+            methods=GET,
+        ),
+        Rule(
+            f"/{_VTX}/publishers/google/models/<model:model>",
+            endpoint=Route(MODELS, lambda ex, a: get_vertex_model(ex, a["model"])),
+            methods=GET,
+        ),
     ],
     converters={"model": ModelIdConverter},
     strict_slashes=False,
     merge_slashes=False,
 )
-POST_ONLY = frozenset({GENERATE, STREAM, COUNT, UPLOAD})
 VERTEX_PATH = re.compile(rf"^/(?:{'|'.join(VERTEX_API_VERSIONS)})/(?:projects|publishers)/")
 
 
-def route_of(request: Request) -> tuple[str, Mapping[str, Any]] | None:
-    """The request's kind and path arguments, or None for a route neither API has."""
+def route_of(request: Request) -> tuple[Route, Mapping[str, Any]] | None:
+    """Where the request goes, and the path's arguments; None for a route neither API has
+    (or a method it does not take)."""
     try:
-        kind, args = ROUTES.bind_to_environ(request.environ).match()
+        route, args = ROUTES.bind_to_environ(request.environ).match()
     except HTTPException:
         return None
-    if kind in POST_ONLY and request.method != "POST":
-        return None
-    return str(kind), args
+    return route, args
 
 
 class StandinApp:
@@ -180,36 +225,17 @@ class StandinApp:
 
     def api(self, exchange: Exchange) -> Response:
         request = exchange.request
-        route = route_of(request)
-        exchange.note(endpoint=route[0] if route else UNKNOWN, deadline_s=exchange.deadline_s)
+        found = route_of(request)
+        exchange.note(endpoint=found[0].kind if found else UNKNOWN, deadline_s=exchange.deadline_s)
         if VERTEX_PATH.match(request.path):
             exchange.note(backend=VERTEX)
             self.check_bearer_token(exchange)
         else:
             self.check_api_key(exchange)
-        if route is None:
+        if found is None:
             raise ApiError(404, f"Method not found: {request.method} {request.path}")
-        kind, args = route
-        model = args.get("model", "")
-        vertex = VertexTarget(args["project"], args["location"]) if "project" in args else None
-        if kind in (GENERATE, STREAM):
-            return generate(exchange, args["ver"], model, kind == STREAM, vertex)
-        if kind == COUNT:
-            return count_tokens(exchange, args["ver"], model, vertex)
-        if kind == MODELS:
-            if VERTEX_PATH.match(request.path):
-                return get_vertex_model(exchange, model) if model else list_models(exchange, True)
-            return get_model(exchange, args["ver"], model) if model else list_models(exchange)
-        if kind == UPLOAD:
-            upload_id = exchange.arg("upload_id")
-            return (
-                upload_chunk(exchange, upload_id)
-                if upload_id
-                else upload_start(exchange, args["ver"])
-            )
-        if "file_id" in args:
-            return get_or_delete_file(exchange, args["file_id"])
-        return list_files(exchange)
+        route, args = found
+        return route.handle(exchange, args)
 
     @staticmethod
     def check_api_key(exchange: Exchange) -> None:

@@ -437,3 +437,13 @@ def test_v1_prefix_and_unknown_route(standin: StandinServer) -> None:
     missing = httpx.get(f"{standin.url}/v1beta/nothing/here", headers=headers)
     assert missing.status_code == 404
     assert json.loads(missing.text)["error"]["status"] == "NOT_FOUND"
+    # A known path with a method it does not take (and a model id with a method suffix
+    # asked for as a Model resource) is the API's 404, not werkzeug's 405 page.
+    for method, path in (
+        ("GET", f"/v1beta/models/{MODEL}:generateContent"),
+        ("POST", "/v1beta/models"),
+        ("DELETE", f"/v1beta/models/{MODEL}"),
+    ):
+        wrong = httpx.request(method, f"{standin.url}{path}", headers=headers)
+        assert wrong.status_code == 404, (method, path, wrong.text)
+        assert wrong.json()["error"]["message"] == f"Method not found: {method} {path}"
