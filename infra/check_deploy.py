@@ -100,25 +100,30 @@ def project_state(project: str, region: str) -> tuple[dict[str, Any], Names]:
     return state, names
 
 
+def composite_shape(group: str, index: dict[str, Any]) -> tuple[Any, ...]:
+    """Collection group, scope and (field, order) list of a composite index, as the
+    indexes file writes it and as Firestore lists it (with its implicit ``__name__``)."""
+    fields = tuple(
+        (f["fieldPath"], f.get("order") or f.get("arrayConfig"))
+        for f in index["fields"]
+        if f["fieldPath"] != "__name__"
+    )
+    return group, index.get("queryScope", "COLLECTION"), fields
+
+
 def index_problems(project: str) -> list[str]:
     config = json.loads((REPO / "firestore.indexes.json").read_text())
     deployed = gcloud(project, "firestore", "indexes", "composite", "list") or []
     problems = []
     for index in config.get("indexes", []):
-        wanted = [(f["fieldPath"], f.get("order") or f.get("arrayConfig")) for f in index["fields"]]
+        wanted = composite_shape(index["collectionGroup"], index)
         found = [
             d
             for d in deployed
-            if d["name"].split("/collectionGroups/")[1].split("/")[0] == index["collectionGroup"]
-            and d.get("queryScope", "COLLECTION") == index.get("queryScope", "COLLECTION")
-            and [
-                (f["fieldPath"], f.get("order") or f.get("arrayConfig"))
-                for f in d["fields"]
-                if f["fieldPath"] != "__name__"
-            ]
-            == wanted
+            if composite_shape(d["name"].split("/collectionGroups/")[1].split("/")[0], d) == wanted
         ]
-        shape = f"{index['collectionGroup']} on {', '.join(f'{p} {o}' for p, o in wanted)}"
+        fields = ", ".join(f"{path} {order}" for path, order in wanted[2])
+        shape = f"{index['collectionGroup']} on {fields}"
         if not found:
             problems.append(f"missing composite index: {shape}")
         elif found[0].get("state") != "READY":

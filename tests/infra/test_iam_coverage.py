@@ -102,9 +102,11 @@ def test_check_deploy_audits_a_project_through_gcloud(
     assert "OK" in good.stdout
     assert rehearsal.records("rejects.jsonl") == []
 
-    # The project drifts: the sweeper loses its bucket role, an index override is gone.
+    # The project drifts: the sweeper loses its bucket role, an index override is gone,
+    # and so is a composite index.
     path = rehearsal.directory / "state.json"
     state = json.loads(path.read_text())
+    lost = state["indexes"]["(default)"].pop(0)
     bucket = state["iam"][f"bucket:{names().bucket}"]["roles/storage.objectUser"]
     bucket.remove(f"serviceAccount:tinkerbell-recovery@{PROJECT}.iam.gserviceaccount.com")
     state["field_indexes"]["(default)"]["upload_sessions/expires_at"] = []
@@ -113,3 +115,5 @@ def test_check_deploy_audits_a_project_through_gcloud(
     assert bad.returncode == 1, explain(bad)
     assert f"PROBLEM recovery lacks storage.objects.delete on bucket:{names().bucket}" in bad.stdout
     assert "upload_sessions.expires_at lacks its single-field index ASCENDING" in bad.stdout
+    lost_fields = ", ".join(f"{f['fieldPath']} {f['order']}" for f in lost["fields"])
+    assert f"missing composite index: {lost['collectionGroup']} on {lost_fields}" in bad.stdout
