@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,15 +31,6 @@ REDIRECT_PREFIX = "https://vertexaisearch.cloud.google.com/grounding-api-redirec
 
 def settings() -> Settings:
     return Settings()  # the test stack's environment, as the functions read it
-
-
-@pytest.fixture
-def restore_standin(standin: StandIn) -> Iterator[StandIn]:
-    previous = standin.config()
-    try:
-        yield standin
-    finally:
-        standin.config(**previous)
 
 
 def submit_full(http: Any, stack: dict, user: User, marker: str) -> str:
@@ -241,3 +231,16 @@ def test_a_call_past_its_deadline_gets_504_and_the_retry_finishes(
     assert first["deadline_s"] == math.ceil(config.gemini_strategy_timeout_s)
     # Answered at the deadline, not after the injected latency.
     assert first["ended_at"] - first["started_at"] < config.gemini_strategy_timeout_s + 2
+
+
+def test_a_test_not_alone_may_not_reach_the_whole_standin(standin: StandIn) -> None:
+    """The guard behind the exclusive marker (tests/conftest.py): harmless calls here,
+    refused before they reach the stand-in, since this test shares the stack."""
+    reaches = (
+        standin.config,
+        lambda: standin.fault("", latency_s=1, times=0),
+        lambda: standin.requests(""),
+    )
+    for reach in reaches:
+        with pytest.raises(AssertionError, match="mark the test exclusive"):
+            reach()

@@ -144,24 +144,20 @@ def test_grounding_adds_google_search_and_cited_sources(
     assert cited and all(s["kind"] == "search" and s["domain"] for s in cited)
 
 
-@pytest.mark.exclusive  # switches every preview to PNG
 def test_preview_image_is_stored_and_served_to_the_owner(
     api: Api,
     user: User,
     new_user: Any,
     watcher: TaskWatcher,
-    standin: StandIn,
+    restore_standin: StandIn,
     http: Any,
     stack: dict,
     marker: str,
 ) -> None:
     # PNG (the default JPEG is covered by test_gemini_contract): its pixels are checked.
-    previous = standin.config(image_format="png")
-    try:
-        task_id = api.submit_ok(user, brief=f"Florist {marker}")
-        task = watcher.wait(task_id)
-    finally:
-        standin.config(**previous)
+    restore_standin.config(image_format="png")
+    task_id = api.submit_ok(user, brief=f"Florist {marker}")
+    task = watcher.wait(task_id)
     image = task["result"]["image"]
 
     assert task["status"] == "COMPLETED"
@@ -183,9 +179,9 @@ def test_preview_image_is_stored_and_served_to_the_owner(
     assert served.content == stored
     assert http.get(url, headers=new_user().headers).status_code == 404
     # The image prompt is built from the strategy: its name leads to the call.
-    (image_call,) = standin.requests(task["result"]["strategy"]["strategy_name"], "image")
+    (image_call,) = restore_standin.requests(task["result"]["strategy"]["strategy_name"], "image")
     assert image_call["response_modalities"] == ["TEXT", "IMAGE"]
-    (strategy_call,) = standin.requests(marker, endpoint=STRATEGY_CALL)
+    (strategy_call,) = restore_standin.requests(marker, endpoint=STRATEGY_CALL)
     assert image_call["started_at"] > strategy_call["ended_at"]
 
 
