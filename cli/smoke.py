@@ -53,7 +53,6 @@ from cli.follow import ListenerTrouble
 from cli.sample_pdf import sample_pdf
 from cli.smoke_target import FIRESTORE_EMULATOR, ConfigError, Target, resolve_target
 
-ROOT = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_TIMEOUT_S = 180.0
 LISTEN_TIMEOUT_S = 30.0  # for the listener's first snapshot

@@ -1,6 +1,6 @@
 """What a real project answers that an emulator never does (issue 15, defects 3–8).
 
-A fresh project's first deploy meets "not yet" answers (tests/infra/standin.py,
+A fresh project's first deploy meets "not yet" answers (tests/infra/standin/,
 "first-run faults"): deploy.sh must pass them in one run and say what it waits for.
 An organisation policy may refuse public functions; a project may already hold a
 database, a bucket or a Hosting site that teardown.sh must leave alone.

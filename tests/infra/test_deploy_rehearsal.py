@@ -1,6 +1,6 @@
 """The deploy rehearsal (issue 9): infra/deploy.sh from a new project, twice, then
 infra/teardown.sh --yes, against the gcloud, firebase and node stand-ins of
-tests/infra/standin.py, every gcloud call parsed by the installed gcloud itself.
+tests/infra/standin/, every gcloud call parsed by the installed gcloud itself.
 
 The sequence, as an operator meets it: a first run stops at the missing Gemini key
 and prints the command that creates it; that command (run through the stand-in)

@@ -1,7 +1,7 @@
 """The deploy rehearsal with Gemini through Vertex AI (issue 12): GEMINI_BACKEND=vertex.
 
 infra/deploy.sh from a new project, twice, then infra/teardown.sh --yes, against the
-stand-ins of tests/infra/standin.py (every gcloud call parsed by the installed gcloud).
+stand-ins of tests/infra/standin/ (every gcloud call parsed by the installed gcloud).
 No secret is asked for or made; the script enables Vertex AI, lets the worker call its
 models and lets the Vertex AI service agent read the uploads bucket. A last test
 switches a Developer API deployment to Vertex AI: the worker loses its secret.

@@ -26,7 +26,6 @@ from tests.local_servers import function_process
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 STRATEGY_CALL = "generateContent"
 
 

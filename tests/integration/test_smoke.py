@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import STATE_FILE, StandIn
+from tests.local_servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +74,6 @@ def existing_users(stack: dict[str, str], http: httpx.Client, uids: list[str]) -
     )
     assert answer.status_code == 200, answer.text
     return [user["localId"] for user in answer.json().get("users", [])]
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_smoke_passes_every_step_on_the_local_stack(
@@ -152,7 +145,7 @@ def test_smoke_from_an_env_file_fails_at_submit_when_the_api_is_unreachable(
     env_file = tmp_path / "deploy.out"
     env_file.write_text(
         "deploy.sh: done\n"  # other lines of deploy.sh's output are skipped
-        f"SUBMIT_URL=http://127.0.0.1:{closed_port()}\n"
+        f"SUBMIT_URL=http://127.0.0.1:{free_port()}\n"
         f"STATUS_URL={stack['STATUS_URL']}\n"
         "FIREBASE_API_KEY=emulator-key\n"
         f"GOOGLE_CLOUD_PROJECT={stack['GOOGLE_CLOUD_PROJECT']}\n"
