@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from google.api_core import exceptions as google_exceptions
 from google.api_core.exceptions import Aborted
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore
@@ -29,14 +30,15 @@ from shared.models import (
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
-    from google.cloud.firestore import DocumentReference, Transaction
+    from google.cloud.firestore import DocumentReference, Transaction, WriteBatch
 
 TERMINAL_STATUSES = frozenset(status.value for status in TaskStatus if status.is_terminal)
 # The progress stage of a task whose attempt gave it back for a later delivery.
 WAITING_TO_RETRY = "waiting_to_retry"
-# Contended claims (duplicate deliveries at once) retry their transaction a few
-# more times than the library's default of 5 before giving up.
-CLAIM_TRANSACTION_ATTEMPTS = 10
+# Contended claims (duplicate deliveries at once) read and decide again this often
+# before asking for a redelivery; outcomes retry their transaction as often.
+CLAIM_ATTEMPTS = 10
+CLAIM_TRANSACTION_ATTEMPTS = CLAIM_ATTEMPTS
 
 
 class ClaimOutcome(StrEnum):
@@ -102,10 +104,10 @@ def discard_new_task(task: TaskRecord) -> bool:
     return bool(run(clients.firestore().transaction()))
 
 
-def _leave_in_flight(transaction: Transaction, uid: str) -> None:
+def _leave_in_flight(writes: Transaction | WriteBatch, uid: str) -> None:
     """A task turns terminal: it no longer counts against the in-flight caps."""
     for counter in quotas.in_flight_counters(uid):
-        transaction.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
+        writes.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
 
 
 def get_task(task_id: str) -> TaskRecord | None:
@@ -116,26 +118,30 @@ def get_task(task_id: str) -> TaskRecord | None:
 
 
 def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
-    """Take the task for one processing attempt, in a transaction (SPEC §4)."""
+    """Take the task for one processing attempt (SPEC §4), without a transaction: read,
+    decide, and write only if the document is still the version read (an update-time
+    precondition). Claims of one task at once (duplicate deliveries) take no lock and
+    wait for none: the one whose write lands first wins, the others read again and find
+    it leased. After CLAIM_ATTEMPTS lost races in a row the answer is LEASED (try later)."""
     ref = _ref(task_id)
-    # Most duplicates find the task finished or leased: a plain read tells them so
-    # without taking the document's lock from the attempt that holds it.
-    seen = settled_claim(_record(ref.get()), now)
-    if seen is not None:
-        return seen
-
-    @firestore.transactional
-    def run(transaction: Transaction) -> Claim:
-        claim, changes = decide_claim(
-            _record(ref.get(transaction=transaction)), lease_owner=lease_owner, now=now
+    client = clients.firestore()
+    for _ in range(CLAIM_ATTEMPTS):
+        snapshot = ref.get()
+        claim, changes = decide_claim(_record(snapshot), lease_owner=lease_owner, now=now)
+        if not changes:
+            return claim
+        batch = client.batch()
+        batch.update(
+            ref, changes, option=client.write_option(last_update_time=snapshot.update_time)
         )
-        if changes:
-            transaction.update(ref, changes)
         if claim.outcome is ClaimOutcome.EXHAUSTED and claim.task is not None:
-            _leave_in_flight(transaction, claim.task.uid)
+            _leave_in_flight(batch, claim.task.uid)
+        try:
+            batch.commit()
+        except google_exceptions.FailedPrecondition:
+            continue  # written since we read it (another claim, a cancel): decide again
         return claim
-
-    return run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS))
+    return Claim(ClaimOutcome.LEASED)
 
 
 def _record(snapshot: Any) -> TaskRecord | None:

@@ -1,0 +1,86 @@
+"""The task store's writes under contention (issue 17), against the Firestore emulator.
+
+The real adapter (``shared.tasks``) runs in this process on collections of its own, so
+that the stack's worker and sweeper never see these tasks.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+
+from shared import tasks
+from shared.models import TaskRecord, TaskRequest, TaskStatus
+from shared.settings import get_settings
+from shared.tasks import ClaimOutcome
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def own_collections(stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    suffix = uuid.uuid4().hex[:12]
+    monkeypatch.setenv("TASKS_COLLECTION", f"tasks_store_test_{suffix}")
+    monkeypatch.setenv("QUOTA_COLLECTION", f"quota_store_test_{suffix}")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def new_task() -> TaskRecord:
+    now = datetime.now(UTC)
+    task = TaskRecord(
+        task_id=uuid.uuid4().hex,
+        uid=f"user-{uuid.uuid4().hex[:8]}",
+        status=TaskStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        request=TaskRequest(brief="store test"),
+    )
+    tasks.create_task(task)
+    return task
+
+
+def test_twelve_claims_at_once_one_wins_the_rest_find_it_leased() -> None:
+    task = new_task()
+    start = threading.Barrier(12)
+
+    def claim(_: int) -> tuple[ClaimOutcome, str]:
+        owner = uuid.uuid4().hex
+        start.wait()
+        return tasks.claim_task(
+            task.task_id, lease_owner=owner, now=datetime.now(UTC)
+        ).outcome, owner
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(claim, range(12)))
+
+    outcomes = Counter(outcome for outcome, _ in results)
+    assert outcomes == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.LEASED: 11}
+    stored = tasks.get_task(task.task_id)
+    assert stored is not None and stored.status is TaskStatus.PROCESSING
+    assert stored.attempts == 1  # one claim was written, not twelve
+    winner = next(owner for outcome, owner in results if outcome is ClaimOutcome.CLAIMED)
+    assert stored.lease_owner == winner
+
+
+def test_a_claim_after_a_cancel_finds_the_task_finished() -> None:
+    task = new_task()
+    tasks.cancel_task(task.task_id, uid=task.uid)
+    claim = tasks.claim_task(task.task_id, lease_owner="late", now=datetime.now(UTC))
+    assert claim.outcome is ClaimOutcome.FINISHED
+    stored = tasks.get_task(task.task_id)
+    assert stored is not None and stored.status is TaskStatus.CANCELLED and stored.attempts == 0
+
+
+def test_a_claim_of_a_missing_task_writes_nothing() -> None:
+    task_id = uuid.uuid4().hex
+    claim = tasks.claim_task(task_id, lease_owner="x", now=datetime.now(UTC))
+    assert claim.outcome is ClaimOutcome.MISSING
+    assert tasks.get_task(task_id) is None
