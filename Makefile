@@ -8,6 +8,7 @@
 #   make lint                 ruff check, ruff format --check, mypy
 #   make test                 a separate stack on ports +10000, lint, pytest, stack down
 #   make screenshots          refresh the README's screenshots (docs/screenshots/)
+#   make load                 the load model (bench/load.py) on its own stack, ports +2000
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -49,7 +50,7 @@ NODE_STAMP := node_modules/.package-lock.json
 
 WEB_BUNDLE := web/dist/app.js
 .PHONY: help venv node_modules web deps up down status demo check-gemini smoke check-deploy lint test \
-	chromium screenshots
+	chromium screenshots load
 
 help:
 	@echo "make up | down | status | demo | lint | test   (see the Makefile header)"
@@ -171,3 +172,17 @@ chromium:
 screenshots:
 	@$(MAKE) test PYTEST_ARGS="tests/e2e/test_web_strategy.py -k test_pictures_match_the_task_document" \
 		TINKERBELL_SCREENSHOTS=$(CURDIR)/docs/screenshots
+
+# The load model (bench/load.py, bench/README.md) on a stack of its own ("bench"), whose
+# functions log every Firestore RPC (bench/firestore_log); caps high enough to let the
+# load in, and a worker that runs as many tasks at once as the load keeps in flight.
+# `make load LOAD_ARGS="--rate 20 --seconds 120"`.
+LOAD_ARGS ?= --rate 20 --seconds 120
+LOAD_SETTINGS := MAX_TASKS_PER_MINUTE=100000 MAX_TASKS_IN_FLIGHT=100000 \
+	STACK_WORKER_CONCURRENCY=512 PYTHONPATH=bench/firestore_log \
+	TINKERBELL_FIRESTORE_LOG=$(CURDIR)/.stack/bench/rpc-log
+load: deps
+	@rm -rf .stack/bench/rpc-log
+	@$(LOAD_SETTINGS) $(PY) -m dev.stack up --name bench
+	@status=0; $(PY) -m bench.load --stack bench $(LOAD_ARGS) || status=$$?; \
+		$(PY) -m dev.stack down --name bench; exit $$status

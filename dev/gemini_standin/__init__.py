@@ -47,8 +47,8 @@ Control routes (no key), for tests and the local stack:
 - ``GET|POST|DELETE /_standin/faults`` -> list the rules / add one (``{"id": ...}``) / clear them;
   the fields are documented on ``FaultRule`` (shapings: ``finish_reason``, ``block_reason``,
   ``bad_json``, ``schema_invalid``, ``image_format``)
-- ``GET|POST /_standin/config`` -> ``{"latency_s", "file_processing_s", "image_size",
-  "image_format" ("jpeg"|"png"), "extra_models" (ids served besides SERVED_MODELS),
+- ``GET|POST /_standin/config`` -> ``{"latency_s", "latency_jitter_s", "file_processing_s",
+  "image_size", "image_format" ("jpeg"|"png"), "extra_models" (ids served besides SERVED_MODELS),
   "storage_emulator_host", ...}`` (all fields: ``Config``)
 - ``POST /_standin/reset`` -> faults, config, request log and files back to the start
 - ``GET /_standin/requests?contains=&endpoint=`` -> ``{"requests": [...]}``

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,8 @@ def storage_base_url(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Config:
-    """Global knobs; ``latency_s`` applies to every generate call.
+    """Global knobs; ``latency_s`` applies to every generate call, give or take up to
+    ``latency_jitter_s`` (uniformly drawn for each call: a load model such as 15 s ± 5 s).
 
     ``image_size`` is the longer side of generated images (the other follows the requested
     aspect ratio), ``image_format`` their encoding ("jpeg" as current image models answer, or
@@ -43,6 +45,7 @@ class Config:
     FIELDS = frozenset(
         {
             "latency_s",
+            "latency_jitter_s",
             "file_processing_s",
             "image_size",
             "image_format",
@@ -55,6 +58,7 @@ class Config:
     )
 
     latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
     file_processing_s: float = 0.2
     image_size: int = 64
     image_format: str = "jpeg"
@@ -72,6 +76,7 @@ class Config:
         if unknown:
             raise ApiError(400, f"unknown config fields: {sorted(unknown)}")
         latency = as_float(body.get("latency_s", self.latency_s))
+        jitter = as_float(body.get("latency_jitter_s", self.latency_jitter_s))
         processing = as_float(body.get("file_processing_s", self.file_processing_s))
         size = as_float(body.get("image_size", self.image_size))
         image_format = body.get("image_format", self.image_format)
@@ -79,6 +84,8 @@ class Config:
         withdrawn = body.get("withdrawn_models", list(self.withdrawn_models))
         if latency is None or latency < 0 or processing is None or processing < 0:
             raise ApiError(400, "latency_s and file_processing_s must be numbers >= 0")
+        if jitter is None or not 0 <= jitter <= latency:
+            raise ApiError(400, "latency_jitter_s must be a number from 0 to latency_s")
         if size is None or not 1 <= size <= 512:
             raise ApiError(400, "image_size must be between 1 and 512")
         if image_format not in IMAGE_FORMATS:
@@ -98,6 +105,7 @@ class Config:
         storage = storage_base_url(body.get("storage_emulator_host", self.storage_emulator_host))
         return Config(
             latency,
+            jitter,
             processing,
             int(size),
             str(image_format),
@@ -111,6 +119,7 @@ class Config:
     def to_json(self) -> JSON:
         return {
             "latency_s": self.latency_s,
+            "latency_jitter_s": self.latency_jitter_s,
             "file_processing_s": self.file_processing_s,
             "image_size": self.image_size,
             "image_format": self.image_format,
@@ -120,6 +129,13 @@ class Config:
             "stream_pause_s": self.stream_pause_s,
             "storage_emulator_host": self.storage_emulator_host,
         }
+
+    def call_latency(self) -> float:
+        """The latency of one generate call: ``latency_s`` give or take the jitter."""
+        if not self.latency_jitter_s:
+            return self.latency_s
+        jitter = self.latency_jitter_s
+        return self.latency_s + random.uniform(-jitter, jitter)  # noqa: S311 (a load model)
 
     def served_model(self, model_id: str) -> ServedModel | None:
         """The model behind an id of a request path, or None: then the API answers 404."""

@@ -101,7 +101,7 @@ def generate(
     check_call(call, model)
     # The model id in the path is matchable too, e.g. to fail only the image model.
     haystack = f"{raw.decode('utf-8', errors='replace')}\n{exchange.request.path}"
-    shaping = exchange.apply_fault(call.kind, haystack, config.latency_s)
+    shaping = exchange.apply_fault(call.kind, haystack, config.call_latency())
     if vertex is None:
         check_files(exchange, call.file_uris)
     else:

@@ -20,7 +20,7 @@ from shared.settings import DEMO_PROJECT_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-tinkerbell"
-STACK_NAMES = ("dev", "test", "test2", "test3", "test4")
+STACK_NAMES = ("dev", "test", "test2", "test3", "test4", "bench")
 # The test stacks shift every port so that `make test` never collides with a
 # developer's running dev stack (test2..test4: the parts of one `make test` run at once,
 # or parallel test runs on one machine). Every port stays below 32768, where Linux
@@ -32,6 +32,7 @@ STACK_PORT_OFFSET = {
     "test2": 20_000,
     "test3": 12_000,
     "test4": 22_000,
+    "bench": 2_000,  # bench/load.py's stack (`make load`)
 }
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 FIREBASE_TOOLS_VERSION = "15.34.2"
@@ -39,6 +40,9 @@ GCLOUD_COMPONENTS = ("cloud-firestore-emulator", "pubsub-emulator", "beta")
 # Production push (Eventarc) keeps many requests in flight; the bridge and the
 # process function must allow at least 32 concurrent tasks (SPEC §7).
 PROCESS_CONCURRENCY = 64
+# STACK_WORKER_CONCURRENCY raises it for a load benchmark (bench/load.py): production
+# runs up to max instances x concurrency tasks at once (docs/capacity.md).
+WORKER_CONCURRENCY_RANGE = (32, 1024)
 HTTP_CONCURRENCY = 32
 # dev/pubsub_push.py logs this message once its streaming pull is open; a unit
 # test keeps the two in step (importing the bridge here would load the Pub/Sub
@@ -214,6 +218,21 @@ def resolve_ports(env: Mapping[str, str], name: str) -> dict[str, int]:
         ports[part] = _parse_port(variable, raw) if raw else default + offset
     _refuse_duplicate_ports(ports)
     return ports
+
+
+def resolve_worker_concurrency(env: Mapping[str, str]) -> int:
+    """Tasks the local worker (and its bridge) run at once: STACK_WORKER_CONCURRENCY."""
+    raw = env.get("STACK_WORKER_CONCURRENCY", "").strip()
+    if not raw:
+        return PROCESS_CONCURRENCY
+    low, high = WORKER_CONCURRENCY_RANGE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise PlanError(f"STACK_WORKER_CONCURRENCY={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise PlanError(f"STACK_WORKER_CONCURRENCY={value} is outside {low}-{high}")
+    return value
 
 
 def _parse_port(variable: str, raw: str) -> int:

@@ -32,6 +32,7 @@ from .config import (
     plan_resources,
     resolve_ports,
     resolve_project,
+    resolve_worker_concurrency,
     settings_from_env,
     settings_summary,
 )
@@ -147,6 +148,7 @@ def _python_parts(
     fn_env: Mapping[str, str],
     gemini: GeminiChoice,
     with_web: bool,
+    worker_concurrency: int = PROCESS_CONCURRENCY,
 ) -> list[PartSpec]:
     parts: list[PartSpec] = []
     if gemini.start_standin:
@@ -177,7 +179,7 @@ def _python_parts(
         env["XDG_RUNTIME_DIR"] = str(stack_dir / "run" / part)
         # Production functions serve many requests per instance (gen2 concurrency);
         # gunicorn's default here would be 8 threads.
-        env["THREADS"] = str(PROCESS_CONCURRENCY if part == "process" else HTTP_CONCURRENCY)
+        env["THREADS"] = str(worker_concurrency if part == "process" else HTTP_CONCURRENCY)
         url = f"http://{HOST}:{ports[part]}"
         parts.append(
             PartSpec(
@@ -231,6 +233,7 @@ def _bridge_parts(
     ports: Mapping[str, int],
     fn_env: Mapping[str, str],
     resources: Resources,
+    worker_concurrency: int = PROCESS_CONCURRENCY,
 ) -> tuple[PartSpec, ...]:
     return (
         _bridge_part(
@@ -241,7 +244,7 @@ def _bridge_parts(
             fn_env,
             resources,
             resources.subscription,
-            PROCESS_CONCURRENCY,
+            worker_concurrency,
         ),
         _bridge_part(
             "bridge-deadletter",
@@ -310,7 +313,8 @@ def plan(
     with_web = (root / "web" / "index.html").is_file()
     fn_env = functions_env(env, project, ports, gemini, resources.bucket)
     parts = _emulator_parts(env, root, stack_dir, ports, project)
-    parts += _python_parts(root, stack_dir, python, ports, fn_env, gemini, with_web)
+    concurrency = resolve_worker_concurrency(env)
+    parts += _python_parts(root, stack_dir, python, ports, fn_env, gemini, with_web, concurrency)
     state_path = stack_dir / "state.json"
     return StackPlan(
         name=name,
@@ -323,7 +327,7 @@ def plan(
         functions_env=fn_env,
         client_env=client_env(project, ports, gemini, resources.bucket, state_path, with_web),
         parts=tuple(parts),
-        bridges=_bridge_parts(root, python, ports, fn_env, resources),
+        bridges=_bridge_parts(root, python, ports, fn_env, resources, concurrency),
         files={
             stack_dir / "firebase.json": firebase_config(ports),
             stack_dir / "gcloud" / "properties": GCLOUD_PROPERTIES,

@@ -23,6 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from dev.gemini_standin import MARKER, StandinServer
+from dev.gemini_standin.config import Config
 from tests.standin_helpers import running_standin
 
 MODEL = "gemini-3.8-flash"
@@ -401,6 +402,20 @@ def test_global_latency_config(control: httpx.Client) -> None:
     assert control.post("/_standin/config", json={"latency_s": -1}).status_code == 400
     control.post("/_standin/reset").raise_for_status()
     assert control.get("/_standin/config").json()["latency_s"] == 0.0
+
+
+def test_latency_jitter_is_drawn_for_each_call_within_its_band(control: httpx.Client) -> None:
+    config = control.post(
+        "/_standin/config", json={"latency_s": 0.02, "latency_jitter_s": 0.01}
+    ).json()
+    assert (config["latency_s"], config["latency_jitter_s"]) == (0.02, 0.01)
+    # A jitter wider than the latency would draw negative latencies.
+    wide = control.post("/_standin/config", json={"latency_s": 1, "latency_jitter_s": 2})
+    assert wide.status_code == 400 and "latency_jitter_s" in wide.text
+    model = Config(latency_s=15.0, latency_jitter_s=5.0)
+    draws = [model.call_latency() for _ in range(2000)]
+    assert 10.0 <= min(draws) < 11.0 and 19.0 < max(draws) <= 20.0
+    assert Config(latency_s=3.0).call_latency() == 3.0
 
 
 # -- plumbing ----------------------------------------------------------------------------------
