@@ -50,6 +50,7 @@ TTL_FIELDS: dict[str, str] = {
     "gemini_files_collection": "expires_at",
     "upload_sessions_collection": "expires_at",
     "quota_collection": "expires_at",
+    "quota_shards_collection": "expires_at",
 }
 # Settings the deployment itself decides (the script's arguments), never taken from
 # the operator's shell: a stray GOOGLE_CLOUD_PROJECT must not redirect the functions.

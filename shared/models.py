@@ -218,6 +218,9 @@ class TaskRecord(TaskPublic):
     # What earlier attempts paid for (the strategy, then the preview): a takeover
     # resumes from here instead of paying again.
     checkpoint: TaskResult | None = None
+    # The shard of the project-wide counters this task counts in (shared/quotas.py);
+    # None for a task created before they were sharded (it counts in none).
+    counter_shard: int | None = None
 
     def public(self) -> TaskPublic:
         return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))

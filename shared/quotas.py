@@ -1,34 +1,45 @@
-"""Caps on what the accept path lets in, per user and for the whole project.
+"""Caps on what the accept path lets in, per user and for the whole project (ADR 0009).
 
-Each cap is a counter document in ``quota_counters``: tasks created in the current
-minute (one document per user or project and minute, deleted by a TTL policy) and
-tasks in flight (PENDING or PROCESSING). A new task and the increments of its
-counters go in one commit, and the commit's transform results are the new counts:
-no read before, no check-then-act, so N parallel requests get N distinct counts
-and exactly the cap gets in. A request over a cap undoes its commit (the task and
-the increments) and answers 429. Every turn of a task to a terminal status takes
-it out of the in-flight counters, in the transaction that makes that turn.
+Per user: a counter document in ``quota_counters`` for the tasks created in the current
+minute (one per user and minute, deleted by a TTL policy) and one for the tasks in
+flight (PENDING or PROCESSING). A new task and the increments of its counters go in
+one commit, and the commit's transform results are the new counts: no read before, no
+check-then-act, so N parallel requests get N distinct counts and exactly the cap gets
+in. A user's documents take that user's writes only.
 
-The project-wide caps bound what Gemini costs when many users (or a script minting
-anonymous users) submit at once. A minute's counter is written once per
-submission, so at caps of a few hundred a minute the documents stay well under
-Firestore's sustained write rate for one document.
+Project-wide: the same two counts, sharded, so that no document takes more than its
+share of the whole project's writes: ``quota_counters/{counter}/quota_shards/s{k}``,
+where k is the task's ``counter_shard`` (drawn from its id among QUOTA_SHARDS). The
+commit that creates a task increments its shards; then a sum over the shards (one
+aggregation query, billed as one read per 1,000 shards) read *at that commit's time*
+gives the total of every increment committed up to ours, and no later one. Ordered by
+commit time, a task is accepted when at most the cap were counted up to and including
+it: the last task accepted counted every accepted one, so never more than the cap get
+in, and a burst of N > cap requests admits exactly the cap (the first cap commits).
+The only slack: a refused request's increment counts until its undo commits, so a
+place freed meanwhile may be refused to one request more.
+
+A request over a cap undoes its commit and answers 429. Every turn of a task to a
+terminal status takes it out of the in-flight counts, in the write that makes that turn.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import clients
 from shared.errors import RateLimited
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
-    from google.cloud.firestore import DocumentReference
+    from google.cloud.firestore import CollectionReference, DocumentReference
 
 WINDOW_S = 60
 IN_FLIGHT_RETRY_AFTER_S = 15
@@ -38,7 +49,8 @@ COUNTER_EXPIRY = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Counter:
-    """One counter a new task counts in, and the cap on it (0: counted, not capped)."""
+    """One per-user counter a new task counts in, and the cap on it (0: counted, not
+    capped)."""
 
     doc_id: str
     cap: int
@@ -51,28 +63,114 @@ class Counter:
         collection = get_settings().quota_collection
         return clients.firestore().collection(collection).document(self.doc_id)
 
+    def change(self, by: int) -> dict[str, Any]:
+        return _change(by, self.expires_at)
+
+
+@dataclass(frozen=True)
+class ShardedCounter:
+    """A project-wide counter kept in shards, and the cap on its total."""
+
+    name: str
+    cap: int
+    refusal: str
+    retry_after_s: int
+    expires_at: datetime | None = None
+
+    @property
+    def shards(self) -> CollectionReference:
+        settings = get_settings()
+        parent = clients.firestore().collection(settings.quota_collection).document(self.name)
+        return parent.collection(settings.quota_shards_collection)
+
+    def shard_ref(self, shard: int) -> DocumentReference:
+        return self.shards.document(f"s{shard}")
+
+    def change(self, by: int) -> dict[str, Any]:
+        return _change(by, self.expires_at)
+
+    def total(self, at: datetime) -> int:
+        """The sum over the shards of every write committed up to ``at`` (a commit time)."""
+        (results,) = self.shards.sum("count", alias="total").get(read_time=read_time(at))
+        return int(results[0].value or 0)
+
+
+def read_time(commit_time: datetime) -> datetime:
+    """A commit time as a read time: Firestore takes microseconds; rounding up keeps
+    the commit in (a nanosecond part, if any, would otherwise drop it)."""
+    exact = datetime(
+        commit_time.year,
+        commit_time.month,
+        commit_time.day,
+        commit_time.hour,
+        commit_time.minute,
+        commit_time.second,
+        commit_time.microsecond,
+        tzinfo=commit_time.tzinfo,
+    )
+    if getattr(commit_time, "nanosecond", 0) % 1000:
+        exact += timedelta(microseconds=1)
+    return exact
+
+
+def _change(by: int, expires_at: datetime | None) -> dict[str, Any]:
+    from google.cloud import firestore
+
+    fields: dict[str, Any] = {"count": firestore.Increment(by)}
+    if expires_at is not None and by > 0:
+        fields["expires_at"] = expires_at
+    return fields
+
 
 def user_key(uid: str) -> str:
     """Counter ids do not carry the uid itself (any characters, any length)."""
     return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
-def counters_for_new_task(uid: str, now: datetime) -> list[Counter]:
-    settings = get_settings()
+def shard_of(task_id: str) -> int:
+    """The shard a task counts in: spread evenly over QUOTA_SHARDS by its id."""
+    digest = hashlib.sha256(task_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % get_settings().quota_shards
+
+
+def _minute(now: datetime) -> tuple[int, int, datetime]:
+    """The minute's number, the seconds left in it (at least 1), its counters' expiry."""
     minute = math.floor(now.timestamp() / WINDOW_S)
     window_end = datetime.fromtimestamp((minute + 1) * WINDOW_S, now.tzinfo)
     retry_after = max(1, math.ceil((window_end - now).total_seconds()))
-    expires = window_end + COUNTER_EXPIRY
-    user = user_key(uid)
+    return minute, retry_after, window_end + COUNTER_EXPIRY
+
+
+def user_counters(uid: str, now: datetime) -> list[Counter]:
+    settings = get_settings()
+    minute, retry_after, expires = _minute(now)
     return [
         Counter(
-            f"user-{user}-m{minute}",
+            f"user-{user_key(uid)}-m{minute}",
             settings.max_tasks_per_user_per_minute,
             f"at most {settings.max_tasks_per_user_per_minute} tasks a minute per user",
             retry_after,
             expires,
         ),
-        Counter(
+        user_in_flight(uid),
+    ]
+
+
+def user_in_flight(uid: str) -> Counter:
+    settings = get_settings()
+    return Counter(
+        f"user-{user_key(uid)}-in-flight",
+        settings.max_tasks_in_flight_per_user,
+        f"at most {settings.max_tasks_in_flight_per_user} unfinished tasks per user",
+        IN_FLIGHT_RETRY_AFTER_S,
+    )
+
+
+def project_counters(now: datetime) -> list[ShardedCounter]:
+    settings = get_settings()
+    minute, retry_after, expires = _minute(now)
+    return [
+        ShardedCounter(
             f"project-m{minute}",
             settings.max_tasks_per_minute,
             "the service takes at most "
@@ -80,30 +178,45 @@ def counters_for_new_task(uid: str, now: datetime) -> list[Counter]:
             retry_after,
             expires,
         ),
-        *in_flight_counters(uid),
+        project_in_flight(),
     ]
 
 
-def in_flight_counters(uid: str) -> list[Counter]:
+def project_in_flight() -> ShardedCounter:
     settings = get_settings()
-    return [
-        Counter(
-            f"user-{user_key(uid)}-in-flight",
-            settings.max_tasks_in_flight_per_user,
-            f"at most {settings.max_tasks_in_flight_per_user} unfinished tasks per user",
-            IN_FLIGHT_RETRY_AFTER_S,
-        ),
-        Counter(
-            "project-in-flight",
-            settings.max_tasks_in_flight,
-            f"the service works on at most {settings.max_tasks_in_flight} tasks at once; "
-            "try again shortly",
-            IN_FLIGHT_RETRY_AFTER_S,
-        ),
-    ]
+    return ShardedCounter(
+        "project-in-flight",
+        settings.max_tasks_in_flight,
+        f"the service works on at most {settings.max_tasks_in_flight} tasks at once; "
+        "try again shortly",
+        IN_FLIGHT_RETRY_AFTER_S,
+    )
 
 
-def refusal(counters: list[Counter], counts: list[int]) -> RateLimited | None:
+@cache
+def _summing_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="quota-sum")
+
+
+def totals(counters: list[ShardedCounter], at: datetime) -> list[int]:
+    """The counters' totals at commit time ``at`` (one aggregation each, in parallel)."""
+    if len(counters) <= 1:
+        return [counter.total(at) for counter in counters]
+    return list(_summing_pool().map(lambda counter: counter.total(at), counters))
+
+
+class Capped(Protocol):
+    """A counter with a cap: ``Counter`` or ``ShardedCounter``."""
+
+    @property
+    def cap(self) -> int: ...
+    @property
+    def refusal(self) -> str: ...
+    @property
+    def retry_after_s(self) -> int: ...
+
+
+def refusal(counters: Sequence[Capped], counts: list[int]) -> RateLimited | None:
     """The 429 for the first cap the new counts exceed, or None."""
     for counter, count in zip(counters, counts, strict=True):
         if counter.cap and count > counter.cap:

@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     max_tasks_per_minute: int = Field(default=300, ge=0)
     max_tasks_in_flight: int = Field(default=500, ge=0)
     quota_collection: str = "quota_counters"
+    # The project-wide counters are sharded (ADR 0009): at 100 tasks a second the
+    # in-flight count takes 200 writes a second, under one a second on each of 256.
+    quota_shards: int = Field(default=256, ge=1, le=1000)
+    quota_shards_collection: str = "quota_shards"
 
     # The worker's function timeout too; event-driven functions allow at most 540 s.
     lease_seconds: int = Field(default=520, ge=1)

@@ -69,18 +69,26 @@ def create_task(task: TaskRecord) -> None:
     """Create the document and count it in its caps, in one commit (``shared.quotas``);
     over a cap, undo both and raise ``RateLimited``. Fails if the id is taken (ids
     are random, so it is not)."""
-    counters = quotas.counters_for_new_task(task.uid, task.created_at)
+    task = task.model_copy(update={"counter_shard": quotas.shard_of(task.task_id)})
+    assert task.counter_shard is not None
+    users = quotas.user_counters(task.uid, task.created_at)
+    project = quotas.project_counters(task.created_at)
     batch = clients.firestore().batch()
     batch.create(_ref(task.task_id), to_document(task))
-    for counter in counters:
-        fields: dict[str, Any] = {"count": firestore.Increment(1)}
-        if counter.expires_at is not None:
-            fields["expires_at"] = counter.expires_at
-        batch.set(counter.ref, fields, merge=True)
+    for counter in users:
+        batch.set(counter.ref, counter.change(+1), merge=True)
+    for sharded in project:
+        batch.set(sharded.shard_ref(task.counter_shard), sharded.change(+1), merge=True)
     results = batch.commit()
-    # The commit's transform results are the new counts: no read, no race.
+    # The commit's transform results are the users' new counts: no read, no race.
     counts = [int(result.transform_results[0].integer_value) for result in results[1:]]
-    refused = quotas.refusal(counters, counts)
+    refused = quotas.refusal(users, counts[: len(users)])
+    if refused is None:
+        # The project's totals as of our commit (ADR 0009).
+        capped = [sharded for sharded in project if sharded.cap]
+        committed_at = batch.commit_time
+        assert committed_at is not None  # set by a commit that succeeded
+        refused = quotas.refusal(capped, quotas.totals(capped, committed_at))
     if refused is not None:
         discard_new_task(task)
         raise refused
@@ -90,24 +98,33 @@ def discard_new_task(task: TaskRecord) -> bool:
     """Remove a task that was never accepted, and its counts, if it was created: also
     after a create whose answer was lost (it may or may not have committed)."""
     ref = _ref(task.task_id)
-    counters = quotas.counters_for_new_task(task.uid, task.created_at)
+    users = quotas.user_counters(task.uid, task.created_at)
+    project = quotas.project_counters(task.created_at)
 
     @firestore.transactional
     def run(transaction: Transaction) -> bool:
-        if not ref.get(transaction=transaction).exists:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
             return False
+        shard = snapshot.get("counter_shard")
         transaction.delete(ref)
-        for counter in counters:
-            transaction.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
+        for counter in users:
+            transaction.set(counter.ref, counter.change(-1), merge=True)
+        if shard is not None:
+            for sharded in project:
+                transaction.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
         return True
 
     return bool(run(clients.firestore().transaction()))
 
 
-def _leave_in_flight(writes: Transaction | WriteBatch, uid: str) -> None:
+def _leave_in_flight(writes: Transaction | WriteBatch, uid: str, counter_shard: int | None) -> None:
     """A task turns terminal: it no longer counts against the in-flight caps."""
-    for counter in quotas.in_flight_counters(uid):
-        writes.set(counter.ref, {"count": firestore.Increment(-1)}, merge=True)
+    user = quotas.user_in_flight(uid)
+    writes.set(user.ref, user.change(-1), merge=True)
+    if counter_shard is not None:
+        project = quotas.project_in_flight()
+        writes.set(project.shard_ref(counter_shard), project.change(-1), merge=True)
 
 
 def get_task(task_id: str) -> TaskRecord | None:
@@ -135,7 +152,7 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
             ref, changes, option=client.write_option(last_update_time=snapshot.update_time)
         )
         if claim.outcome is ClaimOutcome.EXHAUSTED and claim.task is not None:
-            _leave_in_flight(batch, claim.task.uid)
+            _leave_in_flight(batch, claim.task.uid, claim.task.counter_shard)
         try:
             batch.commit()
         except google_exceptions.FailedPrecondition:
@@ -282,7 +299,7 @@ def _update_if_owned(
         assert data is not None
         transaction.update(ref, changes)
         if changes.get("status") in TERMINAL_STATUSES:
-            _leave_in_flight(transaction, data["uid"])
+            _leave_in_flight(transaction, data["uid"], data.get("counter_shard"))
         return True
 
     return bool(run(clients.firestore().transaction(max_attempts=transaction_attempts)))
@@ -342,7 +359,7 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
             raise FailedPrecondition(f"the task is already {task.status.value}")
         changes = terminal_fields(TaskStatus.CANCELLED, now)
         transaction.update(ref, changes)
-        _leave_in_flight(transaction, task.uid)
+        _leave_in_flight(transaction, task.uid, task.counter_shard)
         return task.model_copy(update=_as_model_fields(changes))
 
     return run(clients.firestore().transaction())
@@ -362,7 +379,7 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
         outcome = decide_abandoned(task, now)
         if outcome is ClaimOutcome.EXHAUSTED and task is not None:
             transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
-            _leave_in_flight(transaction, task.uid)
+            _leave_in_flight(transaction, task.uid, task.counter_shard)
         return outcome
 
     return run(clients.firestore().transaction())

@@ -1,9 +1,11 @@
-"""Caps that hold under concurrency (issue 10, item 3), against the Firestore emulator.
+"""Caps that hold under concurrency (issue 10, item 3; issue 17), against the Firestore
+emulator.
 
 ``shared.tasks.create_task`` counts a task in its caps in the same commit that creates
-it; the commit's transform results are the new counts. Here the real adapter runs in
-this process with caps of its own (and counters in a collection of its own, so the
-stack's other traffic does not count), and parallel creates race for them.
+it: a user's counts are that commit's transform results; the project's are sharded and
+summed after it (ADR 0009). Here the real adapter runs in this process with caps of its
+own (and counters in a collection of its own, so the stack's other traffic does not
+count), and parallel creates race for them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ STRATEGY_CALL = "streamGenerateContent"
 def caps(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Set this process's caps (the functions keep the stack's)."""
 
-    def set_caps(**values: int) -> None:
+    def set_caps(shards: int = 16, **values: int) -> None:
         names = {
             "max_tasks_per_user_per_minute": 0,
             "max_tasks_in_flight_per_user": 0,
@@ -43,14 +45,15 @@ def caps(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
         for name, value in {**names, **values}.items():
             monkeypatch.setenv(name.upper(), str(value))
         monkeypatch.setenv("QUOTA_COLLECTION", f"quota_test_{uuid.uuid4().hex[:12]}")
+        monkeypatch.setenv("QUOTA_SHARDS", str(shards))
         get_settings.cache_clear()
 
     yield set_caps
     get_settings.cache_clear()
 
 
-def new_task(uid: str) -> TaskRecord:
-    now = datetime.now(UTC)
+def new_task(uid: str, now: datetime | None = None) -> TaskRecord:
+    now = now or datetime.now(UTC)
     return TaskRecord(
         task_id=uuid.uuid4().hex,
         uid=uid,
@@ -89,6 +92,13 @@ def count(counter_id: str) -> int:
     return int(snapshot.get("count")) if snapshot.exists else 0
 
 
+def project_count(name: str) -> tuple[int, int]:
+    """A project-wide counter's total, and how many shards it is kept in."""
+    shards = quotas.ShardedCounter(name, 0, "", 0).shards
+    counts = [int(snap.get("count")) for snap in shards.stream()]
+    return sum(counts), sum(1 for c in counts if c)
+
+
 def test_40_parallel_creates_from_one_user_against_10_a_minute(
     caps: Callable[..., None], tasks_collection: Any
 ) -> None:
@@ -108,13 +118,54 @@ def test_a_project_wide_cap_holds_across_20_users(
     caps: Callable[..., None], tasks_collection: Any
 ) -> None:
     caps(max_tasks_per_minute=10)
+    minute = datetime.now(UTC).replace(second=30, microsecond=0)  # one window for all
     uids = [f"quota-{uuid.uuid4().hex[:8]}" for _ in range(20)]
-    made, refused = race([new_task(uid) for uid in uids for _ in range(2)])
+    made, refused = race([new_task(uid, minute) for uid in uids for _ in range(2)])
 
     assert (len(made), len(refused)) == (10, 30)
     assert all("tasks a minute" in r.message for r in refused)
     assert stored(tasks_collection, set(uids)) == {t.task_id for t in made}
-    assert count("project-in-flight") == 10
+    assert project_count("project-in-flight")[0] == 10
+    assert project_count(f"project-m{int(minute.timestamp()) // 60}")[0] == 10
+
+
+def test_100_parallel_creates_never_pass_a_sharded_project_cap(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    """ADR 0009: the totals are read as of each request's commit, so a burst admits
+    exactly the cap (its first commits); the refused leave nothing behind."""
+    caps(max_tasks_in_flight=25, shards=16)
+    uids = [f"quota-{uuid.uuid4().hex[:8]}" for _ in range(100)]
+    made, refused = race([new_task(uid) for uid in uids])
+
+    assert (len(made), len(refused)) == (25, 75)
+    assert all("tasks at once" in r.message for r in refused)
+    assert stored(tasks_collection, set(uids)) == {t.task_id for t in made}
+    total, used = project_count("project-in-flight")
+    assert total == 25
+    assert used > 1  # the count is spread over shards, not one document
+    # A finished task's place is free again, for exactly one more.
+    tasks.cancel_task(made[0].task_id, uid=made[0].uid)
+    again, refused_again = race([new_task(f"quota-{uuid.uuid4().hex[:8]}") for _ in range(10)])
+    assert (len(again), len(refused_again)) == (1, 9)
+    assert project_count("project-in-flight")[0] == 25
+
+
+def test_a_minute_cap_over_shards_admits_exactly_the_cap_one_at_a_time(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    caps(max_tasks_per_minute=12, shards=8)
+    minute = datetime.now(UTC).replace(second=30, microsecond=0)  # one window for all
+    outcomes = []
+    for _ in range(15):
+        try:
+            tasks.create_task(new_task(f"quota-{uuid.uuid4().hex[:8]}", minute))
+            outcomes.append("accepted")
+        except RateLimited as refused:
+            outcomes.append(refused.message)
+    assert outcomes[:12] == ["accepted"] * 12
+    assert all("tasks a minute" in o for o in outcomes[12:]), outcomes
+    assert project_count(f"project-m{int(minute.timestamp()) // 60}")[0] == 12
 
 
 def test_a_finished_task_frees_its_place_in_flight(

@@ -261,6 +261,7 @@ def test_public_drops_the_worker_bookkeeping() -> None:
     assert "lease_expires_at" not in dumped
     assert "lease_owner" not in dumped
     assert "attempt_errors" not in dumped and "checkpoint" not in dumped
+    assert "counter_shard" not in dumped
     assert set(dumped) == set(TaskPublic.model_fields)
     assert "attempt-abc" not in public.model_dump_json()
 
@@ -269,7 +270,13 @@ def test_public_keeps_everything_else() -> None:
     record = _record()
     public = record.public()
     full = record.model_dump()
-    for internal in ("lease_expires_at", "lease_owner", "attempt_errors", "checkpoint"):
+    for internal in (
+        "lease_expires_at",
+        "lease_owner",
+        "attempt_errors",
+        "checkpoint",
+        "counter_shard",
+    ):
         del full[internal]
     assert public.model_dump() == full
 
