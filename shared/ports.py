@@ -59,6 +59,7 @@ class TaskStore(Protocol):
         now: datetime,
         progress: Progress | None = None,
         error: str | None = None,
+        checkpoint: TaskResult | None = None,
     ) -> bool: ...
 
     def record_progress(

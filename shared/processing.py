@@ -153,17 +153,21 @@ class Worker:
                 model=answer.model,
                 usage=answer.usage,
             )
-            # Paid for: from here on, no failure may buy it again.
-            self._checkpoint(task, lease_owner, result)
         if task.request.image and result.image is None and result.image_error is None:
-            if not self.store.holds_lease(task.task_id, lease_owner):
-                # Cancelled (or taken over) while the strategy was written: pay no image.
-                log.info("task no longer ours: no image", extra=context)
-                return
+            # Paid for, and more work to come: from here on no failure (the image call,
+            # Storage, a crash) may buy it again. (Without an image the outcome is the
+            # next write, and a failed one gives the result back as the checkpoint.)
+            if task.checkpoint is None:
+                # The write is conditional on the lease: it also tells whether the task
+                # was cancelled (or taken over) while the strategy was written.
+                ours = self._checkpoint(task, lease_owner, result)
+                if ours is None:  # not saved: ask
+                    ours = self.store.holds_lease(task.task_id, lease_owner)
+                if not ours:
+                    log.info("task no longer ours: no image", extra=context)
+                    return
             progress("drawing_image", "Drawing the preview image", 70)
             self._add_image(task, result)
-            self._checkpoint(task, lease_owner, result)
-        progress("saving", "Saving the result", 95)
         progress.close()
         self._finish_paid(task, lease_owner, result)
         log.info(
@@ -226,14 +230,16 @@ class Worker:
             gcs_uri=gcs_uri, mime_type=image.mime_type, width=image.width, height=image.height
         )
 
-    def _checkpoint(self, task: TaskRecord, lease_owner: str, result: TaskResult) -> None:
+    def _checkpoint(self, task: TaskRecord, lease_owner: str, result: TaskResult) -> bool | None:
+        """Save what was paid for: True, False when the task is no longer this attempt's,
+        None when the write failed (the attempt goes on: its outcome may still land)."""
         try:
-            self.store.save_checkpoint(
+            return self.store.save_checkpoint(
                 task.task_id, lease_owner=lease_owner, now=self.now(), checkpoint=result
             )
         except Exception:
-            # The attempt goes on: its outcome write may still succeed.
             log.exception("checkpoint not saved", extra={"task_id": task.task_id})
+            return None
 
     def _finish_paid(self, task: TaskRecord, lease_owner: str, result: TaskResult) -> None:
         """Write a paid outcome; if that fails, the redelivery resumes from the checkpoint."""
@@ -244,7 +250,10 @@ class Worker:
                 "outcome not written: a redelivery resumes", extra={"task_id": task.task_id}
             )
             try:
-                self.store.release_lease(task.task_id, lease_owner=lease_owner, now=self.now())
+                # The result goes with the lease: the redelivery writes it, pays nothing.
+                self.store.release_lease(
+                    task.task_id, lease_owner=lease_owner, now=self.now(), checkpoint=result
+                )
             except Exception:
                 log.exception("lease not released", extra={"task_id": task.task_id})
             raise RedeliverLater(f"task {task.task_id}: outcome not written") from exc

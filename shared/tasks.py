@@ -7,7 +7,8 @@ outcome of another one, nor turn a cancelled task into a completed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,37 @@ WAITING_TO_RETRY = "waiting_to_retry"
 # before asking for a redelivery; outcomes retry their transaction as often.
 CLAIM_ATTEMPTS = 10
 CLAIM_TRANSACTION_ATTEMPTS = CLAIM_ATTEMPTS
+
+
+@dataclass
+class _Attempt:
+    """An attempt this process claimed: the task document's update time after the
+    attempt's last write (its next write is conditional on it: proof of ownership
+    without a read or a lock), and what its end writes besides the task."""
+
+    version: datetime
+    uid: str
+    counter_shard: int | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+# lease_owner -> the attempt; an attempt leaves when it ends or gives its lease back.
+_attempts: dict[str, _Attempt] = {}
+_attempts_lock = threading.Lock()
+# A crashed attempt never leaves: keep the registry bounded all the same.
+MAX_KNOWN_ATTEMPTS = 10_000
+
+
+def _remember(lease_owner: str, attempt: _Attempt) -> None:
+    with _attempts_lock:
+        _attempts[lease_owner] = attempt
+        while len(_attempts) > MAX_KNOWN_ATTEMPTS:
+            del _attempts[next(iter(_attempts))]
+
+
+def _forget(lease_owner: str) -> None:
+    with _attempts_lock:
+        _attempts.pop(lease_owner, None)
 
 
 class ClaimOutcome(StrEnum):
@@ -154,9 +186,12 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
         if claim.outcome is ClaimOutcome.EXHAUSTED and claim.task is not None:
             _leave_in_flight(batch, claim.task.uid, claim.task.counter_shard)
         try:
-            batch.commit()
+            results = batch.commit()
         except google_exceptions.FailedPrecondition:
             continue  # written since we read it (another claim, a cancel): decide again
+        if claim.outcome is ClaimOutcome.CLAIMED and claim.task is not None:
+            task = claim.task
+            _remember(lease_owner, _Attempt(results[0].update_time, task.uid, task.counter_shard))
         return claim
     return Claim(ClaimOutcome.LEASED)
 
@@ -255,11 +290,7 @@ def finish_task(
     """
     status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
     changes = terminal_fields(status, now, result=result, error=error)
-    return bool(
-        _outcome_retry()(_update_if_owned)(
-            task_id, lease_owner, changes, CLAIM_TRANSACTION_ATTEMPTS
-        )
-    )
+    return bool(_outcome_retry()(_update_if_owned)(task_id, lease_owner, changes))
 
 
 def _outcome_retry() -> Retry:
@@ -285,9 +316,44 @@ def owned(data: dict[str, Any] | None, lease_owner: str) -> bool:
 
 
 def _update_if_owned(
-    task_id: str, lease_owner: str, changes: dict[str, Any], transaction_attempts: int = 5
+    task_id: str, lease_owner: str, changes: dict[str, Any], tries: int = CLAIM_ATTEMPTS
 ) -> bool:
-    """Apply ``changes`` in a transaction if the attempt still owns the task."""
+    """Apply ``changes`` if the attempt still owns the task: one write, conditional on
+    the document being as the attempt's last write left it. When something else wrote
+    it meanwhile, a read tells whether the task is still ours (then write again) or not
+    (then nothing is written). A terminal change takes the task out of the in-flight
+    counts in the same commit."""
+    attempt = _attempts.get(lease_owner)
+    if attempt is None:  # not claimed by this process (tests, tools): the safe way
+        return _update_if_owned_in_transaction(task_id, lease_owner, changes)
+    ref = _ref(task_id)
+    client = clients.firestore()
+    terminal = changes.get("status") in TERMINAL_STATUSES
+    with attempt.lock:  # the attempt's own writers (progress, outcome) take turns
+        for _ in range(tries):
+            batch = client.batch()
+            batch.update(ref, changes, option=client.write_option(last_update_time=attempt.version))
+            if terminal:
+                _leave_in_flight(batch, attempt.uid, attempt.counter_shard)
+            try:
+                results = batch.commit()
+            except google_exceptions.FailedPrecondition:
+                snapshot = ref.get()
+                if not owned(snapshot.to_dict() if snapshot.exists else None, lease_owner):
+                    _forget(lease_owner)  # cancelled or taken over: never written again
+                    return False
+                attempt.version = snapshot.update_time
+                continue
+            attempt.version = results[0].update_time
+            if terminal:
+                _forget(lease_owner)
+            return True
+    raise Aborted(f"task {task_id}: written by others {tries} times in a row")
+
+
+def _update_if_owned_in_transaction(
+    task_id: str, lease_owner: str, changes: dict[str, Any]
+) -> bool:
     ref = _ref(task_id)
 
     @firestore.transactional
@@ -302,7 +368,7 @@ def _update_if_owned(
             _leave_in_flight(transaction, data["uid"], data.get("counter_shard"))
         return True
 
-    return bool(run(clients.firestore().transaction(max_attempts=transaction_attempts)))
+    return bool(run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS)))
 
 
 def holds_lease(task_id: str, lease_owner: str) -> bool:
@@ -324,7 +390,7 @@ def record_progress(
     changes: dict[str, Any] = {"progress": progress.model_dump(), "updated_at": now}
     if draft is not None:
         changes["draft"] = draft.model_dump(exclude_none=True)
-    return _update_if_owned(task_id, lease_owner, changes, transaction_attempts=1)
+    return _update_if_owned(task_id, lease_owner, changes, tries=2)
 
 
 def save_checkpoint(
@@ -416,11 +482,13 @@ def release_lease(
     now: datetime,
     progress: Progress | None = None,
     error: str | None = None,
+    checkpoint: TaskResult | None = None,
 ) -> bool:
     """End this attempt's lease early, so that a redelivery may take over at once.
 
     The task stays PROCESSING (its lease expired), ``progress`` tells the user why,
-    and ``error`` (the failure's code) is added to ``attempt_errors``.
+    ``error`` (the failure's code) is added to ``attempt_errors``, and ``checkpoint``
+    (what the attempt paid for) is kept for the takeover.
     Returns False when the task was no longer this attempt's (cancelled, taken over).
     """
     changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
@@ -428,4 +496,9 @@ def release_lease(
         changes["progress"] = progress.model_dump()
     if error is not None:
         changes["attempt_errors"] = firestore.ArrayUnion([error])
-    return _update_if_owned(task_id, lease_owner, changes)
+    if checkpoint is not None:
+        changes["checkpoint"] = checkpoint.model_dump()
+    try:
+        return _update_if_owned(task_id, lease_owner, changes)
+    finally:
+        _forget(lease_owner)

@@ -15,12 +15,32 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import tasks
-from shared.models import TaskRecord, TaskRequest, TaskStatus
+from shared import quotas, tasks
+from shared.models import (
+    MarketingStrategy,
+    Progress,
+    StrategyStep,
+    TaskRecord,
+    TaskRequest,
+    TaskResult,
+    TaskStatus,
+    Usage,
+)
 from shared.settings import get_settings
 from shared.tasks import ClaimOutcome
 
 pytestmark = [pytest.mark.integration]
+
+RESULT = TaskResult(
+    strategy=MarketingStrategy(
+        strategy_name="Store test",
+        target_audience="testers",
+        required_budget=1.0,
+        steps=[StrategyStep(step_number=1, description="The only step.")],
+    ),
+    model="test-model",
+    usage=Usage(),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +104,51 @@ def test_a_claim_of_a_missing_task_writes_nothing() -> None:
     claim = tasks.claim_task(task_id, lease_owner="x", now=datetime.now(UTC))
     assert claim.outcome is ClaimOutcome.MISSING
     assert tasks.get_task(task_id) is None
+
+
+def test_an_attempt_writes_without_a_transaction_until_the_task_is_cancelled() -> None:
+    task = new_task()
+    owner = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    assert tasks.claim_task(task.task_id, lease_owner=owner, now=now).outcome is (
+        ClaimOutcome.CLAIMED
+    )
+    progress = Progress(stage="writing_strategy", message="Writing", percent=20)
+    assert tasks.record_progress(
+        task.task_id, lease_owner=owner, progress=progress, draft=None, now=now
+    )
+    tasks.cancel_task(task.task_id, uid=task.uid)
+    # The attempt's next writes fail their precondition, read, and find it cancelled.
+    assert not tasks.record_progress(
+        task.task_id, lease_owner=owner, progress=progress, draft=None, now=now
+    )
+    assert not tasks.finish_task(task.task_id, lease_owner=owner, now=now, result=RESULT)
+    stored = tasks.get_task(task.task_id)
+    assert stored is not None and stored.status is TaskStatus.CANCELLED
+    assert stored.result is None and stored.progress is not None
+    assert stored.progress.stage == "done"
+
+
+def test_an_attempt_that_ends_leaves_the_in_flight_counts_once() -> None:
+    task = new_task()
+    owner = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    tasks.claim_task(task.task_id, lease_owner=owner, now=now)
+    user = quotas.user_in_flight(task.uid)
+    project = quotas.project_in_flight()
+    shard = quotas.shard_of(task.task_id)
+
+    def counts() -> tuple[int, int]:
+        return (
+            int(user.ref.get().get("count")),
+            int(project.shard_ref(shard).get().get("count")),
+        )
+
+    assert counts() == (1, 1)
+    assert tasks.finish_task(task.task_id, lease_owner=owner, now=now, result=RESULT)
+    assert counts() == (0, 0)
+    # A late duplicate outcome of the same attempt writes nothing, counts nothing.
+    assert not tasks.finish_task(task.task_id, lease_owner=owner, now=now, result=RESULT)
+    assert counts() == (0, 0)
+    stored = tasks.get_task(task.task_id)
+    assert stored is not None and stored.status is TaskStatus.COMPLETED

@@ -59,6 +59,7 @@ class FakeTaskStore:
         self.docs: dict[str, dict[str, Any]] = {}
         self.failures = Failures()
         self.calls: list[str] = []
+        self.progress_written: list[Progress] = []
         self._lock = threading.Lock()
 
     def put(self, task: TaskRecord) -> None:
@@ -124,6 +125,7 @@ class FakeTaskStore:
         now: datetime,
         progress: Progress | None = None,
         error: str | None = None,
+        checkpoint: TaskResult | None = None,
     ) -> bool:
         with self._lock:
             self.calls.append("release_lease")
@@ -137,6 +139,8 @@ class FakeTaskStore:
                 changes["progress"] = progress.model_dump()
             if error is not None and error not in data.get("attempt_errors", []):
                 changes["attempt_errors"] = [*data.get("attempt_errors", []), error]
+            if checkpoint is not None:
+                changes["checkpoint"] = checkpoint.model_dump()
             self._apply(task_id, changes)
             return True
 
@@ -151,6 +155,7 @@ class FakeTaskStore:
     ) -> bool:
         with self._lock:
             self.calls.append("record_progress")
+            self.progress_written.append(progress)
             self.failures.maybe_raise("record_progress")
             changes: dict[str, Any] = {"progress": progress.model_dump(), "updated_at": now}
             if draft is not None:

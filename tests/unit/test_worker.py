@@ -137,6 +137,38 @@ def test_an_outcome_write_failing_once_is_resumed_without_paying_again(
     assert task.attempts == 2
 
 
+def test_the_writes_of_a_task_are_the_ones_that_earn_their_cost() -> None:
+    """Issue 17: without an image the outcome is the write after the strategy (no
+    checkpoint, no "saving" stage); with one, the strategy is checkpointed before the
+    image call, and its write proves the lease (no extra read)."""
+    plain = World(image=False)
+    plain.deliver()
+    assert plain.task.status is TaskStatus.COMPLETED
+    assert "save_checkpoint" not in plain.store.calls
+    assert "holds_lease" not in plain.store.calls
+    stages = [p.stage for p in plain.store.progress_written]
+    assert "saving" not in stages
+    with_image = World(image=True)
+    with_image.deliver()
+    assert with_image.store.calls.count("save_checkpoint") == 1
+    assert "holds_lease" not in with_image.store.calls
+    assert with_image.task.status is TaskStatus.COMPLETED
+
+
+@pytest.mark.parametrize("image", [False, True], ids=["strategy-only", "with-image"])
+def test_a_failed_outcome_write_gives_the_result_back_with_the_lease(image: bool) -> None:
+    world = World(image=image)
+    world.store.failures.add("finish_task", ServiceUnavailable("firestore down"))
+    with pytest.raises(RedeliverLater):
+        world.deliver()
+    checkpoint = world.task.checkpoint
+    assert checkpoint is not None and (checkpoint.image is not None) is image
+    world.expire_lease()
+    world.deliver()
+    assert world.task.status is TaskStatus.COMPLETED
+    assert (world.gemini.strategy_calls, world.gemini.image_calls) == (1, int(image))
+
+
 def test_a_crash_while_drawing_resumes_at_the_image() -> None:
     world = World()
     world.gemini.failures.add("generate_image", RuntimeError("worker bug"))
