@@ -3,8 +3,10 @@
 Both are advisory: a lost write costs nothing, and a slow one must never slow the
 Gemini call that streams meanwhile. So one background thread per attempt does the
 writing, always of the latest state: each new stage at once (the caller waits for
-it, so that stages arrive in order), and updates within a stage (percent, the
-draft) at most once per PROGRESS_MIN_INTERVAL_S, since listeners pay per write.
+it, so that stages arrive in order), the first draft as soon as the streamed text
+holds one (the user's first words), and after it updates within a stage (percent,
+the draft) at most once per PROGRESS_MIN_INTERVAL_S, since listeners pay per write.
+Streamed text that holds no draft yet is no reason to write.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class _State:
     progress: Progress
     text: str = ""
     stage_changed: bool = False
+    progress_changed: bool = False  # by the worker's call; else only new text is pending
+    draft_shown: bool = False  # a draft was written: from now on the interval applies
 
 
 class ProgressWriter:
@@ -75,6 +79,7 @@ class ProgressWriter:
             new_stage = stage != self._state.progress.stage
             self._state.progress = Progress(stage=stage, message=message, percent=percent)
             self._state.stage_changed |= new_stage
+            self._state.progress_changed = True
             self._pending = True
             self._seq += 1
             wanted = self._seq
@@ -111,16 +116,23 @@ class ProgressWriter:
                 if self._closed:
                     return
                 wait = self._interval_s - (time.monotonic() - self._last_write)
-                if not self._state.stage_changed and wait > 0:
+                throttled = self._state.draft_shown or not self._chunks
+                if not self._state.stage_changed and throttled and wait > 0:
                     # Within a stage: wait out the interval, unless a stage comes.
                     self._changed.wait_for(lambda: self._closed or self._state.stage_changed, wait)
                     if self._closed:
                         return
                 progress, text, seq = self._state.progress, "".join(self._chunks), self._seq
+                progress_changed = self._state.progress_changed
                 self._state.stage_changed = False
+                self._state.progress_changed = False
                 self._pending = False
-            self._write_now(progress, text)
+            draft = self._draft(text)
+            if draft is not None or progress_changed:
+                self._write_now(progress, draft)
             with self._changed:
+                if draft is not None:
+                    self._state.draft_shown = True
                 self._last_write = time.monotonic()
                 self._written_seq = seq
                 self._changed.notify_all()
@@ -128,9 +140,15 @@ class ProgressWriter:
     def _due_or_closed(self) -> bool:
         return self._closed or self._pending
 
-    def _write_now(self, progress: Progress, text: str) -> None:
+    def _draft(self, text: str) -> StrategyDraft | None:
         try:
-            draft = draft_from_json(text) if text else None
+            return draft_from_json(text) if text else None
+        except Exception:
+            log.warning("draft not parsed", extra={"task_id": self.task_id})
+            return None
+
+    def _write_now(self, progress: Progress, draft: StrategyDraft | None) -> None:
+        try:
             self._write(self.task_id, progress, draft, datetime.now(UTC))
         except Exception:
             # Advisory: a failed write (an API error, a RetryError past its deadline...)

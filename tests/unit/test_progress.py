@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime
 
 import pytest
@@ -91,6 +92,27 @@ def test_updates_within_a_stage_are_coalesced_to_the_latest() -> None:
         ("writing_strategy", 20),
         ("drawing_image", 70),
     ]
+
+
+def test_the_first_draft_is_written_at_once_and_later_text_waits_its_turn() -> None:
+    """Issue 17: the user's first words need not wait out the interval; after them,
+    the throttle applies; text that holds no draft yet is no reason to write."""
+    store = FakeStore()
+    progress = writer(store, interval_s=3600)
+    progress("writing_strategy", "Writing", 20)
+    written = len(store.writes)
+    progress.add_text("{")  # nothing to show yet
+    progress.add_text('"strategy_name": "Cafe')
+    deadline = time.monotonic() + 5
+    while len(store.writes) == written and time.monotonic() < deadline:
+        time.sleep(0.01)
+    drafts = [d for _, d in store.writes[written:]]
+    assert len(drafts) == 1 and drafts[0] is not None  # "{" alone wrote nothing
+    assert drafts[0].strategy_name is not None
+    progress.add_text(' Campus", "target_audience": "Students"')
+    time.sleep(0.2)  # the thread would have written by now, were it not throttled
+    assert len(store.writes) == written + 1
+    progress.close()
 
 
 def test_a_held_write_never_blocks_the_stream() -> None:
