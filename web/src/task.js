@@ -29,12 +29,14 @@ export function openTask(taskId) {
   state.lastStatus = null;
   history.replaceState(null, '', `#task=${encodeURIComponent(taskId)}`);
   resetTaskView(taskId);
+  // The recent-tasks listener, open since sign-in, may have seen the task already
+  // (even finished): show that at once instead of waiting for this listener's first answer.
+  const seen = state.recent?.find((task) => task.id === taskId);
+  if (seen) showTask(taskId, seen);
   state.unsubscribeTask = onSnapshot(
     doc(state.db, 'tasks', taskId),
     (snapshot) => {
-      if (state.taskId !== taskId || !snapshot.exists()) return;
-      state.task = snapshot.data();
-      renderTask(taskId, state.task);
+      if (snapshot.exists()) showTask(taskId, snapshot.data());
     },
     (error) => {
       if (state.taskId !== taskId) return;
@@ -43,6 +45,17 @@ export function openTask(taskId) {
     },
   );
   markCurrentRecent();
+}
+
+/** Render a state of the open task unless a later one is on screen already
+ * (two listeners deliver it: the task's own and the recent-tasks one). */
+function showTask(taskId, task) {
+  if (state.taskId !== taskId) return;
+  const shown = state.task?.updated_at?.toMillis?.() ?? -1;
+  const given = task.updated_at?.toMillis?.() ?? 0;
+  if (given < shown) return;
+  state.task = task;
+  renderTask(taskId, task);
 }
 
 function resetTaskView(taskId) {
@@ -375,6 +388,8 @@ export function followRecent(uid) {
     (snapshot) => {
       state.recent = snapshot.docs.map((snap) => ({ id: snap.id, ...snap.data() }));
       renderRecent();
+      const open = state.recent.find((task) => task.id === state.taskId);
+      if (open) showTask(open.id, open);
     },
     (error) => showMessage('recent-empty', say('recent.failed', { detail: error.message })),
   );
