@@ -128,26 +128,28 @@ def create_task(task: TaskRecord) -> None:
 
 def discard_new_task(task: TaskRecord) -> bool:
     """Remove a task that was never accepted, and its counts, if it was created: also
-    after a create whose answer was lost (it may or may not have committed)."""
+    after a create whose answer was lost (it may or may not have committed). Without a
+    transaction (a burst of refusals must not queue on the user's counter locks): the
+    delete is conditional on the version read, so of two discards one takes the counts
+    back."""
     ref = _ref(task.task_id)
-    users = quotas.user_counters(task.uid, task.created_at)
-    project = quotas.project_counters(task.created_at)
-
-    @firestore.transactional
-    def run(transaction: Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return False
-        shard = snapshot.get("counter_shard")
-        transaction.delete(ref)
-        for counter in users:
-            transaction.set(counter.ref, counter.change(-1), merge=True)
-        if shard is not None:
-            for sharded in project:
-                transaction.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
-        return True
-
-    return bool(run(clients.firestore().transaction()))
+    snapshot = ref.get()
+    if not snapshot.exists:
+        return False
+    shard = (snapshot.to_dict() or {}).get("counter_shard")
+    client = clients.firestore()
+    batch = client.batch()
+    batch.delete(ref, option=client.write_option(last_update_time=snapshot.update_time))
+    for counter in quotas.user_counters(task.uid, task.created_at):
+        batch.set(counter.ref, counter.change(-1), merge=True)
+    if shard is not None:
+        for sharded in quotas.project_counters(task.created_at):
+            batch.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
+    try:
+        batch.commit()
+    except google_exceptions.FailedPrecondition:
+        return False  # discarded (or changed) by someone else since we read it
+    return True
 
 
 def _leave_in_flight(writes: Transaction | WriteBatch, uid: str, counter_shard: int | None) -> None:

@@ -199,6 +199,22 @@ def test_discarding_a_new_task_takes_its_counts_back_once(
     assert stored(tasks_collection, {uid}) == set()
 
 
+def test_eight_discards_at_once_take_the_counts_back_once(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    """A create whose answer was lost is discarded by whoever retries: never twice."""
+    caps(max_tasks_in_flight=100)
+    uid = f"quota-{uuid.uuid4().hex[:8]}"
+    task = new_task(uid)
+    tasks.create_task(task)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: tasks.discard_new_task(task), range(8)))
+    assert outcomes.count(True) == 1
+    assert count(f"user-{quotas.user_key(uid)}-in-flight") == 0
+    assert project_count("project-in-flight")[0] == 0
+    assert stored(tasks_collection, {uid}) == set()
+
+
 def test_40_parallel_submits_from_one_user_get_exactly_the_in_flight_cap(
     api: Api, user: User, standin: StandIn, tasks_collection: Any, marker: str
 ) -> None:
