@@ -108,6 +108,7 @@ def gemini() -> GenaiClient:
     strategy and image calls pass their own."""
 
     def build() -> GenaiClient:
+        import httpx
         from google import genai
 
         settings = get_settings()
@@ -116,6 +117,14 @@ def gemini() -> GenaiClient:
         )
         options.base_url = settings.gemini_base_url
         options.api_version = settings.gemini_version
+        # httpx's pool holds 100 connections (20 kept alive) by default: an instance that
+        # runs more tasks at once would queue their calls behind it (docs/capacity.md).
+        connections = max(100, 2 * settings.worker_concurrency)
+        options.client_args = {
+            "limits": httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections
+            )
+        }
         if settings.uses_vertex:
             return genai.Client(
                 vertexai=True,

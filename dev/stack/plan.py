@@ -180,6 +180,8 @@ def _python_parts(
         # Production functions serve many requests per instance (gen2 concurrency);
         # gunicorn's default here would be 8 threads.
         env["THREADS"] = str(worker_concurrency if part == "process" else HTTP_CONCURRENCY)
+        if part == "process":  # the worker sizes its Gemini connection pool to it
+            env["WORKER_CONCURRENCY"] = str(worker_concurrency)
         url = f"http://{HOST}:{ports[part]}"
         parts.append(
             PartSpec(

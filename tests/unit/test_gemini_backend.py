@@ -177,6 +177,18 @@ def test_the_developer_client_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> N
     assert api._http_options.api_version == "v1beta"
 
 
+@pytest.mark.parametrize(("concurrency", "pool"), [("8", 100), ("300", 600)])
+def test_the_connection_pool_holds_every_task_of_an_instance(
+    monkeypatch: pytest.MonkeyPatch, concurrency: str, pool: int
+) -> None:
+    """httpx keeps 100 connections by default: more tasks at once would queue for one."""
+    use(monkeypatch, GEMINI_BASE_URL="http://127.0.0.1:8090", WORKER_CONCURRENCY=concurrency)
+    api = clients.gemini()._api_client
+    transport = api._httpx_client._transport
+    assert transport._pool._max_connections == pool
+    assert transport._pool._max_keepalive_connections == pool
+
+
 def test_a_vertex_client_for_a_stand_in_has_a_placeholder_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
