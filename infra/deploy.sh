@@ -467,8 +467,9 @@ else
   worker_secrets=(--set-secrets="$SECRET=$SECRET:latest")
 fi
 deploy_function process_task "$WORKER_SA" --trigger-topic="$TASKS_TOPIC" --retry \
-  --trigger-service-account="$TRIGGER_SA" --memory=1Gi --cpu=1 --concurrency=8 \
-  --max-instances=100 --timeout="${LEASE_SECONDS}s" "${worker_secrets[@]}"
+  --trigger-service-account="$TRIGGER_SA" --memory="$WORKER_MEMORY" --cpu=1 \
+  --concurrency="$WORKER_CONCURRENCY" --max-instances="$WORKER_MAX_INSTANCES" \
+  --timeout="${LEASE_SECONDS}s" "${worker_secrets[@]}"
 invoker process_task "serviceAccount:$TRIGGER_SA"
 deploy_function dead_letter_task "$RECOVERY_SA" --trigger-topic="$DEAD_LETTER_TOPIC" --retry \
   --trigger-service-account="$TRIGGER_SA" --memory=256Mi --timeout=60s

@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:
 
 from pydantic import SecretStr, ValidationError  # noqa: E402
 
+from infra import capacity  # noqa: E402
 from shared import settings as settings_module  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -134,7 +135,22 @@ def build_settings(
             f"LEASE_SECONDS={settings.lease_seconds} is the worker's timeout, and an "
             f"event-driven function may run {MAX_EVENT_FUNCTION_TIMEOUT_S} s at most"
         )
+    try:
+        problems = capacity.problems(settings.max_tasks_per_minute, worker_size(settings))
+    except ValueError as exc:
+        raise Refused(f"WORKER_CONCURRENCY={settings.worker_concurrency}: {exc}") from None
+    if problems:
+        raise Refused("\n".join(problems))
     return settings
+
+
+def worker_size(settings: Settings) -> capacity.WorkerSize:
+    return capacity.worker_size(
+        settings.gemini_requests_per_minute,
+        settings.gemini_tokens_per_minute,
+        settings.worker_concurrency,
+        settings.worker_max_instances,
+    )
 
 
 def _get(environ: Mapping[str, str], name: str) -> str:
@@ -164,7 +180,13 @@ def env_yaml(env: Mapping[str, str]) -> str:
 
 def shell_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     ttl = [f"{getattr(settings, field)}/{expiry}" for field, expiry in sorted(TTL_FIELDS.items())]
+    worker = worker_size(settings)
     return {
+        # The worker's size (infra/capacity.py): memory for its tasks in flight, and
+        # as many instances as the Gemini tier keeps busy.
+        "WORKER_CONCURRENCY": str(worker.concurrency),
+        "WORKER_MAX_INSTANCES": str(worker.max_instances),
+        "WORKER_MEMORY": f"{worker.memory_mib}Mi",
         # The worker's function timeout is its lease (shared/settings.py checks both).
         "LEASE_SECONDS": str(settings.lease_seconds),
         "ACK_DEADLINE_SECONDS": str(settings.ack_deadline_seconds),

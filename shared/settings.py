@@ -186,6 +186,15 @@ class Settings(BaseSettings):
     quota_shards: int = Field(default=256, ge=1, le=1000)
     quota_shards_collection: str = "quota_shards"
 
+    # The worker's size (infra/capacity.py, docs/capacity.md): tasks an instance runs
+    # at once, and its instances when the Gemini tier is not given; with the tier's
+    # requests and tokens a minute, deploy sizes the worker to them and refuses a
+    # MAX_TASKS_PER_MINUTE they cannot serve.
+    worker_concurrency: int = Field(default=8, ge=1, le=1000)
+    worker_max_instances: int = Field(default=100, ge=1, le=1000)
+    gemini_requests_per_minute: int = Field(default=0, ge=0)
+    gemini_tokens_per_minute: int = Field(default=0, ge=0)
+
     # The worker's function timeout too; event-driven functions allow at most 540 s.
     lease_seconds: int = Field(default=520, ge=1)
     ack_deadline_seconds: int = Field(default=600, ge=10, le=600)

@@ -126,3 +126,22 @@ def test_secret_settings_are_never_overrides() -> None:
     assert "gemini_api_key" in secrets
     overrides = deploy_env.operator_overrides({"GEMINI_API_KEY": "x", "LOG_LEVEL": "DEBUG"})
     assert overrides == {"log_level": "DEBUG"}
+
+
+def test_the_worker_is_sized_to_the_gemini_tier_and_a_cap_beyond_it_refused() -> None:
+    """docs/capacity.md: with the tier's requests and tokens a minute, deploy sizes the
+    worker to what the tier serves and refuses a minute cap it cannot serve."""
+    tier = {"GEMINI_REQUESTS_PER_MINUTE": "2000", "GEMINI_TOKENS_PER_MINUTE": "4000000"}
+    refused = run(["--project", PROJECT], **tier)  # the default cap: 300 a minute
+    assert refused.returncode == 2
+    assert "MAX_TASKS_PER_MINUTE=300" in refused.stderr and "at most 190" in refused.stderr
+    sized = run(["--project", PROJECT], **tier, MAX_TASKS_PER_MINUTE="180")
+    assert sized.returncode == 0, sized.stderr
+    script = f"{sized.stdout}\necho $WORKER_MAX_INSTANCES $WORKER_CONCURRENCY $WORKER_MEMORY"
+    echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    # 190 tasks a minute of 20 s: 64 in flight, 8 instances of 8 tasks.
+    assert echoed.stdout.split() == ["8", "8", "512Mi"]
+    default = run(["--project", PROJECT])
+    script = f"{default.stdout}\necho $WORKER_MAX_INSTANCES $WORKER_CONCURRENCY"
+    echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert echoed.stdout.split() == ["100", "8"]  # no tier given: the defaults
