@@ -142,8 +142,10 @@ def latency_phase(stack: Stack, tasks: int, marker: str) -> dict[str, Any]:
     return {"accept": accept, "e2e": e2e, "statuses": statuses}
 
 
-def throughput_phase(stack: Stack, clients: int, per_client: int, marker: str) -> dict[str, Any]:
-    users = [stack.new_user() for _ in range(clients)]
+def throughput_phase(
+    stack: Stack, clients: int, per_client: int, marker: str, one_user: bool = False
+) -> dict[str, Any]:
+    users = [stack.new_user()] * clients if one_user else [stack.new_user() for _ in range(clients)]
     accept: list[float] = []
     codes: Counter[int] = Counter()
     accepted: list[tuple[str, float]] = []
@@ -189,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=30, help="latency phase: tasks, one at a time")
     parser.add_argument("--clients", type=int, default=32, help="throughput phase: clients")
     parser.add_argument("--per-client", type=int, default=10, help="throughput phase: tasks each")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="throughput phase: the stand-in's seconds a call"
+    )
+    parser.add_argument(
+        "--one-user", action="store_true", help="throughput phase: every client the same user"
+    )
     args = parser.parse_args(argv)
 
     state = load_state(args.stack)
@@ -197,7 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     gemini = state.get("gemini", {})
     try:
         lat = latency_phase(stack, args.tasks, marker)
-        thr = throughput_phase(stack, args.clients, args.per_client, marker)
+        standin = stack.env.get("GEMINI_STANDIN_URL")
+        if args.latency and standin:
+            stack.http.post(f"{standin}/_standin/config", json={"latency_s": args.latency})
+        try:
+            thr = throughput_phase(stack, args.clients, args.per_client, marker, args.one_user)
+        finally:
+            if args.latency and standin:
+                stack.http.post(f"{standin}/_standin/config", json={"latency_s": 0})
     finally:
         stack.close()
 
