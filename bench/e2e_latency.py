@@ -50,8 +50,9 @@ def load_state(name: str) -> dict[str, Any]:
 
 
 class Stack:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], image: bool = True) -> None:
         self.env = env
+        self.image = image
         for key in ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST"):
             os.environ[key] = env[key]
         from google.cloud import firestore
@@ -77,7 +78,9 @@ class Stack:
     ) -> tuple[int, float, str | None]:
         began = time.monotonic()
         answer = http.post(
-            f"{self.env['SUBMIT_URL']}/v1/strategies", json={"brief": brief}, headers=headers
+            f"{self.env['SUBMIT_URL']}/v1/strategies",
+            json={"brief": brief, "image": self.image},
+            headers=headers,
         )
         took = time.monotonic() - began
         task_id = answer.json().get("task_id") if answer.status_code == 202 else None
@@ -197,10 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--one-user", action="store_true", help="throughput phase: every client the same user"
     )
+    parser.add_argument("--no-image", action="store_true", help="tasks without a preview")
     args = parser.parse_args(argv)
 
     state = load_state(args.stack)
-    stack = Stack(state["env"])
+    stack = Stack(state["env"], image=not args.no_image)
     marker = f"bench-{uuid.uuid4().hex[:8]}"
     gemini = state.get("gemini", {})
     try:

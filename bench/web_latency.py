@@ -25,10 +25,13 @@ from bench.e2e_latency import load_state, pct
 
 CHROMIUM = Path(os.environ.get("TB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-SHOWN = """() => {
+# The new task's strategy: the panel shows another task than before the click.
+SHOWN = """(previous) => {
+  const panel = document.querySelector('#task-panel');
   const status = document.querySelector('#task-status')?.dataset.status;
   const strategy = document.querySelector('#strategy');
-  return status === 'COMPLETED' && strategy && !strategy.hidden ? Date.now() : null;
+  const fresh = panel && panel.dataset.taskId && panel.dataset.taskId !== previous;
+  return fresh && status === 'COMPLETED' && strategy && !strategy.hidden ? Date.now() : null;
 }"""
 
 
@@ -78,10 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             page.set_checked("#image", args.image)
             # Wait for the page to be idle (the previous task's panel settled), then click.
             page.wait_for_function("!document.querySelector('#submit').disabled")
+            previous = page.locator("#task-panel").get_attribute("data-task-id") or ""
             clicked = page.evaluate(
                 "() => { document.querySelector('#submit').click(); return Date.now(); }"
             )
-            shown = page.wait_for_function(SHOWN, polling="raf", timeout=60_000).json_value()
+            shown = page.wait_for_function(
+                SHOWN, arg=previous, polling="raf", timeout=60_000
+            ).json_value()
             task_id = page.locator("#task-panel").get_attribute("data-task-id")
             doc = db.collection("tasks").document(str(task_id)).get().to_dict() or {}
             created = doc["created_at"].timestamp() * 1000

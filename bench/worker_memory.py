@@ -51,7 +51,11 @@ def _peak_rss_kib(pids: list[int]) -> dict[int, int]:
 
 
 def _run_task(http: httpx.Client, env: dict, headers: dict, pdf: bytes, brief: str) -> dict:
-    session = http.post(f"{env['SUBMIT_URL']}/v1/uploads", headers=headers, json={}).json()
+    session = http.post(
+        f"{env['SUBMIT_URL']}/v1/uploads",
+        headers=headers,
+        json={"size_bytes": len(pdf), "filename": "bench.pdf"},
+    ).json()
     http.put(session["upload_url"], content=pdf, headers={"Content-Type": "application/pdf"})
     accepted = http.post(
         f"{env['SUBMIT_URL']}/v1/strategies",

@@ -37,9 +37,11 @@ class TaskProfile:
     # Input + output tokens of a task (docs/deploy.md's example: a brief, a 10-page
     # PDF, fetched pages in; a strategy with its thinking out).
     tokens: int = 21_000
-    # Worker memory: an idle instance, and each task in flight (bench/worker_memory.py).
-    base_mib: float = 160.0
-    mib_per_task: float = 12.0
+    # Worker memory (bench/worker_memory.py, docs/capacity.md): an instance with the
+    # clients loaded, and a task in flight at its largest (a 45 MiB PDF streamed to the
+    # File API: +48 MiB; a task without a PDF: +0.4 MiB).
+    base_mib: float = 205.0
+    mib_per_task: float = 48.0
 
 
 @dataclass(frozen=True)

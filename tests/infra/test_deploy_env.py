@@ -139,8 +139,9 @@ def test_the_worker_is_sized_to_the_gemini_tier_and_a_cap_beyond_it_refused() ->
     assert sized.returncode == 0, sized.stderr
     script = f"{sized.stdout}\necho $WORKER_MAX_INSTANCES $WORKER_CONCURRENCY $WORKER_MEMORY"
     echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
-    # 190 tasks a minute of 20 s: 64 in flight, 8 instances of 8 tasks.
-    assert echoed.stdout.split() == ["8", "8", "512Mi"]
+    # 190 tasks a minute of 20 s: 64 in flight, 8 instances of 8 tasks; (205 MiB +
+    # 8 x 48 MiB) x 1.5 = 884 MiB: 1 GiB.
+    assert echoed.stdout.split() == ["8", "8", "1024Mi"]
     default = run(["--project", PROJECT])
     script = f"{default.stdout}\necho $WORKER_MAX_INSTANCES $WORKER_CONCURRENCY"
     echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
