@@ -415,10 +415,11 @@ def get_owned_task(task_id: str, *, uid: str) -> TaskRecord:
 def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
     """PENDING or PROCESSING → CANCELLED for the owner; a finished task is left alone."""
     ref = _ref(task_id)
-    now = datetime.now(UTC)
 
     @firestore.transactional
     def run(transaction: Transaction) -> TaskRecord:
+        # Taken at each try: a retry after another write must not date the cancel before it.
+        now = datetime.now(UTC)
         snapshot = ref.get(transaction=transaction)
         task = TaskRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
         if task is None or task.uid != uid:

@@ -47,13 +47,18 @@ export function openTask(taskId) {
   markCurrentRecent();
 }
 
-/** Render a state of the open task unless a later one is on screen already
- * (two listeners deliver it: the task's own and the recent-tasks one). */
+/** Render a state of the open task unless a later one is on screen already (two
+ * listeners deliver it: the task's own and the recent-tasks one). A final state always
+ * wins over a running one (their updated_at come from different processes' clocks),
+ * and nothing replaces a final state but a later final one. */
 function showTask(taskId, task) {
   if (state.taskId !== taskId) return;
+  const shownFinal = TERMINAL.has(state.task?.status);
+  const givenFinal = TERMINAL.has(task.status);
   const shown = state.task?.updated_at?.toMillis?.() ?? -1;
   const given = task.updated_at?.toMillis?.() ?? 0;
-  if (given < shown) return;
+  if (shownFinal && !givenFinal) return;
+  if (givenFinal === shownFinal && given < shown) return;
   state.task = task;
   renderTask(taskId, task);
 }
