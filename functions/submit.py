@@ -47,19 +47,39 @@ def submit_strategy(request: flask.Request) -> flask.Response:
 
 
 def _parse_body(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        return parse_strategy_request(read_json_object(_json_body(request))), None
+    if mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("send application/json or multipart/form-data")
     limit = get_settings().max_request_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the request must be at most {limit} bytes")
     request.max_content_length = limit  # also bounds chunked bodies without a length
-    mimetype = request.mimetype
     try:
-        if mimetype == "application/json":
-            return parse_strategy_request(read_json_object(request.get_data())), None
-        if mimetype == "multipart/form-data":
-            return _parse_multipart(request)
+        return _parse_multipart(request)
     except RequestEntityTooLarge:
         raise PayloadTooLarge(f"the request must be at most {limit} bytes") from None
-    raise UnsupportedMediaType("send application/json or multipart/form-data")
+
+
+def _json_body(request: flask.Request) -> bytes:
+    """The raw JSON body, refused (413) past MAX_JSON_BODY_BYTES by its Content-Length
+    before it is read. A body without one (chunked) is never read: gunicorn does not
+    mark its input terminated, so werkzeug would hand us an empty stream; say so."""
+    limit = get_settings().max_json_body_bytes
+    message = f"a JSON body must be at most {limit} bytes (send a PDF as multipart or upload)"
+    if (
+        request.content_length is None
+        and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    ):
+        raise InvalidArgument("send the body with a Content-Length (a chunked body is not read)")
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(message)
+    request.max_content_length = limit
+    try:
+        return request.get_data()
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(message) from None
 
 
 def _parse_multipart(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:
@@ -100,7 +120,9 @@ def _form_bool(name: str, value: str) -> bool:
 
 def _create_upload(request: flask.Request, uid: str) -> flask.Response:
     """POST /v1/uploads → 201 with a resumable upload session for one large PDF."""
-    raw = request.get_data()
+    if request.content_length and request.mimetype != "application/json":
+        raise UnsupportedMediaType("send application/json")
+    raw = _json_body(request)
     if raw and request.mimetype != "application/json":
         raise UnsupportedMediaType("send application/json")
     body = upload_sessions.parse_upload_request(read_json_object(raw) if raw else {})

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # The platform refuses HTTP requests above 32 MiB; the multipart body carries
     # the PDF plus a little form overhead.
     max_request_bytes: int = Field(default=32 * MIB - 64 * 1024, ge=1)
+    # A JSON body (no PDF: it comes by multipart or an upload session) is refused past
+    # this before it is read: parsing costs ~25x its size in memory (issue 18).
+    max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # A key whose task is not made yet (an instance may die in between) frees itself

@@ -12,12 +12,15 @@ from pydantic import ValidationError
 
 from shared.errors import InvalidArgument
 from shared.models import StrategyRequest, TaskRequest
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.urls import UrlRejected, check_url
 
 # BCP 47 in practice: a 2–3 letter language, then subtags of 1–8 alphanumerics.
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")
 MAX_LANGUAGE_CHARS = 35
+# The raw urls list may hold repeats (dropped before the MAX_URLS check): this many
+# entries per allowed URL at most, refused before validation.
+MAX_URL_ENTRIES_PER_URL = 5
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -28,6 +31,12 @@ def parse_strategy_request(data: Any) -> StrategyRequest:
     unknown = [key for key in data if key not in StrategyRequest.model_fields]
     if unknown:
         raise InvalidArgument(f"{unknown[0]}: unknown field", field=str(unknown[0]))
+    urls = data.get("urls")
+    max_urls = get_settings().max_urls
+    if isinstance(urls, list) and len(urls) > MAX_URL_ENTRIES_PER_URL * max(max_urls, 1):
+        # Bounded before validation: a list of many short strings costs far more to
+        # validate than to refuse (repeats are dropped later, so a few are allowed).
+        raise InvalidArgument(f"urls: at most {max_urls} URLs", field="urls")
     try:
         return StrategyRequest.model_validate(data)
     except ValidationError as exc:

@@ -55,6 +55,7 @@ JSON_CASES = [
     ({"brief": "ok", "urls": ["https://user@example.com/"]}, 400, "urls"),
     ({"brief": "ok", "urls": ["file:///etc/passwd"]}, 400, "urls"),
     ({"brief": "ok", "urls": [f"https://example.com/{i}" for i in range(21)]}, 400, "urls"),
+    ({"brief": "ok", "urls": ["x"] * 101}, 400, "urls"),  # refused before validation
     ({"brief": "ok", "language": "english"}, 400, "language"),
     ({"brief": "ok", "image": "yes"}, 400, "image"),
     ({"brief": "ok", "grounding": 1}, 400, "grounding"),
@@ -188,3 +189,53 @@ def test_bad_multipart(
     assert answer.json()["error"]["field"] == field
     _nothing_left(tasks_collection, user, topic_probe, bucket)
     assert _object_names(bucket) == before
+
+
+# Issue 18: a JSON body is refused before it is read past MAX_JSON_BODY_BYTES (256 KiB);
+# a 32 MiB one of short strings cost a submit instance ~770 MiB to parse.
+BIG_JSON = b'{"brief": "x", "urls": [' + b'"a",' * (31 * 1024 * 1024 // 4) + b'"a"]}'
+
+
+@pytest.mark.parametrize("route", ["/v1/strategies", "/v1/uploads"])
+def test_a_json_body_past_its_limit_is_refused_unread(
+    http: Any,
+    stack: dict,
+    user: User,
+    route: str,
+    tasks_collection: Any,
+    topic_probe: Any,
+    bucket: Any,
+) -> None:
+    answer = http.post(
+        f"{stack['SUBMIT_URL']}{route}",
+        content=BIG_JSON,
+        headers={**user.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert "at most 262144 bytes" in error["message"]
+    _nothing_left(tasks_collection, user, topic_probe, bucket)
+
+
+def test_a_chunked_json_body_is_refused_unread(
+    http: Any, stack: dict, user: User, tasks_collection: Any, topic_probe: Any, bucket: Any
+) -> None:
+    """Without a Content-Length nothing is read (gunicorn leaves the stream unbounded):
+    the answer says what to send instead of "not valid JSON"."""
+
+    def pieces() -> Any:
+        yield b'{"brief": "x", "urls": ['
+        for _ in range(300):
+            yield b'"a",' * 256  # 1 KiB a piece: 300 KiB in all
+        yield b'"a"]}'
+
+    answer = http.post(
+        f"{stack['SUBMIT_URL']}/v1/strategies",
+        content=pieces(),
+        headers={**user.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_argument" and "Content-Length" in error["message"]
+    _nothing_left(tasks_collection, user, topic_probe, bucket)
