@@ -12,6 +12,7 @@ from shared.app_check import HEADER as APP_CHECK_HEADER
 from shared.app_check import verify_app_check
 from shared.auth import verify_user
 from shared.errors import NotFound
+from shared.uploads import PREVIEW_TYPES
 
 _ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})(?P<image>/image)?/?\Z")
 
@@ -37,8 +38,11 @@ def _image(task_id: str, uid: str, request: flask.Request) -> flask.Response:
     task = tasks.get_owned_task(task_id, uid=uid)
     image = task.result.image if task.result else None
     data = uploads.read_object(image.gcs_uri) if image else None
-    if image is None or data is None:
+    if image is None or data is None or image.mime_type not in PREVIEW_TYPES:
         raise NotFound("this task has no preview image")
     response = flask.Response(data, content_type=image.mime_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
+    # An image and nothing else: never sniffed as another type, never run as a document.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -290,22 +290,11 @@ def generate_image(strategy: MarketingStrategy) -> ImageAnswer:
         setting="GEMINI_IMAGE_MODEL",
     )
     check_answer([response])
-    # The last image that is not a thought: image models may show interim drafts.
-    images = [
-        part.inline_data
-        for part in _answer_parts(response)
-        if part.inline_data is not None
-        and part.inline_data.data
-        and (part.inline_data.mime_type or "").startswith("image/")
-    ]
-    if not images:
-        raise GeminiError("gemini_no_image", "Gemini answered without an image", retryable=False)
-    blob = images[-1]
-    assert blob.data is not None and blob.mime_type is not None
-    width, height = image_size(blob.data)
+    data, mime_type = preview_of(_answer_parts(response))
+    width, height = image_size(data)
     return ImageAnswer(
-        data=blob.data,
-        mime_type=blob.mime_type,
+        data=data,
+        mime_type=mime_type,
         width=width,
         height=height,
         usage=usage_of(response),
@@ -313,11 +302,44 @@ def generate_image(strategy: MarketingStrategy) -> ImageAnswer:
     )
 
 
+def preview_of(parts: list[types.Part]) -> tuple[bytes, str]:
+    """The image to keep: the last one (image models may show interim drafts), of a type
+    browsers show without running anything (JPEG, PNG, WebP: never SVG, which carries
+    script), whose bytes are what its type says. Else ``gemini_no_image``."""
+    images = [
+        part.inline_data
+        for part in parts
+        if part.inline_data is not None
+        and part.inline_data.data
+        and (part.inline_data.mime_type or "").startswith("image/")
+    ]
+    if not images:
+        raise GeminiError("gemini_no_image", "Gemini answered without an image", retryable=False)
+    blob = images[-1]
+    assert blob.data is not None
+    mime_type = (blob.mime_type or "").split(";")[0].strip().lower()
+    if PREVIEW_MAGIC.get(mime_type) is None or not PREVIEW_MAGIC[mime_type](blob.data):
+        raise GeminiError(
+            "gemini_no_image",
+            f"Gemini answered with an image we do not show ({mime_type or 'no type'})",
+            retryable=False,
+        )
+    return blob.data, mime_type
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
 # JPEG start-of-frame markers (baseline, progressive, lossless...) carry the size;
 # 0xC4 (Huffman tables), 0xC8 (reserved) and 0xCC (arithmetic coding) do not.
 JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+# The preview types we store and serve, each with the check that its bytes are of it.
+PREVIEW_MAGIC: dict[str, Callable[[bytes], bool]] = {
+    "image/jpeg": lambda data: data.startswith(JPEG_SOI),
+    "image/png": lambda data: data.startswith(PNG_SIGNATURE),
+    "image/webp": lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+}
 
 
 def image_size(data: bytes) -> tuple[int | None, int | None]:

@@ -40,6 +40,9 @@ def store_pdf(task_id: str, data: bytes, filename: str | None) -> PdfRef:
     )
 
 
+# The preview types we keep and serve: what browsers show without running anything
+# (never SVG); shared/gemini.py checks a preview's bytes are of its type.
+PREVIEW_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 # The preview's file name extension by its type (current image models answer JPEG).
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 

@@ -100,6 +100,9 @@ def test_shipped_defaults_complete_a_task_with_pdf_url_grounding_and_image(
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/jpeg"
     assert served.content == data
+    # An image and nothing else (issue 18): not sniffed, not run as a document.
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in served.headers["content-security-policy"]
 
     # Sources: the URL as read, search results as redirect links with their domain.
     by_kind: dict[str, list[dict[str, Any]]] = {}
