@@ -136,15 +136,22 @@ def discard_new_task(task: TaskRecord) -> bool:
     snapshot = ref.get()
     if not snapshot.exists:
         return False
-    shard = (snapshot.to_dict() or {}).get("counter_shard")
+    data = snapshot.to_dict() or {}
+    shard = data.get("counter_shard")
+    # Cancelled while it was briefly visible: the cancel gave its in-flight places back.
+    in_flight_left = data.get("status") in TERMINAL_STATUSES
+    user_in_flight = quotas.user_in_flight(task.uid).doc_id
+    project_in_flight = quotas.project_in_flight().name
     client = clients.firestore()
     batch = client.batch()
     batch.delete(ref, option=client.write_option(last_update_time=snapshot.update_time))
     for counter in quotas.user_counters(task.uid, task.created_at):
-        batch.set(counter.ref, counter.change(-1), merge=True)
+        if not (in_flight_left and counter.doc_id == user_in_flight):
+            batch.set(counter.ref, counter.change(-1), merge=True)
     if shard is not None:
         for sharded in quotas.project_counters(task.created_at):
-            batch.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
+            if not (in_flight_left and sharded.name == project_in_flight):
+                batch.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
     try:
         batch.commit()
     except google_exceptions.FailedPrecondition:

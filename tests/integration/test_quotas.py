@@ -215,6 +215,27 @@ def test_eight_discards_at_once_take_the_counts_back_once(
     assert stored(tasks_collection, {uid}) == set()
 
 
+def test_a_task_cancelled_before_its_discard_gives_its_places_back_once(
+    caps: Callable[..., None], tasks_collection: Any
+) -> None:
+    """Issue 18, item 4: a task refused by a cap is visible until discarded; a DELETE
+    in between must not make the discard give its in-flight places back a second time."""
+    caps(max_tasks_in_flight=100, max_tasks_per_minute=100)
+    minute = datetime.now(UTC).replace(second=30, microsecond=0)
+    uid = f"quota-{uuid.uuid4().hex[:8]}"
+    task = new_task(uid, minute)
+    tasks.create_task(task)
+    tasks.cancel_task(task.task_id, uid=uid)  # the owner's DELETE, before the discard
+    assert tasks.discard_new_task(task) is True
+    user = quotas.user_key(uid)
+    assert count(f"user-{user}-in-flight") == 0  # not -1
+    assert project_count("project-in-flight")[0] == 0
+    # The minute's counts are given back by the discard (the cancel leaves them).
+    assert count(f"user-{user}-m{int(minute.timestamp()) // 60}") == 0
+    assert project_count(f"project-m{int(minute.timestamp()) // 60}")[0] == 0
+    assert stored(tasks_collection, {uid}) == set()
+
+
 def test_40_parallel_submits_from_one_user_get_exactly_the_in_flight_cap(
     api: Api, user: User, standin: StandIn, tasks_collection: Any, marker: str
 ) -> None:
