@@ -381,7 +381,9 @@ def test_hang_drops_the_connection(standin: StandinServer, control: httpx.Client
 
 def test_parallel_requests_overlap(client: genai.Client, control: httpx.Client) -> None:
     marker = unique("parallel")
-    add_fault(control, match=marker, latency_s=0.3)
+    # Each request waits (up to 10 s) until all 8 are in: overlap however late one
+    # arrives on a busy machine (a fixed 0.3 s latency let one miss the others in CI).
+    add_fault(control, match=marker, gather=8, latency_s=10)
     barrier = threading.Barrier(8)
 
     def call(index: int) -> str:
