@@ -105,14 +105,15 @@ class Api:
         self, method: str, url: str, headers: Mapping[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """With the ID token (and the App Check token, when configured); a 401 gets one
-        more try with a freshly refreshed ID token."""
+        more try with a freshly refreshed ID token. The ID token goes only to an origin
+        its sign-in was made for (``Auth.token_for``), checked before anything is sent."""
+        token = self.auth.token_for(url)
         app_check = self.app_check.token()
         if app_check:
             headers = {**(headers or {}), APP_CHECK_HEADER: app_check}
-        token = self.auth.id_token()
         for fresh in (False, True):
             if fresh:
-                token = self.auth.id_token(force_refresh=True)
+                token = self.auth.token_for(url, force_refresh=True)
             answer = send(
                 self.http,
                 method,

@@ -9,18 +9,31 @@ of the first three that names a stack (``--stack``, ``TINKERBELL_STACK_STATE``) 
 gives a connection key decides; connection keys then merge downwards (a flag beats
 the environment, which beats the file).
 
+Where an ID token may go. A stack's state file is a plain file any directory may
+hold, so it is trusted only when it is the user's own and every URL and emulator host
+in it is local (http on 127.0.0.1, ::1 or localhost; ``check_stack_state``), and it
+names the Auth and Firestore emulators: a stack's tokens come from its Auth emulator
+and go to loopback addresses only. A configured target that uses the Auth emulator
+(an emulator token) must have local URLs too; one that uses the real Firebase Auth
+has no emulator and sends its token over https (or to a loopback URL). Sign-ins are
+kept per target *origin* (``Target.binding``: the project, the Auth endpoint and the
+SUBMIT and STATUS origins), never per project alone (cli/auth.py).
+
 Files, in ``$XDG_CONFIG_HOME/tinkerbell`` (default ``~/.config/tinkerbell``):
 ``config.json`` (the keys below) and ``credentials.json`` (refresh tokens, 0600).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from cli.errors import CliError, Exit
 
@@ -49,6 +62,14 @@ DEV_STATE = Path(".stack") / "dev" / "state.json"
 EMULATOR_API_KEY = "emulator-key"  # the Auth emulator takes any key
 IDENTITY_TOOLKIT = "https://identitytoolkit.googleapis.com/v1"
 SECURE_TOKEN = "https://securetoken.googleapis.com/v1"  # noqa: S105 - a URL
+# A stack's state must name these (its tokens come from, and its listener reads, them).
+STACK_EMULATORS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+LOCAL_HOSTS = "127.0.0.1, ::1 or localhost"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a URL's authority may hold: a host name or address and a port. No user info
+# ("http://127.0.0.1@evil.example"), no backslash, no space, nothing two URL parsers
+# could read as two different hosts.
+AUTHORITY = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -67,6 +88,68 @@ def normalize_key(key: str) -> str:
         known = ", ".join(KEYS + PREFERENCES + APP_CHECK_KEYS)
         raise CliError(f"unknown configuration key {key!r} (known: {known})", Exit.USAGE)
     return name
+
+
+# ---------------------------------------------------------------- URLs and origins
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost`` (a host name as ``urlsplit`` gives it)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_url(value: str) -> SplitResult | None:
+    """``value`` as an http(s) URL with a plain host[:port] authority, else None."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port out of range raises
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    if not AUTHORITY.fullmatch(parts.netloc):
+        return None
+    return parts
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host:port`` of an http(s) URL (the port always written), or ``""``."""
+    parts = split_url(url)
+    if parts is None or parts.hostname is None:
+        return ""
+    scheme = parts.scheme.lower()
+    host = parts.hostname  # lower case, without the brackets of an IPv6 address
+    port = parts.port or DEFAULT_PORTS[scheme]
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def is_local_url(value: str) -> bool:
+    """An http URL (not https: the stack serves none) on a loopback address."""
+    parts = split_url(value)
+    return (
+        parts is not None
+        and parts.scheme.lower() == "http"
+        and parts.hostname is not None
+        and is_loopback_host(parts.hostname)
+    )
+
+
+def is_local_host(value: str) -> bool:
+    """An emulator's ``host:port`` (or ``http://host:port``) on a loopback address."""
+    url = value if "://" in value else f"http://{value}"
+    parts = split_url(url)
+    return (
+        is_local_url(url)
+        and parts is not None
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 # ---------------------------------------------------------------- the config file
@@ -114,6 +197,26 @@ def write_config_file(path: Path, values: Mapping[str, str]) -> None:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """What one kept sign-in is for: the ID token it holds goes to these origins only,
+    and its refresh token to the Auth endpoint it came from only."""
+
+    project: str
+    auth_endpoint: str  # the Identity Toolkit it signed in at (the emulator's, or Firebase's)
+    submit_origin: str  # scheme://host:port
+    status_origin: str
+
+    @property
+    def emulated(self) -> bool:
+        """A token of the Auth emulator (unsigned; for local URLs only)."""
+        return self.auth_endpoint != IDENTITY_TOOLKIT
+
+    @property
+    def origins(self) -> tuple[str, str]:
+        return (self.submit_origin, self.status_origin)
+
+
+@dataclass(frozen=True)
 class Target:
     """One Tinkerbell to talk to."""
 
@@ -146,8 +249,26 @@ class Target:
         return SECURE_TOKEN
 
     @property
+    def binding(self) -> Binding:
+        """The sign-in this target may use: one made at its Auth endpoint, for its origins."""
+        return Binding(
+            project=self.project,
+            auth_endpoint=self.identity_toolkit,
+            submit_origin=url_origin(self.submit_url),
+            status_origin=url_origin(self.status_url),
+        )
+
+    @property
     def credentials_key(self) -> str:
-        """Which stored sign-in belongs to this target (users exist per Auth service)."""
+        """Which stored sign-in belongs to this target: its project and Auth service, and
+        the two origins its ID token goes to (another server is another sign-in)."""
+        binding = self.binding
+        return f"{self.legacy_credentials_key} for {binding.submit_origin} {binding.status_origin}"
+
+    @property
+    def legacy_credentials_key(self) -> str:
+        """The key of an older tinkerbell's sign-ins (per project and Auth service only),
+        never used now: such a sign-in is not bound to any server."""
         return f"{self.project}@{self.auth_emulator or 'firebase'}"
 
     def to_json(self) -> dict[str, Any]:
@@ -196,21 +317,113 @@ def target_from_stack(path: Path) -> Target:
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CliError(f"cannot read the local stack's state {path}: {error}", Exit.USAGE) from None
+    check_stack_state(path, state)
     return Target(
         submit_url=submit.rstrip("/"),
         status_url=status.rstrip("/"),
         project=env.get("GOOGLE_CLOUD_PROJECT", "demo-tinkerbell"),
         api_key=EMULATOR_API_KEY,
-        auth_emulator=env.get("FIREBASE_AUTH_EMULATOR_HOST"),
-        firestore_emulator=env.get("FIRESTORE_EMULATOR_HOST"),
+        auth_emulator=env["FIREBASE_AUTH_EMULATOR_HOST"],
+        firestore_emulator=env["FIRESTORE_EMULATOR_HOST"],
         origin=f"local stack {state.get('name', '?')} ({path})",
     )
 
 
+def check_stack_state(path: Path, state: Mapping[str, Any]) -> None:
+    """A stack's state is trusted only when it is the user's own file, names the Auth
+    and Firestore emulators, and every URL and emulator host in its ``env`` and
+    ``urls`` is local (http on a loopback address): else one line naming the first
+    entry that is not, before any request (a planted ``.stack/dev/state.json`` in a
+    directory must not send the user's token, or password, anywhere)."""
+
+    def refuse(reason: str) -> CliError:
+        return CliError(
+            f"refusing the stack state {path}: {reason}; nothing was sent to it", Exit.USAGE
+        )
+
+    try:
+        owner = path.stat().st_uid
+    except OSError as error:
+        raise refuse(f"cannot stat it ({error.strerror or error})") from None
+    if hasattr(os, "getuid") and owner != os.getuid():
+        raise refuse(f"it belongs to another user (uid {owner}), not to you")
+    env = state["env"]
+    if not isinstance(env, dict):
+        raise refuse('its "env" is not an object')
+    urls = state.get("urls") or {}
+    if not isinstance(urls, dict):
+        raise refuse('its "urls" is not an object')
+    first = ("SUBMIT_URL", "STATUS_URL", *STACK_EMULATORS)
+    entries = [(key, env[key]) for key in first if key in env]
+    entries += [(key, value) for key, value in env.items() if key not in first]
+    entries += [(f"urls.{key}", value) for key, value in urls.items()]
+    local = f"must be http on {LOCAL_HOSTS}"
+    for name, value in entries:
+        if not isinstance(value, str):
+            if name.startswith("urls.") or name.endswith(("_URL", "_HOST")):
+                raise refuse(f"{name} is not a string")
+            continue
+        if name.endswith("_EMULATOR_HOST"):
+            if not is_local_host(value):
+                raise refuse(f"{name} {value[:200]!r} is not a local emulator host ({local})")
+        elif (name.startswith("urls.") or name.endswith("_URL") or "://" in value) and (
+            not is_local_url(value)
+        ):
+            raise refuse(f"{name} {value[:200]!r} is not a local URL (a stack's URLs {local})")
+    for key in STACK_EMULATORS:
+        if not env.get(key):
+            raise refuse(f"it names no {key} (a stack signs in with its own emulators only)")
+
+
 def _check_url(name: str, value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise CliError(f"{name} must be an http(s) URL, not {value!r}", Exit.USAGE)
+    if split_url(value) is None:
+        raise CliError(
+            f"{name} must be an http(s) URL with a host (and a port), not {value!r}", Exit.USAGE
+        )
     return value.rstrip("/")
+
+
+def check_token_destinations(target: Target) -> None:
+    """Where a configured target's ID token would go (a stack's are checked with its
+    state): an Auth emulator's token only to local URLs and a local Firestore emulator;
+    a Firebase token never to an emulator, and over https unless the URL is local."""
+    urls = (("SUBMIT_URL", target.submit_url), ("STATUS_URL", target.status_url))
+    if target.auth_emulator:
+        local = f"http on {LOCAL_HOSTS}"
+        if not is_local_host(target.auth_emulator):
+            raise CliError(
+                f"AUTH_EMULATOR_HOST {target.auth_emulator!r} is not local: the Auth "
+                f"emulator's address must be {local}",
+                Exit.USAGE,
+            )
+        for name, url in urls:
+            if not is_local_url(url):
+                raise CliError(
+                    f"{name} {url!r} is not a local URL, and AUTH_EMULATOR_HOST is set: "
+                    f"an Auth emulator's ID token is sent only to {local}",
+                    Exit.USAGE,
+                )
+        if target.firestore_emulator and not is_local_host(target.firestore_emulator):
+            raise CliError(
+                f"FIRESTORE_EMULATOR_HOST {target.firestore_emulator!r} is not local: "
+                f"the emulator's address must be {local}",
+                Exit.USAGE,
+            )
+        return
+    if target.firestore_emulator:
+        raise CliError(
+            "FIRESTORE_EMULATOR_HOST is set without AUTH_EMULATOR_HOST: a Firebase ID token "
+            "is never sent to an emulator (set both for a local stack, neither for a "
+            "deployed project)",
+            Exit.USAGE,
+        )
+    for name, url in urls:
+        if url_origin(url).startswith("http://") and not is_local_url(url):
+            raise CliError(
+                f"{name} {url!r} is plain http: a Firebase ID token is sent over https "
+                "only (or to a URL on this machine)",
+                Exit.USAGE,
+            )
 
 
 def app_check_value(key: str, env: Mapping[str, str], file_values: Mapping[str, str]) -> str | None:
@@ -285,7 +498,7 @@ def _explicit_target(levels: list[tuple[str, dict[str, str], str | None]]) -> Ta
             f"(flags, TINKERBELL_{missing[0]}, or `tinkerbell config set {missing[0]} VALUE`)",
             Exit.USAGE,
         )
-    return Target(
+    target = Target(
         submit_url=_check_url("SUBMIT_URL", merged["SUBMIT_URL"]),
         status_url=_check_url("STATUS_URL", merged["STATUS_URL"]),
         project=merged["GOOGLE_CLOUD_PROJECT"],
@@ -295,6 +508,8 @@ def _explicit_target(levels: list[tuple[str, dict[str, str], str | None]]) -> Ta
         origin="configuration (" + ", ".join(sorted(set(sources.values()))) + ")",
         sources=sources,
     )
+    check_token_destinations(target)
+    return target
 
 
 # ---------------------------------------------------------------- preferences

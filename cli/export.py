@@ -31,6 +31,7 @@ LABELS = {
         "sources": "Sources",
         "task": "Task",
         "model": "model",
+        "cost": "Cost",
     },
     "ro": {
         "audience": "Public țintă",
@@ -50,6 +51,7 @@ LABELS = {
         "sources": "Surse",
         "task": "Sarcina",
         "model": "model",
+        "cost": "Cost",
     },
 }
 
@@ -165,6 +167,10 @@ def to_markdown(task: dict[str, Any]) -> str:
     model = (task.get("result") or {}).get("model")
     footer = f"{words['task']} `{task.get('task_id', '')}`"
     lines.append(f"_{footer}, {words['model']} {model}_" if model else f"_{footer}_")
+    cost = (task.get("result") or {}).get("cost")
+    if cost:
+        amount = f"{float(cost.get('amount') or 0):.4f} {md_text(cost.get('currency') or 'EUR')}"
+        lines += ["", f"_{words['cost']}: {amount}_"]
     return "\n".join(lines) + "\n"
 
 

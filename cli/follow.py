@@ -83,7 +83,7 @@ def firestore_client(target: Target, auth: Auth) -> Any:
     """
     from google.cloud import firestore
 
-    user = auth.user()
+    user = auth.firestore_user()  # an emulator's token to a local emulator only
     if target.firestore_emulator:
         os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_emulator
         client = firestore.Client(project=target.project)

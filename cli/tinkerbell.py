@@ -59,9 +59,13 @@ first use:
 
 where: after `make up` the local stack is found by itself (.stack/dev/state.json in
 this directory or a parent; --stack NAME or TINKERBELL_STACK_STATE for another one).
+A stack's state is used only when it is yours and every URL and emulator host in it
+is on this machine (http on 127.0.0.1, ::1 or localhost).
 A deployed project: `tinkerbell config set KEY VALUE` for SUBMIT_URL, STATUS_URL,
 FIREBASE_API_KEY and GOOGLE_CLOUD_PROJECT (or TINKERBELL_<KEY>, or the flags below).
-Sign-ins are kept in $XDG_CONFIG_HOME/tinkerbell/credentials.json (mode 0600).
+Sign-ins are kept in $XDG_CONFIG_HOME/tinkerbell/credentials.json (mode 0600), one
+per server: a sign-in's ID token goes only to the SUBMIT and STATUS origins it was
+made for (another server, or one older tinkerbell kept: `tinkerbell login` again).
 
 App Check: a deployment that enforces Firebase App Check needs a debug token, which
 an operator registers for the web app in the Firebase console (App Check > Apps >
@@ -71,6 +75,10 @@ TINKERBELL_APP_CHECK_TOKEN and TINKERBELL_FIREBASE_APP_ID. The command exchanges
 debug token for App Check tokens, sent as X-Firebase-AppCheck; it is kept in
 config.json (mode 0600) and never shown: treat it like a password.
 """
+LEGACY_SIGN_IN = (
+    "a sign-in kept by an older tinkerbell for this project is bound to no server and is "
+    "not used: run `tinkerbell login`"
+)
 CONFIG_FILE = "config.json"
 DEFAULT_WAIT_S = 600.0
 DEFAULT_LIST = 20
@@ -163,6 +171,7 @@ class Context:
 
 def cmd_login(ctx: Context) -> Output:
     args, auth = ctx.args, ctx.auth
+    legacy = auth.current() is None and auth.legacy() is not None  # replaced by this login
     if args.email:
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -194,7 +203,14 @@ def cmd_login(ctx: Context) -> Output:
         else:
             user = auth.sign_up_anonymous()
             action = "signed in anonymously"
+    note = None
+    if legacy:
+        note = (
+            "tinkerbell: the sign-in an older tinkerbell kept for this project was bound to no "
+            "server: not used, and replaced by this one"
+        )
     return Output(
+        note=note,
         data={
             "ok": True,
             "action": action,
@@ -357,6 +373,10 @@ def describe_task(task: dict[str, Any]) -> str:
         lines.append(f"strategy {result['strategy'].get('strategy_name')}")
         if result.get("image"):
             lines.append(f"image    {result['image'].get('mime_type')}")
+    cost = result.get("cost")
+    if cost:
+        amount = float(cost.get("amount") or 0)
+        lines.append(f"cost     {amount:.4f} {cost.get('currency') or 'EUR'}")
     if task.get("error"):
         error = task["error"]
         lines.append(f"error    {error.get('code')}: {error.get('message')}")
@@ -487,7 +507,7 @@ def cmd_config(ctx: Context) -> Output:
         data |= {"target": None, "problem": error.message, "user": None}
         lines.append(f"target            none: {error.message}")
         return Output(data=data, text="\n".join(lines))
-    user: StoredUser | None = ctx.store.get(target.credentials_key)
+    user: StoredUser | None = ctx.auth.current()
     data |= {"target": target.to_json(), "user": user.public() if user else None}
     lines += [
         f"target            {target.origin}",
@@ -503,6 +523,9 @@ def cmd_config(ctx: Context) -> Output:
         app = target.app_check_app_id or "FIREBASE_APP_ID missing"
         lines.append(f"  app check       a debug token (not shown), app {app}")
     lines.append(f"user              {user.describe() if user else 'not logged in'}")
+    if user is None and ctx.auth.legacy() is not None:
+        data["problem"] = LEGACY_SIGN_IN
+        lines.append(f"                  ({LEGACY_SIGN_IN})")
     return Output(data=data, text="\n".join(lines))
 
 

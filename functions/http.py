@@ -40,8 +40,17 @@ def json_response(body: BaseModel, status: int = HTTPStatus.OK) -> flask.Respons
 
 
 def error_response(error: TinkerbellError) -> flask.Response:
-    body = ErrorBody(error=ErrorDetail(code=error.code, message=error.message, field=error.field))
-    response = json_response(body, error.http_status)
+    resets_at = error.resets_at if isinstance(error, RateLimited) else None
+    detail = ErrorDetail(
+        code=error.code, message=error.message, field=error.field, resets_at=resets_at
+    )
+    # resets_at only where it means something: the error shape stays SPEC §2.1's.
+    exclude = None if resets_at else {"error": {"resets_at"}}
+    response = flask.Response(
+        ErrorBody(error=detail).model_dump_json(exclude=exclude),
+        status=error.http_status,
+        content_type=JSON_CONTENT_TYPE,
+    )
     if isinstance(error, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(error.allowed)
     if isinstance(error, RateLimited):

@@ -10,10 +10,10 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
-from shared import idempotency, submission, upload_sessions
+from shared import idempotency, pause, submission, upload_sessions
 from shared.app_check import HEADER as APP_CHECK_HEADER
 from shared.app_check import verify_app_check
-from shared.auth import verify_user
+from shared.auth import verify_caller
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
 from shared.settings import get_settings
@@ -36,12 +36,15 @@ def submit_strategy(request: flask.Request) -> flask.Response:
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "POST")
     verify_app_check(request.headers.get(APP_CHECK_HEADER))
-    uid = verify_user(request.headers.get("Authorization"))
+    caller = verify_caller(request.headers.get("Authorization"))
+    pause.check_accepting()
     if path == UPLOADS_ROUTE:
-        return _create_upload(request, uid)
+        return _create_upload(request, caller.uid)
     body, pdf = _parse_body(request)
     key = request.headers.get(idempotency.HEADER)
-    submitted = submission.submit(uid, body, pdf, idempotency_key=key)
+    submitted = submission.submit(
+        caller.uid, body, pdf, idempotency_key=key, anonymous=caller.anonymous
+    )
     status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
     return json_response(submitted.accepted, status)
 

@@ -141,6 +141,19 @@ def build_settings(
         raise Refused(f"WORKER_CONCURRENCY={settings.worker_concurrency}: {exc}") from None
     if problems:
         raise Refused("\n".join(problems))
+    unpriced = [
+        f"{name}={model!r}"
+        for name, model in (
+            ("GEMINI_TEXT_MODEL", settings.gemini_text_model),
+            ("GEMINI_IMAGE_MODEL", settings.gemini_image_model),
+        )
+        if model not in settings.gemini_prices
+    ]
+    if settings.budgets_on and unpriced:
+        raise Refused(
+            f"{' and '.join(unpriced)} have no price in GEMINI_PRICES: the day budgets "
+            "(DAILY_BUDGET_*) cannot be kept without one (docs/costs.md)"
+        )
     return settings
 
 

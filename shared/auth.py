@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Unauthenticated, Unavailable
@@ -40,9 +41,21 @@ _revocation_checked: dict[str, float] = {}
 _REVOCATION_CACHE_SIZE = 10_000
 
 
+@dataclass(frozen=True)
+class Caller:
+    uid: str
+    # Signed in anonymously (anyone can mint such a user with the public web key).
+    anonymous: bool
+
+
 def verify_user(authorization: str | None) -> str:
     """The uid of the signed-in user, or ``Unauthenticated`` (also for a token that
     was revoked or whose user is disabled or deleted)."""
+    return verify_caller(authorization).uid
+
+
+def verify_caller(authorization: str | None) -> Caller:
+    """The signed-in user (see ``verify_user``) and how they signed in."""
     token = bearer_token(authorization)
     from firebase_admin import auth
     from firebase_admin.exceptions import FirebaseError
@@ -69,4 +82,6 @@ def verify_user(authorization: str | None) -> str:
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("the ID token names no user")
-    return uid
+    firebase = claims.get("firebase")
+    provider = firebase.get("sign_in_provider") if isinstance(firebase, dict) else None
+    return Caller(uid=uid, anonymous=provider == "anonymous")

@@ -111,6 +111,8 @@ def gemini() -> GenaiClient:
         import httpx
         from google import genai
 
+        from shared import abortable
+
         settings = get_settings()
         options = gemini_http_options(
             timeout_s=settings.gemini_upload_timeout_s, attempts=settings.gemini_max_attempts
@@ -120,11 +122,10 @@ def gemini() -> GenaiClient:
         # httpx's pool holds 100 connections (20 kept alive) by default: an instance that
         # runs more tasks at once would queue their calls behind it (docs/capacity.md).
         connections = max(100, 2 * settings.worker_concurrency)
-        options.client_args = {
-            "limits": httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            )
-        }
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        # Its reads can be stopped from outside: a cancelled task's stream is closed
+        # at once, not generated (and billed) to its end (shared/abortable.py).
+        options.client_args = {"transport": abortable.transport(limits)}
         if settings.uses_vertex:
             return genai.Client(
                 vertexai=True,

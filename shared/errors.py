@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from http import HTTPStatus
 
 
@@ -60,9 +61,18 @@ class RateLimited(TinkerbellError):
     code = "rate_limited"
     http_status = HTTPStatus.TOO_MANY_REQUESTS
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: int, resets_at: datetime | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.resets_at = resets_at
+
+
+class BudgetExhausted(RateLimited):
+    """A day budget in EUR is spent (or reserved by unfinished tasks) until ``resets_at``."""
+
+    code = "budget_exhausted"
 
 
 class Internal(TinkerbellError):
@@ -73,3 +83,9 @@ class Internal(TinkerbellError):
 class Unavailable(TinkerbellError):
     code = "unavailable"
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class Paused(Unavailable):
+    """The operator's kill switch: no new tasks for now; tasks in flight finish."""
+
+    code = "paused"

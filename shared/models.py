@@ -153,20 +153,43 @@ class Source(BaseModel):
 
 class Usage(BaseModel):
     """Billed tokens: ``output_tokens`` includes the model's thinking
-    (``thoughts_tokens``, billed as output), so prompt + output = total."""
+    (``thoughts_tokens``, billed as output), so prompt + output = total. Of the prompt,
+    ``tool_use_prompt_tokens`` are what the tools read (pages, search results); of the
+    output, ``image_tokens`` are the generated images' (priced per image)."""
 
     prompt_tokens: int = 0
     output_tokens: int = 0
     thoughts_tokens: int = 0
     total_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
+    image_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            thoughts_tokens=self.thoughts_tokens + other.thoughts_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
+            **{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields}
         )
+
+
+class ModelPrice(BaseModel):
+    """A model's list prices in EUR (settings ``GEMINI_PRICES``, docs/costs.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million: float = Field(ge=0)
+    # Thinking included: it is billed as output.
+    output_per_million: float = Field(ge=0)
+    # What the URL and search tools read into the prompt.
+    tool_use_per_million: float = Field(ge=0)
+    per_image: float = Field(default=0.0, ge=0)
+    # Google Search grounding, per request that used it.
+    per_grounded_request: float = Field(default=0.0, ge=0)
+
+
+class Cost(BaseModel):
+    """What a task cost, from its real usage and the price table."""
+
+    amount: float = Field(ge=0)
+    currency: str = "EUR"
 
 
 class TaskResult(BaseModel):
@@ -179,6 +202,8 @@ class TaskResult(BaseModel):
     search_entry_point: str | None = None
     model: str
     usage: Usage
+    # Summed over the task's paid Gemini answers (shared/costs.py).
+    cost: Cost | None = None
 
 
 class TaskError(BaseModel):
@@ -221,6 +246,14 @@ class TaskRecord(TaskPublic):
     # The shard of the project-wide counters this task counts in (shared/quotas.py);
     # None for a task created before they were sharded (it counts in none).
     counter_shard: int | None = None
+    # The day budgets' hold (shared/quotas.py): the UTC day it counts in, the worst
+    # case reserved at submit (micro-EUR), and what attempts that failed after a paid
+    # answer spent; settled with the real cost when the task ends.
+    budget_day: int | None = None
+    budget_reserved_micros: int = 0
+    spent_micros: int = 0
+    # Signed in anonymously at submit: the lower per-user day budget applied.
+    anonymous_user: bool = False
 
     def public(self) -> TaskPublic:
         return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))
@@ -241,6 +274,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    # budget_exhausted: when the day budget starts again (UTC midnight).
+    resets_at: datetime | None = None
 
 
 class ErrorBody(BaseModel):

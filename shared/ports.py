@@ -49,7 +49,12 @@ class TaskStore(Protocol):
         now: datetime,
         result: TaskResult | None = None,
         error: TaskError | None = None,
+        spent_micros: int | None = 0,
     ) -> bool: ...
+
+    def watch_task(
+        self, task_id: str, lease_owner: str, on_lost: Callable[[], None]
+    ) -> Callable[[], None]: ...
 
     def release_lease(
         self,
@@ -60,6 +65,7 @@ class TaskStore(Protocol):
         progress: Progress | None = None,
         error: str | None = None,
         checkpoint: TaskResult | None = None,
+        spent_micros: int = 0,
     ) -> bool: ...
 
     def record_progress(

@@ -20,11 +20,13 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from shared import gemini
+from shared import abortable, costs, gemini
+from shared.errors import Unavailable
 from shared.log import get_logger
-from shared.models import ImageRef, Progress, TaskError, TaskRecord, TaskResult
+from shared.models import Cost, ImageRef, Progress, TaskError, TaskRecord, TaskResult, Usage
 from shared.ports import DeadLetters, Gemini, PreviewStore, TaskStore
 from shared.progress import ProgressWriter
 from shared.queue import Delivery
@@ -124,9 +126,16 @@ class Worker:
             lambda task_id, p, draft, now: write(task_id, progress=p, draft=draft, now=now),
             first_stage="reading_sources",
         )
+        # A cancel (or a takeover) while the attempt runs stops its Gemini calls at once:
+        # a stream left open is generated, and billed, to its end.
+        stopper = abortable.Stopper()
+        stop_watching = self.store.watch_task(task.task_id, lease_owner, stopper.stop)
+        calls = abortable.current.set(stopper)
         try:
             self._run_steps(task, lease_owner, progress, started, deadline)
         finally:
+            abortable.current.reset(calls)
+            stop_watching()
             progress.close()
 
     def _run_steps(
@@ -144,6 +153,10 @@ class Worker:
                 answer = self._write_strategy(task, progress, deadline)
             except gemini.GeminiError as exc:
                 progress.close()
+                if exc.code == gemini.STOPPED:
+                    # Cancelled or taken over: that write stands; this attempt adds none.
+                    log.info("task no longer ours: Gemini call stopped", extra=context)
+                    return
                 self._fail_or_retry(task, lease_owner, exc)
                 return
             result = TaskResult(
@@ -152,6 +165,11 @@ class Worker:
                 search_entry_point=answer.search_entry_point,
                 model=answer.model,
                 usage=answer.usage,
+                cost=_priced(
+                    lambda: costs.strategy_micros(
+                        answer.usage, grounded=answer.search_entry_point is not None
+                    )
+                ),
             )
         if task.request.image and result.image is None and result.image_error is None:
             # Paid for, and more work to come: from here on no failure (the image call,
@@ -212,9 +230,11 @@ class Worker:
             result.image_error = TaskError(
                 code=exc.code, message=exc.message, retryable=exc.retryable
             )
+            if exc.usage is not None:  # answered, unusable: paid all the same
+                _add_cost(result, exc.usage, images=0)
             log.warning("preview image failed", extra={**context, "code": exc.code})
             return
-        result.usage = result.usage + image.usage  # paid, stored or not
+        _add_cost(result, image.usage, images=1)  # paid, stored or not
         try:
             gcs_uri = self.previews.store_preview(task.task_id, image.data, image.mime_type)
         except Exception:
@@ -244,7 +264,7 @@ class Worker:
     def _finish_paid(self, task: TaskRecord, lease_owner: str, result: TaskResult) -> None:
         """Write a paid outcome; if that fails, the redelivery resumes from the checkpoint."""
         try:
-            self._finish(task, lease_owner, result=result)
+            self._finish(task, lease_owner, result=result, spent_micros=_micros(result))
         except Exception as exc:
             log.exception(
                 "outcome not written: a redelivery resumes", extra={"task_id": task.task_id}
@@ -268,6 +288,11 @@ class Worker:
         """
         max_attempts = get_settings().max_task_attempts
         context = {"task_id": task.task_id, "attempt": task.attempts, "code": exc.code}
+        # An unusable answer was billed; a failed call was not.
+        spent: int | None = 0
+        if exc.usage is not None:
+            cost = _priced(lambda: costs.strategy_micros(exc.usage or Usage(), grounded=False))
+            spent = costs.micros_of(cost) if cost is not None else None
         repeated = exc.once and exc.code in task.attempt_errors
         if exc.retryable and not repeated and task.attempts < max_attempts:
             waiting = Progress(
@@ -286,6 +311,8 @@ class Worker:
                 now=self.now(),
                 progress=waiting,
                 error=exc.code,
+                # Not known (unpriced): count the whole reservation as spent.
+                spent_micros=task.budget_reserved_micros if spent is None else spent,
             )
             if not released:
                 log.info("attempt failed on a task no longer ours", extra=context)
@@ -297,7 +324,7 @@ class Worker:
         # An unusable answer that came twice will not be fixed by asking again.
         retryable = exc.retryable and not exc.once
         error = TaskError(code=exc.code, message=exc.message, retryable=retryable)
-        kept = self._finish(task, lease_owner, error=error)
+        kept = self._finish(task, lease_owner, error=error, spent_micros=spent)
         log.warning("task failed", exc_info=exc, extra={**context, "retryable": retryable})
         if kept and retryable:
             self._dead_letter(task.task_id, reason=exc.code)
@@ -317,14 +344,46 @@ class Worker:
         *,
         result: TaskResult | None = None,
         error: TaskError | None = None,
+        spent_micros: int | None = 0,
     ) -> bool:
         kept = self.store.finish_task(
-            task.task_id, lease_owner=lease_owner, now=self.now(), result=result, error=error
+            task.task_id,
+            lease_owner=lease_owner,
+            now=self.now(),
+            result=result,
+            error=error,
+            spent_micros=spent_micros,
         )
         if not kept:
             # Cancelled, or taken over after our lease expired: the other state wins.
             log.warning("outcome discarded: task no longer ours", extra={"task_id": task.task_id})
         return kept
+
+
+def _priced(micros: Callable[[], int]) -> Cost | None:
+    """A cost, or None when the price table lacks the model (logged by shared.costs):
+    the task's budget then keeps its whole reservation."""
+    try:
+        return costs.as_cost(micros())
+    except Unavailable:
+        return None
+
+
+def _add_cost(result: TaskResult, usage: Usage, *, images: int) -> None:
+    """The preview's answer, paid: into the task's usage and cost."""
+    result.usage = result.usage + usage
+    if result.cost is not None:
+        added = _priced(lambda: costs.image_micros(usage, images=images))
+        result.cost = (
+            None
+            if added is None
+            else costs.as_cost(costs.micros_of(result.cost) + costs.micros_of(added))
+        )
+
+
+def _micros(result: TaskResult) -> int | None:
+    """What the result cost, None when not known."""
+    return None if result.cost is None else costs.micros_of(result.cost)
 
 
 @functools.cache

@@ -21,6 +21,13 @@ place freed meanwhile may be refused to one request more.
 
 A request over a cap undoes its commit and answers 429. Every turn of a task to a
 terminal status takes it out of the in-flight counts, in the write that makes that turn.
+
+Day budgets (ADR 0010) are counters of the same two kinds, in micro-EUR: a task adds
+its worst-case cost (``shared.costs``) to its user's day counter and to its shard of
+the project's, in the commit that creates it, and is refused when a total passes the
+budget (429 budget_exhausted, until UTC midnight). Its end settles the hold: the
+counters take back the worst case and add what it really cost, in the write that ends
+it, in the day it was reserved in.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import clients
-from shared.errors import RateLimited
+from shared.errors import BudgetExhausted, RateLimited
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -45,6 +52,9 @@ WINDOW_S = 60
 IN_FLIGHT_RETRY_AFTER_S = 15
 # Minute counters outlive their minute a little, then the TTL policy deletes them.
 COUNTER_EXPIRY = timedelta(hours=1)
+DAY_S = 86_400
+# A day's budget counters outlive it: a task reserved late in the day settles there.
+BUDGET_COUNTER_EXPIRY = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class Counter:
     refusal: str
     retry_after_s: int
     expires_at: datetime | None = None
+    # What one task adds: 1, or its reserved micro-EUR for a budget.
+    amount: int = 1
+    error: type[RateLimited] = RateLimited
+    resets_at: datetime | None = None
 
     @property
     def ref(self) -> DocumentReference:
@@ -76,6 +90,9 @@ class ShardedCounter:
     refusal: str
     retry_after_s: int
     expires_at: datetime | None = None
+    amount: int = 1
+    error: type[RateLimited] = RateLimited
+    resets_at: datetime | None = None
 
     @property
     def shards(self) -> CollectionReference:
@@ -117,7 +134,9 @@ def _change(by: int, expires_at: datetime | None) -> dict[str, Any]:
     from google.cloud import firestore
 
     fields: dict[str, Any] = {"count": firestore.Increment(by)}
-    if expires_at is not None and by > 0:
+    if expires_at is not None:
+        # Also on a decrement: one that lands after the TTL deleted the document makes
+        # it again, and it must expire too.
         fields["expires_at"] = expires_at
     return fields
 
@@ -214,11 +233,74 @@ class Capped(Protocol):
     def refusal(self) -> str: ...
     @property
     def retry_after_s(self) -> int: ...
+    @property
+    def error(self) -> type[RateLimited]: ...
+    @property
+    def resets_at(self) -> datetime | None: ...
 
 
 def refusal(counters: Sequence[Capped], counts: list[int]) -> RateLimited | None:
     """The 429 for the first cap the new counts exceed, or None."""
     for counter, count in zip(counters, counts, strict=True):
         if counter.cap and count > counter.cap:
-            return RateLimited(counter.refusal, retry_after_s=counter.retry_after_s)
+            return counter.error(
+                counter.refusal, retry_after_s=counter.retry_after_s, resets_at=counter.resets_at
+            )
     return None
+
+
+# ---------------------------------------------------------------- day budgets
+
+
+def day_of(now: datetime) -> int:
+    """The UTC day's number: a task's budget hold counts in it until it settles."""
+    return math.floor(now.timestamp() / DAY_S)
+
+
+def _day_end(day: int, now: datetime) -> tuple[datetime, int]:
+    end = datetime.fromtimestamp((day + 1) * DAY_S, now.tzinfo)
+    return end, max(1, math.ceil((end - now).total_seconds()))
+
+
+def _micros(eur: float) -> int:
+    return round(eur * 1_000_000)
+
+
+def user_budget(
+    uid: str, day: int, now: datetime, *, anonymous: bool = False, reserved: int = 0
+) -> Counter:
+    settings = get_settings()
+    eur = (
+        settings.daily_budget_per_anonymous_user_eur
+        if anonymous
+        else settings.daily_budget_per_user_eur
+    )
+    end, retry_after = _day_end(day, now)
+    who = "an anonymous user" if anonymous else "a user"
+    return Counter(
+        f"user-{user_key(uid)}-d{day}",
+        _micros(eur),
+        f"the day's budget of {eur:.2f} EUR for {who} is used up (finished tasks at their "
+        f"cost, unfinished ones at their most); it starts again at {end:%H:%M} UTC",
+        retry_after,
+        end + BUDGET_COUNTER_EXPIRY,
+        amount=reserved,
+        error=BudgetExhausted,
+        resets_at=end,
+    )
+
+
+def project_budget(day: int, now: datetime, *, reserved: int = 0) -> ShardedCounter:
+    settings = get_settings()
+    end, retry_after = _day_end(day, now)
+    return ShardedCounter(
+        f"project-d{day}",
+        _micros(settings.daily_budget_eur),
+        f"the service's budget for today ({settings.daily_budget_eur:.2f} EUR) is used up; "
+        f"it starts again at {end:%H:%M} UTC",
+        retry_after,
+        end + BUDGET_COUNTER_EXPIRY,
+        amount=reserved,
+        error=BudgetExhausted,
+        resets_at=end,
+    )

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.models import ModelPrice
+
 MIB = 1024 * 1024
 
 # Env vars of the Google client libraries that point them at local emulators.
@@ -33,6 +35,24 @@ CHECKPOINT_WRITES = 3
 PROGRESS_WAITS = 5
 # The longest timeout Cloud Functions allows an event-driven function (the worker).
 MAX_EVENT_FUNCTION_TIMEOUT_S = 540
+# List prices of the default models (docs/costs.md, dated there): USD list prices of the
+# Gemini API at 0.92 EUR a USD. An operator sets GEMINI_PRICES (JSON) for other models or
+# prices; while a day budget is on, deploy refuses a model without a price and the
+# submit function answers 503 for it (shared/costs.py).
+DEFAULT_GEMINI_PRICES = {
+    "gemini-3.8-flash": ModelPrice(
+        input_per_million=0.69,
+        output_per_million=3.45,
+        tool_use_per_million=0.69,
+        per_grounded_request=0.0322,
+    ),
+    "gemini-nano-banana-2.1": ModelPrice(
+        input_per_million=0.46,
+        output_per_million=2.76,
+        tool_use_per_million=0.46,
+        per_image=0.0617,
+    ),
+}
 # Projects that exist only in emulators carry this prefix (Firebase convention).
 DEMO_PROJECT_PREFIX = "demo-"
 # Vertex AI's API versions: v1 for GA features (all the worker uses), v1beta1 for previews.
@@ -188,6 +208,25 @@ class Settings(BaseSettings):
     # in-flight count takes 200 writes a second, under one a second on each of 256.
     quota_shards: int = Field(default=256, ge=1, le=1000)
     quota_shards_collection: str = "quota_shards"
+    # Spend (shared/costs.py, ADR 0010): day budgets in EUR (0 turns one off), reserved
+    # at submit with the task's worst case and settled with its real cost. Anonymous
+    # users (free to mint with the public web key) get a lower one.
+    daily_budget_eur: float = Field(default=100.0, ge=0)
+    daily_budget_per_user_eur: float = Field(default=5.0, ge=0)
+    daily_budget_per_anonymous_user_eur: float = Field(default=2.0, ge=0)
+    gemini_prices: dict[str, ModelPrice] = Field(default_factory=lambda: DEFAULT_GEMINI_PRICES)
+    # Sent as max_output_tokens on both calls: it bounds thinking and answer together,
+    # and so the worst case of a task's output.
+    gemini_max_output_tokens: int = Field(default=32_768, ge=1024)
+    # The most input a task with a PDF, URLs or search can bill: the text model's input
+    # limit (Gemini refuses a longer prompt, tools' pages included, unbilled).
+    gemini_max_input_tokens: int = Field(default=1_048_576, ge=1)
+    # The operator's kill switch: new tasks get 503 paused, tasks in flight finish. Set
+    # here (a redeploy) or at once in Firestore: {service_config_collection}/service
+    # {paused: true}, read at most every SERVICE_CONFIG_CACHE_S by each instance.
+    paused: bool = False
+    service_config_collection: str = "service_config"
+    service_config_cache_s: float = Field(default=5.0, ge=0)
 
     # The worker's size (infra/capacity.py, docs/capacity.md): tasks an instance runs
     # at once, and its instances when the Gemini tier is not given; with the tier's
@@ -333,6 +372,14 @@ class Settings(BaseSettings):
         if self.is_deployed:
             self._refuse_development_defaults()
         return self
+
+    @property
+    def budgets_on(self) -> bool:
+        return bool(
+            self.daily_budget_eur
+            or self.daily_budget_per_user_eur
+            or self.daily_budget_per_anonymous_user_eur
+        )
 
     @model_validator(mode="after")
     def _check_app_check(self) -> Settings:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import idempotency, uploads
+from shared import costs, idempotency, quotas, uploads
 from shared.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -90,6 +90,8 @@ class Submitter:
         request: StrategyRequest,
         pdf: PdfUpload | None,
         idempotency_key: str | None = None,
+        *,
+        anonymous: bool = False,
     ) -> Submitted:
         settings = get_settings()
         task_request = to_task_request(request, settings)
@@ -117,7 +119,7 @@ class Submitter:
                 accepted = self._replayed(uid, idempotency_key, reservation.task_id)
                 return Submitted(accepted=accepted, created=False)
         try:
-            task = self._create(uid, task_id, task_request, pdf, now)
+            task = self._create(uid, task_id, task_request, pdf, now, anonymous)
         except Exception:
             if idempotency_key is not None:
                 self.keys.release(uid, idempotency_key)
@@ -166,7 +168,9 @@ class Submitter:
         task_request: TaskRequest,
         pdf: PdfUpload | None,
         now: datetime,
+        anonymous: bool,
     ) -> TaskRecord:
+        budgets = get_settings().budgets_on
         task = TaskRecord(
             task_id=task_id,
             uid=uid,
@@ -175,6 +179,10 @@ class Submitter:
             updated_at=now,
             request=task_request,
             progress=Progress(stage="queued", message="Waiting for a worker", percent=0),
+            # The day budgets hold the task's worst case until it ends (shared/costs.py).
+            budget_day=quotas.day_of(now) if budgets else None,
+            budget_reserved_micros=costs.worst_case_micros(task_request) if budgets else 0,
+            anonymous_user=anonymous,
         )
         self._write_task_and_upload(task, pdf)
         try:
@@ -236,5 +244,7 @@ def submit(
     request: StrategyRequest,
     pdf: PdfUpload | None,
     idempotency_key: str | None = None,
+    *,
+    anonymous: bool = False,
 ) -> Submitted:
-    return default_submitter().submit(uid, request, pdf, idempotency_key)
+    return default_submitter().submit(uid, request, pdf, idempotency_key, anonymous=anonymous)

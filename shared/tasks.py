@@ -8,6 +8,7 @@ outcome of another one, nor turn a cancelled task into a completed one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -42,15 +43,50 @@ CLAIM_ATTEMPTS = 10
 CLAIM_TRANSACTION_ATTEMPTS = CLAIM_ATTEMPTS
 
 
+@dataclass(frozen=True)
+class Hold:
+    """What a task holds until it ends: its places in the in-flight counts and its
+    budget reservation (shared/quotas.py), and what earlier attempts spent."""
+
+    uid: str
+    counter_shard: int | None
+    budget_day: int | None
+    reserved_micros: int
+    spent_before_micros: int
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> Hold:
+        return cls(
+            task.uid,
+            task.counter_shard,
+            task.budget_day,
+            task.budget_reserved_micros,
+            task.spent_micros,
+        )
+
+    def spent(self, this_attempt: int | None) -> int | None:
+        """All the task's attempts cost, given what the last one did (None: unknown)."""
+        return None if this_attempt is None else self.spent_before_micros + this_attempt
+
+    @classmethod
+    def of_data(cls, data: dict[str, Any]) -> Hold:
+        return cls(
+            data["uid"],
+            data.get("counter_shard"),
+            data.get("budget_day"),
+            int(data.get("budget_reserved_micros") or 0),
+            int(data.get("spent_micros") or 0),
+        )
+
+
 @dataclass
 class _Attempt:
     """An attempt this process claimed: the task document's update time after the
     attempt's last write (its next write is conditional on it: proof of ownership
-    without a read or a lock), and what its end writes besides the task."""
+    without a read or a lock), and what its end gives back besides the task."""
 
     version: datetime
-    uid: str
-    counter_shard: int | None
+    hold: Hold
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -103,14 +139,15 @@ def create_task(task: TaskRecord) -> None:
     are random, so it is not)."""
     task = task.model_copy(update={"counter_shard": quotas.shard_of(task.task_id)})
     assert task.counter_shard is not None
-    users = quotas.user_counters(task.uid, task.created_at)
-    project = quotas.project_counters(task.created_at)
+    users, project = _counters(task)
     batch = clients.firestore().batch()
     batch.create(_ref(task.task_id), to_document(task))
     for counter in users:
-        batch.set(counter.ref, counter.change(+1), merge=True)
+        batch.set(counter.ref, counter.change(+counter.amount), merge=True)
     for sharded in project:
-        batch.set(sharded.shard_ref(task.counter_shard), sharded.change(+1), merge=True)
+        batch.set(
+            sharded.shard_ref(task.counter_shard), sharded.change(+sharded.amount), merge=True
+        )
     results = batch.commit()
     # The commit's transform results are the users' new counts: no read, no race.
     counts = [int(result.transform_results[0].integer_value) for result in results[1:]]
@@ -126,6 +163,23 @@ def create_task(task: TaskRecord) -> None:
         raise refused
 
 
+def _counters(task: TaskRecord) -> tuple[list[quotas.Counter], list[quotas.ShardedCounter]]:
+    """The counters a new task counts in: its user's and the project's, with its budget
+    reservation when it has one."""
+    now = task.created_at
+    users = quotas.user_counters(task.uid, now)
+    project = quotas.project_counters(now)
+    if task.budget_day is not None:
+        reserved = task.budget_reserved_micros
+        users.append(
+            quotas.user_budget(
+                task.uid, task.budget_day, now, anonymous=task.anonymous_user, reserved=reserved
+            )
+        )
+        project.append(quotas.project_budget(task.budget_day, now, reserved=reserved))
+    return users, project
+
+
 def discard_new_task(task: TaskRecord) -> bool:
     """Remove a task that was never accepted, and its counts, if it was created: also
     after a create whose answer was lost (it may or may not have committed). Without a
@@ -138,20 +192,20 @@ def discard_new_task(task: TaskRecord) -> bool:
         return False
     data = snapshot.to_dict() or {}
     shard = data.get("counter_shard")
-    # Cancelled while it was briefly visible: the cancel gave its in-flight places back.
-    in_flight_left = data.get("status") in TERMINAL_STATUSES
-    user_in_flight = quotas.user_in_flight(task.uid).doc_id
-    project_in_flight = quotas.project_in_flight().name
+    # Cancelled while it was briefly visible: the cancel gave its hold back (the
+    # in-flight places and the budget reservation); only its minute's counts are left.
+    held = data.get("status") not in TERMINAL_STATUSES
+    users, project = _counters(task)
     client = clients.firestore()
     batch = client.batch()
     batch.delete(ref, option=client.write_option(last_update_time=snapshot.update_time))
-    for counter in quotas.user_counters(task.uid, task.created_at):
-        if not (in_flight_left and counter.doc_id == user_in_flight):
-            batch.set(counter.ref, counter.change(-1), merge=True)
+    for counter in users:
+        if held or counter is users[0]:  # [0]: the minute's count
+            batch.set(counter.ref, counter.change(-counter.amount), merge=True)
     if shard is not None:
-        for sharded in quotas.project_counters(task.created_at):
-            if not (in_flight_left and sharded.name == project_in_flight):
-                batch.set(sharded.shard_ref(shard), sharded.change(-1), merge=True)
+        for sharded in project:
+            if held or sharded is project[0]:
+                batch.set(sharded.shard_ref(shard), sharded.change(-sharded.amount), merge=True)
     try:
         batch.commit()
     except google_exceptions.FailedPrecondition:
@@ -159,13 +213,28 @@ def discard_new_task(task: TaskRecord) -> bool:
     return True
 
 
-def _leave_in_flight(writes: Transaction | WriteBatch, uid: str, counter_shard: int | None) -> None:
-    """A task turns terminal: it no longer counts against the in-flight caps."""
-    user = quotas.user_in_flight(uid)
+def _give_back(writes: Transaction | WriteBatch, hold: Hold, spent_micros: int | None) -> None:
+    """A task turns terminal: it no longer counts against the in-flight caps, and its
+    budget reservation is settled at ``spent_micros``, all its attempts' real cost
+    (None: not known, e.g. a crashed attempt may have paid; the reservation stays)."""
+    user = quotas.user_in_flight(hold.uid)
     writes.set(user.ref, user.change(-1), merge=True)
-    if counter_shard is not None:
+    if hold.counter_shard is not None:
         project = quotas.project_in_flight()
-        writes.set(project.shard_ref(counter_shard), project.change(-1), merge=True)
+        writes.set(project.shard_ref(hold.counter_shard), project.change(-1), merge=True)
+    if hold.budget_day is None or spent_micros is None:
+        return
+    settle = spent_micros - hold.reserved_micros
+    if settle == 0:
+        return
+    now = datetime.now(UTC)
+    user_day = quotas.user_budget(hold.uid, hold.budget_day, now)
+    writes.set(user_day.ref, user_day.change(settle), merge=True)
+    if hold.counter_shard is not None:
+        project_day = quotas.project_budget(hold.budget_day, now)
+        writes.set(
+            project_day.shard_ref(hold.counter_shard), project_day.change(settle), merge=True
+        )
 
 
 def get_task(task_id: str) -> TaskRecord | None:
@@ -193,14 +262,15 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
             ref, changes, option=client.write_option(last_update_time=snapshot.update_time)
         )
         if claim.outcome is ClaimOutcome.EXHAUSTED and claim.task is not None:
-            _leave_in_flight(batch, claim.task.uid, claim.task.counter_shard)
+            # No attempt is live: what the failed ones spent is all it cost.
+            _give_back(batch, Hold.of(claim.task), claim.task.spent_micros)
         try:
             results = batch.commit()
         except google_exceptions.FailedPrecondition:
             continue  # written since we read it (another claim, a cancel): decide again
         if claim.outcome is ClaimOutcome.CLAIMED and claim.task is not None:
             task = claim.task
-            _remember(lease_owner, _Attempt(results[0].update_time, task.uid, task.counter_shard))
+            _remember(lease_owner, _Attempt(results[0].update_time, Hold.of(task)))
         return claim
     return Claim(ClaimOutcome.LEASED)
 
@@ -291,15 +361,20 @@ def finish_task(
     now: datetime,
     result: TaskResult | None = None,
     error: TaskError | None = None,
+    spent_micros: int | None = 0,
 ) -> bool:
-    """COMPLETED with ``result`` or FAILED with ``error``, if this attempt still owns it.
+    """COMPLETED with ``result`` or FAILED with ``error``, if this attempt still owns it;
+    ``spent_micros``: what this attempt's paid answers cost (the budget is settled
+    with it and what earlier attempts spent; None: not known, the reservation stays).
 
     Returns False (and writes nothing) when the task was cancelled or taken over
     meanwhile: that attempt's outcome is then discarded.
     """
     status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
     changes = terminal_fields(status, now, result=result, error=error)
-    return bool(_outcome_retry()(_update_if_owned)(task_id, lease_owner, changes))
+    return bool(
+        _outcome_retry()(_update_if_owned)(task_id, lease_owner, changes, spent=spent_micros)
+    )
 
 
 def _outcome_retry() -> Retry:
@@ -325,16 +400,20 @@ def owned(data: dict[str, Any] | None, lease_owner: str) -> bool:
 
 
 def _update_if_owned(
-    task_id: str, lease_owner: str, changes: dict[str, Any], tries: int = CLAIM_ATTEMPTS
+    task_id: str,
+    lease_owner: str,
+    changes: dict[str, Any],
+    tries: int = CLAIM_ATTEMPTS,
+    spent: int | None = 0,
 ) -> bool:
     """Apply ``changes`` if the attempt still owns the task: one write, conditional on
     the document being as the attempt's last write left it. When something else wrote
     it meanwhile, a read tells whether the task is still ours (then write again) or not
     (then nothing is written). A terminal change takes the task out of the in-flight
-    counts in the same commit."""
+    counts and settles its budget (``spent``: this attempt's cost) in the same commit."""
     attempt = _attempts.get(lease_owner)
     if attempt is None:  # not claimed by this process (tests, tools): the safe way
-        return _update_if_owned_in_transaction(task_id, lease_owner, changes)
+        return _update_if_owned_in_transaction(task_id, lease_owner, changes, spent)
     ref = _ref(task_id)
     client = clients.firestore()
     terminal = changes.get("status") in TERMINAL_STATUSES
@@ -343,7 +422,7 @@ def _update_if_owned(
             batch = client.batch()
             batch.update(ref, changes, option=client.write_option(last_update_time=attempt.version))
             if terminal:
-                _leave_in_flight(batch, attempt.uid, attempt.counter_shard)
+                _give_back(batch, attempt.hold, attempt.hold.spent(spent))
             try:
                 results = batch.commit()
             except google_exceptions.FailedPrecondition:
@@ -361,7 +440,7 @@ def _update_if_owned(
 
 
 def _update_if_owned_in_transaction(
-    task_id: str, lease_owner: str, changes: dict[str, Any]
+    task_id: str, lease_owner: str, changes: dict[str, Any], spent: int | None = 0
 ) -> bool:
     ref = _ref(task_id)
 
@@ -374,10 +453,33 @@ def _update_if_owned_in_transaction(
         assert data is not None
         transaction.update(ref, changes)
         if changes.get("status") in TERMINAL_STATUSES:
-            _leave_in_flight(transaction, data["uid"], data.get("counter_shard"))
+            hold = Hold.of_data(data)
+            _give_back(transaction, hold, hold.spent(spent))
         return True
 
     return bool(run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS)))
+
+
+def watch_task(task_id: str, lease_owner: str, on_lost: Callable[[], None]) -> Callable[[], None]:
+    """Call ``on_lost`` (once) as soon as the task is no longer this attempt's: cancelled,
+    taken over or deleted. A realtime listener on the document, no polling: the worker
+    stops its Gemini stream within a moment of a cancel. Returns what stops watching."""
+    fired = threading.Event()
+
+    def on_snapshot(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        for snapshot in snapshots or [None]:
+            data = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
+            if not owned(data, lease_owner) and not fired.is_set():
+                fired.set()
+                on_lost()
+
+    watch = _ref(task_id).on_snapshot(on_snapshot)
+
+    def stop() -> None:
+        # Closing the listener's stream may take a moment: not on the delivery's time.
+        threading.Thread(target=watch.unsubscribe, name="unwatch", daemon=True).start()
+
+    return stop
 
 
 def holds_lease(task_id: str, lease_owner: str) -> bool:
@@ -435,7 +537,9 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
             raise FailedPrecondition(f"the task is already {task.status.value}")
         changes = terminal_fields(TaskStatus.CANCELLED, now)
         transaction.update(ref, changes)
-        _leave_in_flight(transaction, task.uid, task.counter_shard)
+        # A live attempt may be paying now: its cost is not known, the reservation stays.
+        live = task.status is TaskStatus.PROCESSING
+        _give_back(transaction, Hold.of(task), None if live else task.spent_micros)
         return task.model_copy(update=_as_model_fields(changes))
 
     return run(clients.firestore().transaction())
@@ -455,7 +559,8 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
         outcome = decide_abandoned(task, now)
         if outcome is ClaimOutcome.EXHAUSTED and task is not None:
             transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
-            _leave_in_flight(transaction, task.uid, task.counter_shard)
+            # Its last attempt may have paid before it died: the reservation stays.
+            _give_back(transaction, Hold.of(task), None)
         return outcome
 
     return run(clients.firestore().transaction())
@@ -493,12 +598,14 @@ def release_lease(
     progress: Progress | None = None,
     error: str | None = None,
     checkpoint: TaskResult | None = None,
+    spent_micros: int = 0,
 ) -> bool:
     """End this attempt's lease early, so that a redelivery may take over at once.
 
     The task stays PROCESSING (its lease expired), ``progress`` tells the user why,
     ``error`` (the failure's code) is added to ``attempt_errors``, and ``checkpoint``
-    (what the attempt paid for) is kept for the takeover.
+    (what the attempt paid for) is kept for the takeover; ``spent_micros`` (what its
+    unusable paid answers cost) is added to what the task's end settles.
     Returns False when the task was no longer this attempt's (cancelled, taken over).
     """
     changes: dict[str, Any] = {"lease_expires_at": now, "updated_at": now}
@@ -508,6 +615,8 @@ def release_lease(
         changes["attempt_errors"] = firestore.ArrayUnion([error])
     if checkpoint is not None:
         changes["checkpoint"] = checkpoint.model_dump()
+    if spent_micros:
+        changes["spent_micros"] = firestore.Increment(spent_micros)
     try:
         return _update_if_owned(task_id, lease_owner, changes)
     finally:

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Request, Response
 
-from tests.local_servers import function_process, serving
+from tests.local_servers import serving, stack_submit
 
 ISSUER_PREFIX = "https://firebaseappcheck.googleapis.com/"
 PROJECT_NUMBER = "123456789012"
@@ -113,12 +112,6 @@ def app_check_token(
     )
 
 
-def process_environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
-
-
 @contextlib.contextmanager
 def enforced_submit(
     state_file: Path, run_dir: Path, key_set_url: str, project_number: str = PROJECT_NUMBER
@@ -126,23 +119,10 @@ def enforced_submit(
     """A ``submit_strategy`` process of its own, with the environment of the stack's
     submit function (its emulators, topic, CORS origins) and App Check enforced against
     ``key_set_url``; yields its base URL. The stack itself does not enforce App Check."""
-    state = json.loads(state_file.read_text())
-    env = process_environ(int(state["parts"]["submit"]["pid"]))
-    env |= {
+    overrides = {
         "APP_CHECK_ENFORCED": "true",
         "APP_CHECK_PROJECT_NUMBER": project_number,
         "APP_CHECK_JWKS_URL": key_set_url,
     }
-    with function_process("submit_strategy", "http", env, run_dir) as submit:
-        deadline = time.monotonic() + 30
-        while True:
-            if submit.process.poll() is not None:
-                raise AssertionError(f"submit_strategy exited:\n{submit.log_tail()}")
-            try:
-                httpx.get(f"{submit.url}/", timeout=2)  # any answer will do (405)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("submit_strategy did not start in 30 s") from None
-                time.sleep(0.2)
-        yield submit.url
+    with stack_submit(state_file, run_dir, overrides) as url:
+        yield url

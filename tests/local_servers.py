@@ -5,16 +5,19 @@ under functions-framework, as the platform starts it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +100,31 @@ def function_process(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+@contextlib.contextmanager
+def stack_submit(state_file: Path, run_dir: Path, overrides: Mapping[str, str]) -> Iterator[str]:
+    """A ``submit_strategy`` process of its own, with the environment of a running
+    stack's submit function (its emulators, topic, CORS origins) and ``overrides``;
+    yields its base URL once it answers."""
+    state = json.loads(state_file.read_text())
+    env = process_environ(int(state["parts"]["submit"]["pid"])) | dict(overrides)
+    with function_process("submit_strategy", "http", env, run_dir) as submit:
+        deadline = time.monotonic() + 30
+        while True:
+            if submit.process.poll() is not None:
+                raise AssertionError(f"submit_strategy exited:\n{submit.log_tail()}")
+            try:
+                httpx.get(f"{submit.url}/", timeout=2)  # any answer will do (405)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("submit_strategy did not start in 30 s") from None
+                time.sleep(0.2)
+        yield submit.url

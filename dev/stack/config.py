@@ -20,7 +20,7 @@ from shared.settings import DEMO_PROJECT_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-tinkerbell"
-STACK_NAMES = ("dev", "test", "test2", "test3", "test4", "bench")
+STACK_NAMES = ("dev", "test", "test2", "test3", "test4", "bench", "h1", "h2")
 # The test stacks shift every port so that `make test` never collides with a
 # developer's running dev stack (test2..test4: the parts of one `make test` run at once,
 # or parallel test runs on one machine). Every port stays below 32768, where Linux
@@ -33,6 +33,9 @@ STACK_PORT_OFFSET = {
     "test3": 12_000,
     "test4": 22_000,
     "bench": 2_000,  # bench/load.py's stack (`make load`)
+    # Spare stacks for work beside a `make test` run (a second checkout, a helper).
+    "h1": 4_000,
+    "h2": 6_000,
 }
 PLACEHOLDER_GEMINI_KEY = "standin-placeholder-key"
 FIREBASE_TOOLS_VERSION = "15.34.2"

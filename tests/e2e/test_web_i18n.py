@@ -24,6 +24,8 @@ API_CODES = [
     "method_not_allowed",
     "failed_precondition",
     "payload_too_large",
+    "budget_exhausted",
+    "paused",
     "unsupported_media_type",
     "rate_limited",
     "internal",
@@ -200,6 +202,18 @@ def test_api_errors_are_told_in_the_interface_language(
     answers = [
         (429, {"error": {"code": "rate_limited", "message": "slow down", "field": None}}),
         (400, {"error": {"code": "teapot_error", "message": "a new server text", "field": None}}),
+        (
+            429,
+            {
+                "error": {
+                    "code": "budget_exhausted",
+                    "message": "the day's budget is used up",
+                    "field": None,
+                    "resets_at": "2026-12-05T00:00:00Z",
+                }
+            },
+        ),
+        (503, {"error": {"code": "paused", "message": "paused", "field": None}}),
     ]
 
     def refuse(route: Route) -> None:
@@ -216,6 +230,14 @@ def test_api_errors_are_told_in_the_interface_language(
     # A code this app does not know: the server's own message.
     page.click("#submit")
     expect(page.locator("#form-error")).to_have_text("a new server text")
+    # A day budget: when it starts again, in the reader's language and time zone.
+    page.click("#submit")
+    before_time = message("ro", "err.budget_exhausted").split("{time}")[0]
+    expect(page.locator("#form-error")).to_contain_text(before_time)
+    expect(page.locator("#form-error")).to_contain_text("2026")
+    # The operator's kill switch.
+    page.click("#submit")
+    expect(page.locator("#form-error")).to_have_text(message("ro", "err.paused"))
     # Client-side checks speak Romanian too, and switch with the interface.
     page.fill("#brief", "   ")
     page.click("#submit")

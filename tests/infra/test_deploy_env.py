@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,27 @@ from tests.infra.conftest import REPO, settings_as_deployed
 
 PROJECT = "tinkerbell-rehearsal"
 STATUS = f"https://europe-west1-{PROJECT}.cloudfunctions.net/task_status"
+
+
+PRICES_37 = json.dumps(
+    {
+        model: {"input_per_million": 0.5, "output_per_million": 3, "tool_use_per_million": 0.5}
+        for model in ("gemini-3.7-flash", "gemini-nano-banana-2.1")
+    }
+)
+
+
+def test_an_unpriced_model_is_deployed_when_no_day_budget_is_on() -> None:
+    off = {name: "0" for name in BUDGETS}
+    result = run(["--project", PROJECT], GEMINI_TEXT_MODEL="gemini-3.7-flash", **off)
+    assert result.returncode == 0, result.stderr
+
+
+BUDGETS = (
+    "DAILY_BUDGET_EUR",
+    "DAILY_BUDGET_PER_USER_EUR",
+    "DAILY_BUDGET_PER_ANONYMOUS_USER_EUR",
+)
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -60,6 +82,7 @@ def test_env_file_has_overrides_and_the_deployment_values_never_the_key(tmp_path
         GEMINI_API_KEY="AIza-secret",
         log_level="DEBUG",  # the settings read names case-insensitively
         GEMINI_TEXT_MODEL="gemini-3.7-flash",
+        GEMINI_PRICES=PRICES_37,
         CORS_ORIGINS="https://admin.example.com/",
         GOOGLE_CLOUD_PROJECT="someone-elses-project",
         UNRELATED_VARIABLE="x",
@@ -72,6 +95,7 @@ def test_env_file_has_overrides_and_the_deployment_values_never_the_key(tmp_path
     assert "UNRELATED_VARIABLE" not in env
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["GEMINI_TEXT_MODEL"] == "gemini-3.7-flash"
+    assert json.loads(env["GEMINI_PRICES"])["gemini-3.7-flash"]["output_per_million"] == 3
     assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
     assert env["STATUS_BASE_URL"] == STATUS
     assert env["CORS_ORIGINS"] == f"https://{PROJECT}.web.app,https://admin.example.com"
@@ -89,6 +113,10 @@ def test_env_file_has_overrides_and_the_deployment_values_never_the_key(tmp_path
         (
             {"UPLOAD_RETENTION_DAYS": "soon"},
             "UPLOAD_RETENTION_DAYS: Input should be a valid integer",
+        ),
+        (
+            {"GEMINI_TEXT_MODEL": "gemini-3.7-flash"},
+            "GEMINI_TEXT_MODEL='gemini-3.7-flash' have no price in GEMINI_PRICES",
         ),
     ],
 )
@@ -116,7 +144,9 @@ def test_the_deployed_marker_does_not_leak() -> None:
 def test_every_expiring_collection_has_a_ttl_policy() -> None:
     """A new collection setting must say whether its documents expire (TTL_FIELDS)."""
     collections = {name for name in Settings.model_fields if name.endswith("_collection")}
-    assert collections - {"tasks_collection"} == set(deploy_env.TTL_FIELDS)
+    # Tasks stay until their owner deletes them; the service config is one document.
+    kept = {"tasks_collection", "service_config_collection"}
+    assert collections - kept == set(deploy_env.TTL_FIELDS)
     for module in ("idempotency", "gemini_files", "upload_sessions"):
         assert '"expires_at"' in (REPO / "shared" / f"{module}.py").read_text()
 

@@ -8,7 +8,7 @@ told to fail a given way a given number of times.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +60,10 @@ class FakeTaskStore:
         self.failures = Failures()
         self.calls: list[str] = []
         self.progress_written: list[Progress] = []
+        # task_id -> what its end settled the budget at (micro-EUR; None: kept whole).
+        self.settled: dict[str, int | None] = {}
+        # task_id -> what the worker's task watch calls when the task is lost to it.
+        self.watchers: dict[str, Callable[[], None]] = {}
         self._lock = threading.Lock()
 
     def put(self, task: TaskRecord) -> None:
@@ -109,13 +113,24 @@ class FakeTaskStore:
         now: datetime,
         result: TaskResult | None = None,
         error: TaskError | None = None,
+        spent_micros: int | None = 0,
     ) -> bool:
         with self._lock:
             self.calls.append("finish_task")
             self.failures.maybe_raise("finish_task")
             status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
             changes = terminal_fields(status, now, result=result, error=error)
-            return self._if_owned(task_id, lease_owner, changes)
+            before = int((self.docs.get(task_id) or {}).get("spent_micros") or 0)
+            kept = self._if_owned(task_id, lease_owner, changes)
+            if kept:  # what the budget was settled at (None: the reservation stays)
+                self.settled[task_id] = None if spent_micros is None else before + spent_micros
+            return kept
+
+    def watch_task(
+        self, task_id: str, lease_owner: str, on_lost: Callable[[], None]
+    ) -> Callable[[], None]:
+        self.watchers[task_id] = on_lost
+        return lambda: self.watchers.pop(task_id, None)
 
     def release_lease(
         self,
@@ -126,6 +141,7 @@ class FakeTaskStore:
         progress: Progress | None = None,
         error: str | None = None,
         checkpoint: TaskResult | None = None,
+        spent_micros: int = 0,
     ) -> bool:
         with self._lock:
             self.calls.append("release_lease")
@@ -141,6 +157,8 @@ class FakeTaskStore:
                 changes["attempt_errors"] = [*data.get("attempt_errors", []), error]
             if checkpoint is not None:
                 changes["checkpoint"] = checkpoint.model_dump()
+            if spent_micros:
+                changes["spent_micros"] = int(data.get("spent_micros") or 0) + spent_micros
             self._apply(task_id, changes)
             return True
 

@@ -147,8 +147,15 @@ def test_anonymous_login_keeps_a_private_refresh_token(
     user = make_auth(clock).sign_up_anonymous()
     path = tmp_path / "credentials.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    stored = json.loads(path.read_text())["users"]["demo-test@auth.test"]
+    key = "demo-test@auth.test for http://submit.test:80 http://status.test:80"
+    stored = json.loads(path.read_text())["users"][key]
     assert stored["refresh_token"] == "refresh-1"
+    # Bound to where it was made: its Auth endpoint and the two origins of its target.
+    assert stored["auth_endpoint"] == "http://auth.test/identitytoolkit.googleapis.com/v1"
+    assert (stored["submit_origin"], stored["status_origin"]) == (
+        "http://submit.test:80",
+        "http://status.test:80",
+    )
     assert stored["expires_at"] == clock.now + 3600
     assert user.anonymous and user.uid == "uid-1"
 
@@ -219,7 +226,7 @@ def test_logout_forgets_only_this_target(
     auth = make_auth(Clock())
     auth.sign_up_anonymous()
     assert auth.logout() is not None
-    assert store.get("demo-test@auth.test") is None
+    assert store.get(TARGET.credentials_key) is None
     assert store.get("other@firebase") is not None
     assert store.remove_all()
     assert not (tmp_path / "credentials.json").exists()

@@ -147,7 +147,7 @@ def test_explicit_emulators_need_no_api_key(tmp_path: Path) -> None:
     }
     target = resolve_target(no_flags(), env, {}, tmp_path)
     assert target.api_key == EMULATOR_API_KEY
-    assert target.credentials_key == "demo-x@127.0.0.1:2"
+    assert target.credentials_key == "demo-x@127.0.0.1:2 for http://127.0.0.1:1 http://127.0.0.1:1"
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,14 @@ def test_model_text_is_text_in_the_markdown_and_links_come_only_from_sources() -
     # The only links are the recorded sources'.
     links = [line for line in text.splitlines() if "](" in line]
     assert links and all(line.startswith("- [") and "](<https://" in line for line in links)
+
+
+def test_markdown_and_the_task_summary_say_what_the_task_cost() -> None:
+    from cli.tinkerbell import describe_task
+
+    task = completed()
+    task["result"]["cost"] = {"amount": 0.034567, "currency": "EUR"}
+    assert to_markdown(task).rstrip().endswith("_Cost: 0.0346 EUR_")
+    assert "cost     0.0346 EUR" in describe_task(task).splitlines()
+    # A task finished before costs were recorded says nothing about them.
+    assert "Cost" not in to_markdown(completed())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import flask
@@ -19,11 +20,13 @@ from functions.http import (
 )
 from shared import errors
 from shared.errors import (
+    BudgetExhausted,
     FailedPrecondition,
     Internal,
     InvalidArgument,
     MethodNotAllowed,
     NotFound,
+    Paused,
     PayloadTooLarge,
     RateLimited,
     TinkerbellError,
@@ -94,6 +97,7 @@ def test_nesting_up_to_the_bound_is_read() -> None:
 # ------------------------------------------------------------------ error_response
 
 # (error, status, code, extra headers): one per class of shared/errors.py.
+MIDNIGHT = datetime(2026, 12, 5, tzinfo=UTC)
 ERROR_CASES = [
     pytest.param(
         InvalidArgument("brief: must not be empty", field="brief"),
@@ -145,8 +149,16 @@ ERROR_CASES = [
         {"Retry-After": "30"},
         id="RateLimited",
     ),
+    pytest.param(
+        BudgetExhausted("the day's budget is used up", retry_after_s=3600, resets_at=MIDNIGHT),
+        429,
+        "budget_exhausted",
+        {"Retry-After": "3600"},
+        id="BudgetExhausted",
+    ),
     pytest.param(Internal("internal error"), 500, "internal", {}, id="Internal"),
     pytest.param(Unavailable("try again later"), 503, "unavailable", {}, id="Unavailable"),
+    pytest.param(Paused("the service takes no new tasks now"), 503, "paused", {}, id="Paused"),
     pytest.param(TinkerbellError("internal error"), 500, "internal", {}, id="TinkerbellError"),
 ]
 
@@ -160,9 +172,11 @@ def test_error_response(
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.content_type == JSON_CONTENT_TYPE
-    assert json.loads(response.get_data()) == {
-        "error": {"code": code, "message": error.message, "field": error.field}
-    }
+    expected: dict[str, Any] = {"code": code, "message": error.message, "field": error.field}
+    if isinstance(error, RateLimited) and error.resets_at is not None:
+        # When a day budget starts again: only on the errors that have one.
+        expected["resets_at"] = error.resets_at.isoformat().replace("+00:00", "Z")
+    assert json.loads(response.get_data()) == {"error": expected}
     for name, value in headers.items():
         assert response.headers[name] == value
     if not isinstance(error, RateLimited):
@@ -191,8 +205,10 @@ def test_error_codes_match_the_spec_table() -> None:
         "payload_too_large": 413,
         "unsupported_media_type": 415,
         "rate_limited": 429,
+        "budget_exhausted": 429,
         "internal": 500,
         "unavailable": 503,
+        "paused": 503,
     }
     for case in ERROR_CASES:
         error, status, code, _ = case.values

@@ -25,8 +25,8 @@ from dev.gemini_standin import (
     answer_text,
     is_strategy_schema,
 )
-from shared.gemini import SYSTEM_INSTRUCTION, build_prompt
 from shared.models import MarketingStrategy, TaskRequest
+from shared.prompts import SYSTEM_INSTRUCTION, build_prompt
 from tests.standin_helpers import running_standin
 
 MODEL = "gemini-3.8-flash"

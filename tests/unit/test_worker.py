@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.api_core.exceptions import Aborted, RetryError, ServiceUnavailable
 
-from shared.models import PdfRef, TaskMessage, TaskRecord, TaskRequest, TaskStatus
+from shared import costs
+from shared.models import PdfRef, TaskMessage, TaskRecord, TaskRequest, TaskStatus, Usage
 from shared.processing import RedeliverLater, Worker
 from shared.queue import Delivery
 from shared.settings import get_settings
@@ -286,3 +287,41 @@ def test_a_duplicate_delivery_during_the_attempt_is_refused() -> None:
     assert world.task.status is TaskStatus.COMPLETED
     world.deliver()  # after the end: acknowledged without work
     assert world.gemini.strategy_calls == 1
+
+
+# -- what a task cost, and what its budget hold is settled at (ADR 0010) ----------------
+
+
+def test_a_completed_task_records_its_cost_and_settles_its_hold_at_it() -> None:
+    world = World()
+    world.deliver()
+    task = world.task
+    assert task.result is not None and task.result.cost is not None
+    strategy = Usage(prompt_tokens=10, output_tokens=30, thoughts_tokens=20, total_tokens=40)
+    image = Usage(prompt_tokens=5, output_tokens=7, thoughts_tokens=2, total_tokens=12)
+    expected = costs.strategy_micros(strategy, grounded=False) + costs.image_micros(image, images=1)
+    assert costs.micros_of(task.result.cost) == expected > 0
+    assert world.store.settled[TASK_ID] == expected
+
+
+def test_an_unusable_paid_answer_is_counted_in_what_the_task_spent() -> None:
+    world = World(image=False)
+    unusable = gemini_error("gemini_schema_mismatch")
+    unusable.once = True
+    unusable.usage = Usage(prompt_tokens=1_000, output_tokens=2_000)
+    world.gemini.failures.add("generate_strategy", unusable)
+    world.deliver_until_done()
+    task = world.task
+    assert task.status is TaskStatus.COMPLETED and task.result is not None
+    paid_twice = costs.strategy_micros(unusable.usage, grounded=False) + costs.micros_of(
+        task.result.cost
+    )
+    assert world.store.settled[TASK_ID] == paid_twice
+
+
+def test_a_task_failing_before_any_answer_gives_its_whole_hold_back() -> None:
+    world = World(image=False)
+    world.gemini.failures.add("generate_strategy", gemini_error(), times=50)
+    world.deliver_until_done()
+    assert world.task.status is TaskStatus.FAILED
+    assert world.store.settled[TASK_ID] == 0

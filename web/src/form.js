@@ -3,7 +3,7 @@
 
 import { appCheckHeaders } from './appcheck.js';
 import { $, isHttpUrl } from './dom.js';
-import { formatBytes, formatNumber, hasMessage, t } from './i18n.js';
+import { formatBytes, formatDate, formatNumber, hasMessage, t } from './i18n.js';
 import { hideMessage, say, showMessage, state } from './state.js';
 import { openTask } from './task.js';
 import {
@@ -342,6 +342,9 @@ export function apiErrorMessage(error, status, retryAfter) {
     const code = error?.code;
     if (code === 'rate_limited') {
       return retryAfter ? t('err.rate_limited', { seconds: retryAfter }) : t('err.rate_limited_soon');
+    }
+    if (code === 'budget_exhausted' && error.resets_at) {
+      return t('err.budget_exhausted', { time: formatDate(new Date(error.resets_at)) });
     }
     return code && hasMessage(`err.${code}`) ? t(`err.${code}`, { detail }) : detail;
   };

@@ -2,7 +2,7 @@
 // with the interface language's headings and formats.
 
 import { channelRows, sortedSteps, spreadSteps, weekRangeText } from './charts.js';
-import { formatDate, formatEur, formatPercent, formatWeeks, t } from './i18n.js';
+import { formatCost, formatDate, formatEur, formatPercent, formatWeeks, t } from './i18n.js';
 
 /** One line of plain text: Markdown tables and list items cannot hold a newline. */
 function inline(text) {
@@ -41,6 +41,7 @@ export function strategyMarkdown(result, { date = new Date() } = {}) {
   lines.push(...channelsSection(strategy), ...stepsSection(strategy), ...listSection('section.kpis', strategy.kpis));
   lines.push(...listSection('section.messages', strategy.key_messages), ...sourcesSection(result.sources ?? []));
   lines.push('---', '', `_${t('md.footer', { model: result.model ?? 'Gemini', date: formatDate(date) })}_`, '');
+  if (result.cost) lines.push(`_${t('md.cost', { amount: formatCost(result.cost) })}_`, '');
   return lines.join('\n');
 }
 

@@ -6,7 +6,7 @@ import { collection, doc, limit, onSnapshot, orderBy, query, where } from 'fireb
 import { appCheckHeaders } from './appcheck.js';
 import { budgetFigure, kpiTable, sortedSteps, spreadSteps, timelineSvg, weekRangeText } from './charts.js';
 import { $, element, fillList, isHttpUrl, setOptionalText } from './dom.js';
-import { formatDate, formatEur, formatNumber, formatWeeks, hasMessage, t } from './i18n.js';
+import { formatCost, formatDate, formatEur, formatNumber, formatWeeks, hasMessage, t } from './i18n.js';
 import { downloadText, markdownFilename, strategyMarkdown } from './markdown.js';
 import { hideMessage, say, showMessage, state } from './state.js';
 
@@ -293,7 +293,8 @@ function renderModelLine(result) {
   }
   const total = result.usage?.total_tokens;
   const usage = total ? ` · ${t('strategy.tokens', { count: total })}` : '';
-  $('strategy-model').textContent = `${t('strategy.model', { model: result.model })}${usage}`;
+  const cost = result.cost ? ` · ${t('strategy.cost', { amount: formatCost(result.cost) })}` : '';
+  $('strategy-model').textContent = `${t('strategy.model', { model: result.model })}${usage}${cost}`;
 }
 
 function renderImageNote(result) {
