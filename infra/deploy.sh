@@ -518,7 +518,15 @@ env -u FIRESTORE_EMULATOR_HOST -u AUTH_EMULATOR_URL \
   SUBMIT_URL="$SUBMIT_URL" STATUS_URL="$STATUS_URL" GOOGLE_CLOUD_PROJECT="$PROJECT" \
   FIREBASE_API_KEY="$FIREBASE_API_KEY" FIREBASE_AUTH_DOMAIN="$FIREBASE_AUTH_DOMAIN" \
   FIREBASE_APP_ID="$APP_ID" "$NODE" web/build.mjs >&2
-fb deploy --only=hosting --config=firebase.json >&2
+# Hosting's config: firebase.json's headers plus the Content-Security-Policy that names
+# these functions (and reCAPTCHA when the app has a site key), from infra/hosting.py.
+hosting_args=(--submit-url="$SUBMIT_URL" --status-url="$STATUS_URL"
+  --out="$work/firebase.hosting.json")
+if [ -n "${APP_CHECK_SITE_KEY:-}" ]; then
+  hosting_args+=(--app-check)
+fi
+"$PYTHON" infra/hosting.py "${hosting_args[@]}" || die "could not write the Hosting config"
+fb deploy --only=hosting --config="$work/firebase.hosting.json" >&2
 
 log "Deployed $PROJECT"
 cat >&2 <<EOF

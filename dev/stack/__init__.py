@@ -15,7 +15,9 @@ three functions under functions-framework plus the dead-letter handler
 (``dead_letter_task``, part ``deadletter``), two Pub/Sub → CloudEvent delivery
 bridges (``bridge``: the tasks subscription to ``process_task``;
 ``bridge-deadletter``: the dead-letter topic's ``-handler`` subscription to
-``dead_letter_task``) and, when ``web/`` exists, a static file server.
+``dead_letter_task``) and, when ``web/`` exists, a web server that serves it as
+Firebase Hosting does, headers and Content-Security-Policy included
+(``dev/web_server.py``, ``infra/hosting.py``).
 
 The package has two halves:
 

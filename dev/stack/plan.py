@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+
+from infra.hosting import emulator_backends, load_firebase_json
+from infra.hosting import hosting_config as infra_hosting_config
 
 from .config import (
     BRIDGE_READY_MESSAGE,
@@ -140,6 +144,10 @@ def _emulator_parts(
     return [firestore, pubsub, auth, storage]
 
 
+# The web server's Hosting config, in the stack's directory (dev/web_server.py).
+HOSTING_CONFIG = "hosting.json"
+
+
 def _python_parts(
     root: Path,
     stack_dir: Path,
@@ -205,14 +213,16 @@ def _python_parts(
         parts.append(
             PartSpec(
                 name="web",
+                # web/ as Hosting serves it, with the headers of hosting.json (below).
                 argv=(
                     str(python),
                     "-m",
-                    "http.server",
+                    "dev.web_server",
+                    "--config",
+                    str(stack_dir / HOSTING_CONFIG),
                     "--bind",
                     HOST,
-                    "--directory",
-                    str(root / "web"),
+                    "--port",
                     str(ports["web"]),
                 ),
                 env=dict(fn_env),
@@ -223,6 +233,22 @@ def _python_parts(
             )
         )
     return parts
+
+
+def hosting_config(root: Path, ports: Mapping[str, int]) -> str:
+    """The stack's Hosting config for its web server: firebase.json's headers and the
+    Content-Security-Policy that infra/deploy.sh deploys, naming this stack's functions
+    and emulators instead of the deployed ones (infra/hosting.py)."""
+    backends = emulator_backends(
+        submit_url=f"http://{HOST}:{ports['submit']}",
+        status_url=f"http://{HOST}:{ports['status']}",
+        auth_emulator_url=f"http://{HOST}:{ports['auth']}",
+        firestore_emulator_host=f"{HOST}:{ports['firestore']}",
+        storage_emulator_host=f"http://{HOST}:{ports['storage']}",
+    )
+    firebase_json = load_firebase_json(root / "firebase.json")
+    config = infra_hosting_config(firebase_json, backends, public=root / "web")
+    return json.dumps(config, indent=2) + "\n"
 
 
 def is_bridge(part: str) -> bool:
@@ -333,6 +359,7 @@ def plan(
         files={
             stack_dir / "firebase.json": firebase_config(ports),
             stack_dir / "gcloud" / "properties": GCLOUD_PROPERTIES,
+            **({stack_dir / HOSTING_CONFIG: hosting_config(root, ports)} if with_web else {}),
         },
         urls={part.name: part.url for part in parts if part.url},
         with_web=with_web,

@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
+
+from infra.hosting import format_policy, parse_policy, source_of
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/test/state.json"))
@@ -112,7 +115,9 @@ class WebApp:
 
     def open(self) -> Page:
         self.page.goto(self.url)
-        self.page.wait_for_function("document.body.dataset.uid", timeout=TIMEOUT_MS)
+        # A function, not an expression: Playwright polls an expression with eval,
+        # which the page's Content-Security-Policy refuses.
+        self.page.wait_for_function("() => document.body.dataset.uid", timeout=TIMEOUT_MS)
         return self.page
 
 
@@ -138,6 +143,15 @@ def new_web(
             route.fulfill(status=200, content_type="application/json", body=body)
 
         context.route("**/dist/config.json", answer_config)
+        # Functions of the test's own (e.g. one that enforces App Check): the page's
+        # policy names them as deploy.sh's names the deployed ones (infra/hosting.py).
+        own = [(config or {})[key] for key in ("submitUrl", "statusUrl") if key in (config or {})]
+        if own:
+            page_urls = {stack_env["WEB_URL"] + path for path in ("/", "/index.html")}
+            context.route(lambda url: url in page_urls, partial(_allow_backends, own))
+            # A page the test answers has no address of its own: Chromium takes it for a
+            # public one, and asks before it reaches loopback (Local Network Access).
+            context.grant_permissions(["local-network-access"], origin=stack_env["WEB_URL"])
         app = WebApp(context.new_page(), stack_env["WEB_URL"] + "/")
         apps.append(app)
         return app
@@ -147,6 +161,17 @@ def new_web(
         context.close()
     errors = [error for app in apps for error in app.errors]
     assert not errors, errors
+
+
+def _allow_backends(urls: list[str], route: Route) -> None:
+    """The page as the stack serves it, its Content-Security-Policy also letting the app
+    reach ``urls``."""
+    response = route.fetch()
+    headers = dict(response.headers)
+    policy = parse_policy(headers["content-security-policy"])
+    policy["connect-src"] += [source_of(url) for url in urls]
+    headers["content-security-policy"] = format_policy(policy)
+    route.fulfill(response=response, headers=headers)
 
 
 @pytest.fixture

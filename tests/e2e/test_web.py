@@ -84,7 +84,7 @@ def test_preview_image_is_shown(web: WebApp, marker: str) -> None:
     image = page.locator("#preview-img")
     expect(image).to_be_visible(timeout=DONE_MS)
     page.wait_for_function(
-        "document.getElementById('preview-img').complete"
+        "() => document.getElementById('preview-img').complete"
         " && document.getElementById('preview-img').naturalWidth > 0"
     )
     src = image.get_attribute("src")

@@ -153,7 +153,7 @@ def save_screenshot(page: Page, language: str, directory: Path) -> None:
     Written to docs/screenshots only by `make screenshots` (TINKERBELL_SCREENSHOTS);
     a test run checks it in its own directory and leaves the tree alone."""
     page.wait_for_function(
-        "document.getElementById('preview').hidden"
+        "() => document.getElementById('preview').hidden"
         " || document.getElementById('preview-img').complete"
     )
     page.evaluate("window.scrollTo(0, 0)")
@@ -291,7 +291,7 @@ def show_task(app: WebApp, task_id: str) -> Page:
     page = app.page
     page.goto(f"{app.url}#task={task_id}")
     page.reload()  # the app opens the task named in the address when it starts
-    page.wait_for_function("document.body.dataset.uid")
+    page.wait_for_function("() => document.body.dataset.uid")
     return page
 
 

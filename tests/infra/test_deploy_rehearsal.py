@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from infra import deploy_env
+from infra.hosting import Backends, content_security_policy
 from shared.settings import Settings
 from tests.infra.conftest import (
     PROJECT,
@@ -344,6 +345,17 @@ def test_firebase_web_app_hosting_and_anonymous_sign_in(rehearsed: Rehearsed) ->
     functions = rehearsed.after_first["functions"]
     assert lines["SUBMIT_URL"] == functions["submit_strategy"]["url"]
     assert lines["STATUS_URL"] == functions["task_status"]["url"]
+    # Hosting sends the Content-Security-Policy made for these very functions
+    # (infra/hosting.py), beside firebase.json's other headers.
+    deployed = {
+        header["key"]: header["value"]
+        for rule in firebase["hosting_headers"]
+        if rule["source"] == "**"
+        for header in rule["headers"]
+    }
+    assert deployed["X-Content-Type-Options"] == "nosniff"
+    expected = Backends(submit_url=lines["SUBMIT_URL"], status_url=lines["STATUS_URL"])
+    assert deployed["Content-Security-Policy"] == content_security_policy(expected)
     builds = rehearsed.rehearsal.records("web_builds.jsonl")
     assert builds[0]["SUBMIT_URL"] == lines["SUBMIT_URL"]
     assert builds[0]["FIREBASE_API_KEY"] == lines["FIREBASE_API_KEY"]

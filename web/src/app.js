@@ -9,7 +9,15 @@
 // charts.js (SVG pictures), markdown.js (export), upload.js, state.js, dom.js.
 
 import { initializeApp } from 'firebase/app';
-import { connectAuthEmulator, getAuth, onAuthStateChanged, signInAnonymously } from 'firebase/auth';
+import {
+  browserLocalPersistence,
+  browserSessionPersistence,
+  connectAuthEmulator,
+  indexedDBLocalPersistence,
+  initializeAuth,
+  onAuthStateChanged,
+  signInAnonymously,
+} from 'firebase/auth';
 import { connectFirestoreEmulator, getFirestore } from 'firebase/firestore';
 
 import { startAppCheck } from './appcheck.js';
@@ -68,7 +76,13 @@ function connectFirebase(config) {
     appId: config.appId,
   });
   startAppCheck(app, config); // before the other services, which then send its tokens too
-  state.auth = getAuth(app);
+  // getAuth() with the persistence it would pick, but without its popup/redirect
+  // resolver: the app signs in anonymously only, and on mobile browsers and Safari that
+  // resolver loads Google's gapi script and an auth frame at once, which the
+  // Content-Security-Policy (infra/hosting.py) refuses.
+  state.auth = initializeAuth(app, {
+    persistence: [indexedDBLocalPersistence, browserLocalPersistence, browserSessionPersistence],
+  });
   state.db = getFirestore(app);
   if (config.authEmulatorUrl) {
     connectAuthEmulator(state.auth, config.authEmulatorUrl, { disableWarnings: true });

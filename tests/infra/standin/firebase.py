@@ -283,15 +283,20 @@ def fb_hosting_disable(state: Json, project: str, positional: list[str], options
 def fb_deploy(state: Json, project: str, positional: list[str], options: Json) -> Any:
     firebase_state = require_firebase(state)
     config_path = Path(options.get("config") or "firebase.json")
-    if Path.cwd() != REPO or config_path.resolve() != REPO / "firebase.json":
-        fail("INVALID_ARGUMENT", "deploy from the repo root with its firebase.json")
+    if Path.cwd() != REPO:
+        fail("INVALID_ARGUMENT", "deploy from the repo root")
     config = json.loads(config_path.read_text())
     errors = firebase_schema_errors(config)
     if errors:
-        fail("INVALID_ARGUMENT", f"firebase.json does not match the schema: {errors}")
+        fail("INVALID_ARGUMENT", f"{config_path} does not match the schema: {errors}")
     only = options.get("only")
     if not only:
         fail("INVALID_ARGUMENT", "the scripts deploy with --only")
+    # Hosting deploys from the config infra/hosting.py writes (firebase.json's hosting
+    # section, the Content-Security-Policy added, "public" absolute); the rest from
+    # firebase.json itself.
+    if config_path.resolve() != REPO / "firebase.json" and only != "hosting":
+        fail("INVALID_ARGUMENT", f"{only} deploys from the repo's firebase.json")
     for target in only.split(","):
         if target in ("firestore:rules", "firestore:indexes"):
             require_api(state, "firestore.googleapis.com")
@@ -324,13 +329,16 @@ def fb_deploy(state: Json, project: str, positional: list[str], options: Json) -
                 fail(
                     "FAILED_PRECONDITION", "Unable to deploy to Hosting as there is no Hosting site"
                 )
-            public = REPO / config["hosting"]["public"]
+            public = (REPO / config["hosting"]["public"]).resolve()
+            if public != REPO / "web":
+                fail("INVALID_ARGUMENT", f"Hosting's public directory is {public}, not web/")
             files = hosting_files(public, config["hosting"].get("ignore", []))
             if "index.html" not in files:
                 fail("INVALID_ARGUMENT", f"no index.html in {public}")
             site.pop("disabled", None)
             firebase_state["releases"] += 1
             firebase_state["hosted_files"] = files
+            firebase_state["hosting_headers"] = config["hosting"].get("headers", [])
             event("update", "hosting_release", short(site["name"]))
         else:
             fail("INVALID_ARGUMENT", f"the rehearsal does not simulate deploy target {target}")
