@@ -20,9 +20,10 @@ from typing import Any
 import httpcore
 import httpx
 
-# thread ident -> the stream it is reading from now; threads told to stop.
-_reading: dict[int, Any] = {}
-_aborted: set[int] = set()
+# thread -> the stream it is reading from now; threads told to stop, until they end
+# (by the thread, not its ident: a new thread may get a finished one's ident).
+_reading: dict[threading.Thread, Any] = {}
+_aborted: set[threading.Thread] = set()
 _lock = threading.Lock()
 
 
@@ -35,7 +36,7 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        me = threading.get_ident()
+        me = threading.current_thread()
         with _lock:
             if me in _aborted:
                 raise CallAborted("the call was stopped")
@@ -50,7 +51,7 @@ class _Stream(httpcore.NetworkStream):
                 raise CallAborted("the call was stopped")
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if threading.get_ident() in _aborted:
+        if threading.current_thread() in _aborted:
             raise CallAborted("the call was stopped")
         self._inner.write(buffer, timeout)
 
@@ -84,12 +85,9 @@ def transport(limits: httpx.Limits) -> httpx.HTTPTransport:
 
 def abort(thread: threading.Thread) -> None:
     """Stop ``thread``'s Gemini call: its current read ends now, later ones at once."""
-    ident = thread.ident
-    if ident is None:
-        return
     with _lock:
-        _aborted.add(ident)
-        stream = _reading.get(ident)
+        _aborted.add(thread)
+        stream = _reading.get(thread)
     if stream is None:
         return
     sock = stream.get_extra_info("socket")
@@ -98,11 +96,10 @@ def abort(thread: threading.Thread) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def forget(thread: threading.Thread) -> None:
-    """The thread is done: its ident may be reused by a new one."""
-    if thread.ident is not None:
-        with _lock:
-            _aborted.discard(thread.ident)
+def thread_done() -> None:
+    """Called by a call's thread as it ends: nothing is left to stop."""
+    with _lock:
+        _aborted.discard(threading.current_thread())
 
 
 class Stopper:
@@ -131,8 +128,6 @@ class Stopper:
     def leave(self, thread: threading.Thread) -> None:
         with self._lock:
             self._threads.discard(thread)
-        if not thread.is_alive():
-            forget(thread)
 
 
 # The attempt's stopper, seen by the Gemini calls made in its context.

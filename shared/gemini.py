@@ -193,6 +193,8 @@ def within(send: Callable[[], T], limit: float, ended: threading.Event | None = 
             outcome.append((True, send()))
         except BaseException as exc:  # handed to the caller's thread
             outcome.append((False, exc))
+        finally:
+            abortable.thread_done()
 
     # In the caller's context: its log fields (task_id) and anything else set there.
     context = contextvars.copy_context()

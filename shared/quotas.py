@@ -39,10 +39,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shared import clients
 from shared.errors import BudgetExhausted, RateLimited
+from shared.models import TaskRecord
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -58,53 +59,53 @@ BUDGET_COUNTER_EXPIRY = timedelta(days=2)
 
 
 @dataclass(frozen=True)
-class Counter:
-    """One per-user counter a new task counts in, and the cap on it (0: counted, not
-    capped)."""
+class Cap:
+    """A count a new task adds to (``amount``: 1, or its reserved micro-EUR for a budget),
+    the cap on it (0: counted, not capped) and the 429 past it."""
 
-    doc_id: str
+    key: str
     cap: int
     refusal: str
     retry_after_s: int
     expires_at: datetime | None = None
-    # What one task adds: 1, or its reserved micro-EUR for a budget.
     amount: int = 1
     error: type[RateLimited] = RateLimited
     resets_at: datetime | None = None
+
+    def change(self, by: int) -> dict[str, Any]:
+        from google.cloud import firestore
+
+        fields: dict[str, Any] = {"count": firestore.Increment(by)}
+        if self.expires_at is not None:
+            # Also on a decrement: one that lands after the TTL deleted the document
+            # makes it again, and it must expire too.
+            fields["expires_at"] = self.expires_at
+        return fields
+
+    def refuse(self) -> RateLimited:
+        return self.error(self.refusal, retry_after_s=self.retry_after_s, resets_at=self.resets_at)
+
+
+class Counter(Cap):
+    """A per-user count: one document, the user's own writes."""
 
     @property
     def ref(self) -> DocumentReference:
         collection = get_settings().quota_collection
-        return clients.firestore().collection(collection).document(self.doc_id)
-
-    def change(self, by: int) -> dict[str, Any]:
-        return _change(by, self.expires_at)
+        return clients.firestore().collection(collection).document(self.key)
 
 
-@dataclass(frozen=True)
-class ShardedCounter:
-    """A project-wide counter kept in shards, and the cap on its total."""
-
-    name: str
-    cap: int
-    refusal: str
-    retry_after_s: int
-    expires_at: datetime | None = None
-    amount: int = 1
-    error: type[RateLimited] = RateLimited
-    resets_at: datetime | None = None
+class ShardedCounter(Cap):
+    """A project-wide count kept in shards; the cap is on their total."""
 
     @property
     def shards(self) -> CollectionReference:
         settings = get_settings()
-        parent = clients.firestore().collection(settings.quota_collection).document(self.name)
+        parent = clients.firestore().collection(settings.quota_collection).document(self.key)
         return parent.collection(settings.quota_shards_collection)
 
     def shard_ref(self, shard: int) -> DocumentReference:
         return self.shards.document(f"s{shard}")
-
-    def change(self, by: int) -> dict[str, Any]:
-        return _change(by, self.expires_at)
 
     def total(self, at: datetime) -> int:
         """The sum over the shards of every write committed up to ``at`` (a commit time)."""
@@ -128,17 +129,6 @@ def read_time(commit_time: datetime) -> datetime:
     if getattr(commit_time, "nanosecond", 0) % 1000:
         exact += timedelta(microseconds=1)
     return exact
-
-
-def _change(by: int, expires_at: datetime | None) -> dict[str, Any]:
-    from google.cloud import firestore
-
-    fields: dict[str, Any] = {"count": firestore.Increment(by)}
-    if expires_at is not None:
-        # Also on a decrement: one that lands after the TTL deleted the document makes
-        # it again, and it must expire too.
-        fields["expires_at"] = expires_at
-    return fields
 
 
 def user_key(uid: str) -> str:
@@ -224,29 +214,29 @@ def totals(counters: list[ShardedCounter], at: datetime) -> list[int]:
     return list(_summing_pool().map(lambda counter: counter.total(at), counters))
 
 
-class Capped(Protocol):
-    """A counter with a cap: ``Counter`` or ``ShardedCounter``."""
-
-    @property
-    def cap(self) -> int: ...
-    @property
-    def refusal(self) -> str: ...
-    @property
-    def retry_after_s(self) -> int: ...
-    @property
-    def error(self) -> type[RateLimited]: ...
-    @property
-    def resets_at(self) -> datetime | None: ...
-
-
-def refusal(counters: Sequence[Capped], counts: list[int]) -> RateLimited | None:
+def refusal(counters: Sequence[Cap], counts: list[int]) -> RateLimited | None:
     """The 429 for the first cap the new counts exceed, or None."""
     for counter, count in zip(counters, counts, strict=True):
         if counter.cap and count > counter.cap:
-            return counter.error(
-                counter.refusal, retry_after_s=counter.retry_after_s, resets_at=counter.resets_at
-            )
+            return counter.refuse()
     return None
+
+
+def task_counters(task: TaskRecord) -> tuple[list[Counter], list[ShardedCounter]]:
+    """What a new task counts in: its user's counters and the project's, with its
+    budget reservation when it has one."""
+    now = task.created_at
+    users = user_counters(task.uid, now)
+    project = project_counters(now)
+    if task.budget_day is not None:
+        reserved = task.budget_reserved_micros
+        users.append(
+            user_budget(
+                task.uid, task.budget_day, now, anonymous=task.anonymous_user, reserved=reserved
+            )
+        )
+        project.append(project_budget(task.budget_day, now, reserved=reserved))
+    return users, project
 
 
 # ---------------------------------------------------------------- day budgets

@@ -40,7 +40,6 @@ WAITING_TO_RETRY = "waiting_to_retry"
 # Contended claims (duplicate deliveries at once) read and decide again this often
 # before asking for a redelivery; outcomes retry their transaction as often.
 CLAIM_ATTEMPTS = 10
-CLAIM_TRANSACTION_ATTEMPTS = CLAIM_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def create_task(task: TaskRecord) -> None:
     are random, so it is not)."""
     task = task.model_copy(update={"counter_shard": quotas.shard_of(task.task_id)})
     assert task.counter_shard is not None
-    users, project = _counters(task)
+    users, project = quotas.task_counters(task)
     batch = clients.firestore().batch()
     batch.create(_ref(task.task_id), to_document(task))
     for counter in users:
@@ -163,23 +162,6 @@ def create_task(task: TaskRecord) -> None:
         raise refused
 
 
-def _counters(task: TaskRecord) -> tuple[list[quotas.Counter], list[quotas.ShardedCounter]]:
-    """The counters a new task counts in: its user's and the project's, with its budget
-    reservation when it has one."""
-    now = task.created_at
-    users = quotas.user_counters(task.uid, now)
-    project = quotas.project_counters(now)
-    if task.budget_day is not None:
-        reserved = task.budget_reserved_micros
-        users.append(
-            quotas.user_budget(
-                task.uid, task.budget_day, now, anonymous=task.anonymous_user, reserved=reserved
-            )
-        )
-        project.append(quotas.project_budget(task.budget_day, now, reserved=reserved))
-    return users, project
-
-
 def discard_new_task(task: TaskRecord) -> bool:
     """Remove a task that was never accepted, and its counts, if it was created: also
     after a create whose answer was lost (it may or may not have committed). Without a
@@ -195,7 +177,7 @@ def discard_new_task(task: TaskRecord) -> bool:
     # Cancelled while it was briefly visible: the cancel gave its hold back (the
     # in-flight places and the budget reservation); only its minute's counts are left.
     held = data.get("status") not in TERMINAL_STATUSES
-    users, project = _counters(task)
+    users, project = quotas.task_counters(task)
     client = clients.firestore()
     batch = client.batch()
     batch.delete(ref, option=client.write_option(last_update_time=snapshot.update_time))
@@ -457,7 +439,7 @@ def _update_if_owned_in_transaction(
             _give_back(transaction, hold, hold.spent(spent))
         return True
 
-    return bool(run(clients.firestore().transaction(max_attempts=CLAIM_TRANSACTION_ATTEMPTS)))
+    return bool(run(clients.firestore().transaction(max_attempts=CLAIM_ATTEMPTS)))
 
 
 def watch_task(task_id: str, lease_owner: str, on_lost: Callable[[], None]) -> Callable[[], None]:

@@ -152,3 +152,33 @@ def test_an_attempt_that_ends_leaves_the_in_flight_counts_once() -> None:
     assert counts() == (0, 0)
     stored = tasks.get_task(task.task_id)
     assert stored is not None and stored.status is TaskStatus.COMPLETED
+
+
+def test_the_attempt_hears_of_a_cancel_from_its_watch_and_not_of_its_own_writes() -> None:
+    """The worker stops its Gemini call when its task is no longer its own: the watch
+    (a realtime listener, no polling) says so once, for a cancel; its own progress
+    writes say nothing."""
+    task = new_task()
+    now = datetime.now(UTC)
+    assert tasks.claim_task(task.task_id, lease_owner="watcher", now=now).outcome is (
+        ClaimOutcome.CLAIMED
+    )
+    lost = threading.Event()
+    calls: list[int] = []
+
+    def on_lost() -> None:
+        calls.append(1)
+        lost.set()
+
+    stop = tasks.watch_task(task.task_id, "watcher", on_lost)
+    try:
+        progress = Progress(stage="writing_strategy", message="Writing", percent=40)
+        tasks.record_progress(
+            task.task_id, lease_owner="watcher", progress=progress, draft=None, now=now
+        )
+        assert not lost.wait(1.0), "its own progress write was taken for a loss"
+        tasks.cancel_task(task.task_id, uid=task.uid)
+        assert lost.wait(10), "the cancel never reached the watch"
+    finally:
+        stop()
+    assert calls == [1]

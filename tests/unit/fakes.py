@@ -271,6 +271,8 @@ class FakeGemini:
     uploads: int = 0
     deadlines: list[float | None] = field(default_factory=list)
     text_pieces: list[str] = field(default_factory=lambda: ['{"strategy_name": "Fa', 'ke"}'])
+    # Runs inside the strategy call, after its text: what happens while it streams.
+    before_strategy: Callable[[], None] | None = None
 
     @contextmanager
     def pdf_for_gemini(self, pdf: PdfRef, *, task_id: str, deadline: float) -> Iterator[FakeFile]:
@@ -294,6 +296,8 @@ class FakeGemini:
                 on_text(piece)
             if on_progress is not None:
                 on_progress("writing_strategy", "Writing the strategy", 40)
+        if self.before_strategy is not None:
+            self.before_strategy()
         self.failures.maybe_raise("generate_strategy")
         return StrategyAnswer(
             strategy=sample_strategy(),

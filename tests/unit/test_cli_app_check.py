@@ -19,7 +19,8 @@ from cli.api import APP_CHECK_HEADER, Api, Pdf, api_error
 from cli.auth import Auth, CredentialStore
 from cli.config import normalize_key, resolve_target
 from cli.errors import CliError, Exit
-from cli.tinkerbell import DESCRIPTION, run
+from cli.parser import DESCRIPTION
+from cli.tinkerbell import run
 from tests.unit.test_cli_auth import PDF, TARGET, Clock, FakeCloud
 from tests.unit.test_cli_config import DEPLOYED, write_state
 

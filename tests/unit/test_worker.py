@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.api_core.exceptions import Aborted, RetryError, ServiceUnavailable
 
-from shared import costs
+from shared import abortable, costs, gemini
 from shared.models import PdfRef, TaskMessage, TaskRecord, TaskRequest, TaskStatus, Usage
 from shared.processing import RedeliverLater, Worker
 from shared.queue import Delivery
@@ -325,3 +325,23 @@ def test_a_task_failing_before_any_answer_gives_its_whole_hold_back() -> None:
     world.deliver_until_done()
     assert world.task.status is TaskStatus.FAILED
     assert world.store.settled[TASK_ID] == 0
+
+
+def test_the_attempt_watches_its_task_and_a_stopped_call_writes_nothing() -> None:
+    """A cancel while the strategy streams: the watch stops the call (shared/abortable.py),
+    and the attempt neither retries nor writes over the cancel."""
+    world = World(image=False)
+    stopped = gemini_error(gemini.STOPPED, retryable=False)
+
+    def cancel_while_streaming() -> None:
+        world.store.watchers[TASK_ID]()  # the task's watch: no longer ours
+        stopper = abortable.current.get()
+        assert stopper is not None and stopper.stopped.is_set()
+        raise stopped
+
+    world.gemini.before_strategy = cancel_while_streaming
+    world.deliver()
+    assert world.store.calls.count("release_lease") == 0
+    assert "finish_task" not in world.store.calls
+    assert world.store.watchers == {}  # the watch ended with the attempt
+    assert world.dead_letters.letters == []
