@@ -94,12 +94,13 @@ def _image_prompt_bytes() -> int:
     return len(image_prompt(empty).encode())
 
 
-def worst_case_micros(request: TaskRequest) -> int:
-    """The most this request can cost: what is reserved against the budgets at submit."""
+def worst_case_micros(request: TaskRequest, *, with_pdf: bool = False) -> int:
+    """The most this request can cost: what is reserved against the budgets at submit
+    (``with_pdf``: a PDF comes with it that ``request`` does not name yet)."""
     settings = get_settings()
     text = price_of(settings.gemini_text_model)
     output = settings.gemini_max_output_tokens
-    if request.pdf is not None or request.urls or request.grounding:
+    if with_pdf or request.pdf is not None or request.urls or request.grounding:
         prompt = settings.gemini_max_input_tokens
     else:
         prompt = (

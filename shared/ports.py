@@ -144,5 +144,11 @@ class IdempotencyKeys(Protocol):
     def release(self, uid: str, key: str) -> None: ...
 
 
+class UserCaps(Protocol):
+    def check_user_room(
+        self, uid: str, now: datetime, *, anonymous: bool, reserved: int
+    ) -> None: ...
+
+
 class UploadSessions(Protocol):
     def use_upload(self, uid: str, upload_id: str) -> PdfRef: ...

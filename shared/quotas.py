@@ -294,3 +294,22 @@ def project_budget(day: int, now: datetime, *, reserved: int = 0) -> ShardedCoun
         error=BudgetExhausted,
         resets_at=end,
     )
+
+
+def check_user_room(uid: str, now: datetime, *, anonymous: bool, reserved: int) -> None:
+    """Refuse, before any Storage read, hash or upload, a request its user's counts
+    already refuse (429): one batched read of the user's documents, no write. Only a
+    shortcut: the commit that creates the task still decides."""
+    counters = user_counters(uid, now)
+    if get_settings().budgets_on:
+        counters.append(user_budget(uid, day_of(now), now, anonymous=anonymous, reserved=reserved))
+    capped = [counter for counter in counters if counter.cap]
+    if not capped:
+        return
+    snapshots = clients.firestore().get_all([counter.ref for counter in capped])
+    counts = {
+        snapshot.id: int((snapshot.to_dict() or {}).get("count", 0)) for snapshot in snapshots
+    }
+    for counter in capped:
+        if counts.get(counter.key, 0) + counter.amount > counter.cap:
+            raise counter.refuse()

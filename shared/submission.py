@@ -37,7 +37,14 @@ from shared.models import (
     TaskRequest,
     TaskStatus,
 )
-from shared.ports import IdempotencyKeys, PdfStore, TaskPublisher, TaskWriter, UploadSessions
+from shared.ports import (
+    IdempotencyKeys,
+    PdfStore,
+    TaskPublisher,
+    TaskWriter,
+    UploadSessions,
+    UserCaps,
+)
 from shared.settings import get_settings
 from shared.validation import to_task_request
 
@@ -77,8 +84,10 @@ class Submitter:
         queue: TaskPublisher,
         keys: IdempotencyKeys,
         sessions: UploadSessions,
+        caps: UserCaps,
     ) -> None:
         self.tasks = tasks
+        self.caps = caps
         self.pdfs = pdfs
         self.queue = queue
         self.keys = keys
@@ -100,6 +109,17 @@ class Submitter:
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
         task_id = uuid.uuid4().hex
+        if pdf is not None or request.upload_id is not None:
+            # A PDF costs a Storage read and hash, or an upload: not for a request its
+            # user's caps or budget refuse already (issue 18, "cheap refusals first").
+            self.caps.check_user_room(
+                uid,
+                datetime.now(UTC),
+                anonymous=anonymous,
+                reserved=costs.worst_case_micros(task_request, with_pdf=True)
+                if settings.budgets_on
+                else 0,
+            )
         if pdf is not None:
             uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)
             task_request.pdf = PdfRef(
@@ -232,10 +252,15 @@ REPLAY_POLL_S = 0.05
 @functools.cache
 def default_submitter() -> Submitter:
     """The accept path wired to the real services, once per process."""
-    from shared import idempotency, queue, tasks, upload_sessions, uploads
+    from shared import idempotency, queue, quotas, tasks, upload_sessions, uploads
 
     return Submitter(
-        tasks=tasks, pdfs=uploads, queue=queue, keys=idempotency, sessions=upload_sessions
+        tasks=tasks,
+        pdfs=uploads,
+        queue=queue,
+        keys=idempotency,
+        sessions=upload_sessions,
+        caps=quotas,
     )
 
 

@@ -160,10 +160,16 @@ def use_upload(uid: str, upload_id: str) -> PdfRef:
         blob.delete()
         _session_ref(upload_id).delete()
         raise
+    # Hashed once, at its first use, and kept with the session: a loop of submits of one
+    # upload reads it once. Kept for this generation of the object only.
+    sha256 = session.get("sha256") if session.get("generation") == blob.generation else None
+    if sha256 is None:
+        sha256 = _sha256(blob)
+        _session_ref(upload_id).update({"sha256": sha256, "generation": blob.generation})
     return PdfRef(
         gcs_uri=f"gs://{settings.bucket_name}/{session['object']}",
         size_bytes=blob.size or 0,
-        sha256=_sha256(blob),
+        sha256=sha256,
         filename=session.get("filename"),
     )
 

@@ -65,14 +65,24 @@ def single_field_index(
     config: dict[str, Any], collection: str, field: str, kind: str, query_scope: str
 ) -> bool:
     """Whether `field` has a single-field index of `kind` (ASCENDING, DESCENDING,
-    CONTAINS) in `query_scope`, as the config's overrides leave it."""
-    for override in config.get("fieldOverrides", []):
-        if override["collectionGroup"] == collection and override["fieldPath"] == field:
-            for index in override.get("indexes", []):
-                have = index.get("order") or index.get("arrayConfig")
-                if have == kind and index.get("queryScope", "COLLECTION") == query_scope:
-                    return True
-            return False
+    CONTAINS) in `query_scope`, as the config's overrides leave it. A subfield of a map
+    inherits the settings of its nearest ancestor that has an override (Firestore's
+    rule: an exemption on `request` switches off `request.pdf.gcs_uri` too)."""
+    overrides = {
+        override["fieldPath"]: override
+        for override in config.get("fieldOverrides", [])
+        if override["collectionGroup"] == collection
+    }
+    parts = field.split(".")
+    for depth in range(len(parts), 0, -1):
+        override = overrides.get(".".join(parts[:depth]))
+        if override is None:
+            continue
+        for index in override.get("indexes", []):
+            have = index.get("order") or index.get("arrayConfig")
+            if have == kind and index.get("queryScope", "COLLECTION") == query_scope:
+                return True
+        return False
     return query_scope == "COLLECTION"
 
 

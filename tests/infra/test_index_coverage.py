@@ -53,6 +53,23 @@ TTL_ONLY = {
 }
 
 
+EXEMPT_MAP = {
+    "indexes": [],
+    "fieldOverrides": [{"collectionGroup": "tasks", "fieldPath": "request", "indexes": []}],
+}
+SUBFIELD_KEPT = {
+    "indexes": [],
+    "fieldOverrides": [
+        *EXEMPT_MAP["fieldOverrides"],
+        {
+            "collectionGroup": "tasks",
+            "fieldPath": "request.pdf.gcs_uri",
+            "indexes": [{"order": "ASCENDING", "queryScope": "COLLECTION"}],
+        },
+    ],
+}
+
+
 @pytest.mark.parametrize(
     ("config", "q", "served"),
     [
@@ -68,6 +85,11 @@ TTL_ONLY = {
         ({}, query("tasks", ("uid", "EQUAL"), orders=(("created_at", "DESCENDING"),)), False),
         # An order alone, in either direction.
         ({}, query("tasks", orders=(("created_at", "DESCENDING"),)), True),
+        # A map's exemption holds for its subfields, unless one has its own override.
+        (EXEMPT_MAP, query("tasks", ("request.pdf.gcs_uri", "EQUAL")), False),
+        (EXEMPT_MAP, query("tasks", ("request", "EQUAL")), False),
+        (SUBFIELD_KEPT, query("tasks", ("request.pdf.gcs_uri", "EQUAL")), True),
+        (SUBFIELD_KEPT, query("tasks", ("request.brief", "EQUAL")), False),
     ],
 )
 def test_the_rules(config: dict[str, Any], q: dict[str, Any], served: bool) -> None:

@@ -253,3 +253,19 @@ def test_the_operator_command_flips_the_switch_the_submit_function_reads(
     finally:
         pause.forget()
         get_settings.cache_clear()
+
+
+def test_a_user_at_a_cap_is_refused_by_one_read_before_the_costly_work(budgets: None) -> None:
+    """quotas.check_user_room: the user's own counts, read, no write (the accept path asks
+    it before a PDF is read, hashed or uploaded)."""
+    uid = f"user-{uuid.uuid4().hex}"
+    first = _task(uid)
+    now = datetime.now(UTC)
+    quotas.check_user_room(uid, now, anonymous=False, reserved=first.budget_reserved_micros)
+    tasks.create_task(first)
+    tasks.create_task(_task(uid))  # 0.7 EUR holds two worst cases: now full
+    with pytest.raises(BudgetExhausted):
+        quotas.check_user_room(uid, now, anonymous=False, reserved=first.budget_reserved_micros)
+    assert _reserved(uid)[0] == 2 * first.budget_reserved_micros  # nothing written
+    # Another user is not refused by this one's counts.
+    quotas.check_user_room(f"user-{uuid.uuid4().hex}", now, anonymous=False, reserved=1)

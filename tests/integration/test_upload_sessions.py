@@ -3,6 +3,7 @@ per user, only our web app's origin, and expiry that really closes them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,3 +117,28 @@ def test_an_expired_session_keeps_the_object_a_task_uses(
     upload_sessions.sweep_expired(datetime.now(UTC))
     assert not session_doc(upload_id).get().exists
     assert blob_of(user, upload_id).exists()  # the bucket's lifecycle deletes it later
+
+
+def test_an_upload_is_hashed_once_at_its_first_use_and_again_if_replaced(
+    api: Api, http: httpx.Client, stack: dict, user: User, marker: str
+) -> None:
+    """A loop of submits of one upload must not read 50 MiB each time (issue 18)."""
+    pdf = PDF + os.urandom(8)
+    session = open_session(http, stack, user, size_bytes=len(pdf)).json()
+    upload_id = session["upload_id"]
+    http.put(session["upload_url"], content=pdf, headers={"Content-Type": "application/pdf"})
+    first = api.submit_ok(user, brief=f"First use {marker}", upload_id=upload_id)
+    kept = session_doc(upload_id).get().to_dict()
+    assert kept["sha256"] == hashlib.sha256(pdf).hexdigest()
+    bucket = clients.storage().bucket(get_settings().bucket_name)
+    assert kept["generation"] == bucket.get_blob(blob_of(user, upload_id).name).generation
+    # What the session keeps is what a later submit uses: it does not hash again.
+    session_doc(upload_id).update({"sha256": "ab" * 32})
+    second = api.submit_ok(user, brief=f"Second use {marker}", upload_id=upload_id)
+    tasks = clients.firestore().collection(get_settings().tasks_collection)
+    assert tasks.document(second).get().to_dict()["request"]["pdf"]["sha256"] == "ab" * 32
+    assert tasks.document(first).get().to_dict()["request"]["pdf"]["sha256"] == kept["sha256"]
+    # Another generation of the object (replaced): hashed again.
+    session_doc(upload_id).update({"generation": -1})
+    third = api.submit_ok(user, brief=f"Third use {marker}", upload_id=upload_id)
+    assert tasks.document(third).get().to_dict()["request"]["pdf"]["sha256"] == kept["sha256"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.errors import RateLimited
 from shared.gemini import GeminiError, ImageAnswer, ProgressCallback, StrategyAnswer
 from shared.idempotency import ACCEPTED, PENDING, Reservation
 from shared.models import (
@@ -412,6 +413,7 @@ class FakeSessions:
 
     def __init__(self, store: FakePdfStore) -> None:
         self.store = store
+        self.used: list[str] = []  # each use reads (and may hash) the object
 
     def open(self, uid: str, upload_id: str, data: bytes) -> str:
         uri = f"gs://fake-bucket/uploads/{uid}/{upload_id}.pdf"
@@ -419,6 +421,21 @@ class FakeSessions:
         return uri
 
     def use_upload(self, uid: str, upload_id: str) -> PdfRef:
+        self.used.append(upload_id)
         uri = f"gs://fake-bucket/uploads/{uid}/{upload_id}.pdf"
         data = self.store.objects[uri]
         return PdfRef(gcs_uri=uri, size_bytes=len(data), sha256="1" * 64, filename="big.pdf")
+
+
+class FakeCaps:
+    """The user's caps as the accept path asks them before a PDF's costly work;
+    ``refusal`` set: the user is at a cap."""
+
+    def __init__(self) -> None:
+        self.refusal: RateLimited | None = None
+        self.asked: list[tuple[str, bool, int]] = []
+
+    def check_user_room(self, uid: str, now: datetime, *, anonymous: bool, reserved: int) -> None:
+        self.asked.append((uid, anonymous, reserved))
+        if self.refusal is not None:
+            raise self.refusal

@@ -12,7 +12,14 @@ from google.api_core.exceptions import ServiceUnavailable
 from shared.errors import FailedPrecondition, RateLimited, Unavailable
 from shared.models import StrategyRequest
 from shared.submission import PdfUpload, Submitter
-from tests.unit.fakes import FakeKeys, FakePdfStore, FakePublisher, FakeSessions, FakeTaskWriter
+from tests.unit.fakes import (
+    FakeCaps,
+    FakeKeys,
+    FakePdfStore,
+    FakePublisher,
+    FakeSessions,
+    FakeTaskWriter,
+)
 
 UID = "user-1"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -25,12 +32,14 @@ class World:
         self.queue = FakePublisher()
         self.keys = FakeKeys()
         self.sessions = FakeSessions(self.pdfs)
+        self.caps = FakeCaps()
         self.submitter = Submitter(
             tasks=self.tasks,
             pdfs=self.pdfs,
             queue=self.queue,
             keys=self.keys,
             sessions=self.sessions,
+            caps=self.caps,
         )
 
     def submit(self, pdf: bytes | None = None, key: str | None = None, **body: object):  # type: ignore[no-untyped-def]
@@ -117,3 +126,35 @@ def test_a_replay_never_answers_with_a_task_that_is_still_pending() -> None:
     threading.Timer(0.2, world.keys.release, args=(UID, "k3")).start()
     with pytest.raises(FailedPrecondition, match="did not complete"):
         world.submit(key="k3")
+
+
+# -- cheap refusals first (issue 18) ---------------------------------------------------
+
+
+def test_a_user_at_a_cap_is_refused_before_the_upload_is_read() -> None:
+    world = World()
+    world.sessions.open(UID, "up1", PDF)
+    world.caps.refusal = RateLimited("at most 10 unfinished tasks per user", retry_after_s=15)
+    with pytest.raises(RateLimited):
+        world.submit(upload_id="up1")
+    assert world.sessions.used == []  # no Storage read, no hash
+    assert world.tasks.docs == {} and world.queue.published == []
+
+
+def test_a_user_at_a_cap_is_refused_before_the_pdf_is_uploaded() -> None:
+    world = World()
+    before = dict(world.pdfs.objects)
+    world.caps.refusal = RateLimited("at most 30 tasks a minute per user", retry_after_s=9)
+    with pytest.raises(RateLimited):
+        world.submit(pdf=PDF)
+    assert world.pdfs.objects == before
+    assert world.tasks.docs == {} and world.queue.published == []
+
+
+def test_a_request_without_a_pdf_asks_no_extra_read() -> None:
+    world = World()
+    world.submit()
+    assert world.caps.asked == []  # the commit that creates it decides, as before
+    world.submit(pdf=PDF)
+    ((uid, anonymous, _reserved),) = world.caps.asked
+    assert (uid, anonymous) == (UID, False)
