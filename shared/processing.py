@@ -137,6 +137,9 @@ class Worker:
             abortable.current.reset(calls)
             stop_watching()
             progress.close()
+        if stopper.stopped.is_set():
+            # Cancelled under us: its in-flight places come back now that we stopped.
+            self.store.release_stopped(task.task_id, lease_owner=lease_owner)
 
     def _run_steps(
         self,
@@ -183,6 +186,7 @@ class Worker:
                     ours = self.store.holds_lease(task.task_id, lease_owner)
                 if not ours:
                     log.info("task no longer ours: no image", extra=context)
+                    _lost()
                     return
             progress("drawing_image", "Drawing the preview image", 70)
             self._add_image(task, result)
@@ -316,6 +320,7 @@ class Worker:
             )
             if not released:
                 log.info("attempt failed on a task no longer ours", extra=context)
+                _lost()
                 return
             log.warning(
                 "attempt failed: the next delivery tries again", exc_info=exc, extra=context
@@ -357,7 +362,16 @@ class Worker:
         if not kept:
             # Cancelled, or taken over after our lease expired: the other state wins.
             log.warning("outcome discarded: task no longer ours", extra={"task_id": task.task_id})
+            _lost()
         return kept
+
+
+def _lost() -> None:
+    """The attempt found its task no longer its own: stop its calls (as its watch would)
+    and, after it, give a cancel's held places back (Worker.run_task)."""
+    stopper = abortable.current.get()
+    if stopper is not None:
+        stopper.stop()
 
 
 def _priced(micros: Callable[[], int]) -> Cost | None:

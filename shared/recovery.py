@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from shared.log import get_logger
-from shared.models import TaskError, TaskRecord
+from shared.models import TaskError, TaskRecord, TaskStatus
 from shared.queue import Delivery
 from shared.settings import get_settings
 from shared.tasks import WAITING_TO_RETRY, ClaimOutcome, attempts_exhausted
@@ -36,6 +36,8 @@ class RecoveryStore(Protocol):
     ) -> list[str]: ...
 
     def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+    def release_stopped(self, task_id: str, *, lease_owner: str | None) -> bool: ...
 
 
 class TaskQueue(Protocol):
@@ -61,6 +63,8 @@ class SweepReport:
     republished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    # Cancelled tasks whose dead attempt's in-flight places came back.
+    released: list[str] = field(default_factory=list)
 
 
 def sweep(
@@ -78,6 +82,10 @@ def sweep(
     for task_id in store.stale_task_ids(now=now, pending_before=pending_before, limit=500):
         task = store.get_task(task_id)
         if task is None:
+            continue
+        if task.status is TaskStatus.CANCELLED:
+            if store.release_stopped(task_id, lease_owner=task.lease_owner):
+                report.released.append(task_id)
             continue
         if _out_of_attempts(task):
             error = attempts_exhausted(task.attempts)

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     upload_sessions_collection: str = "upload_sessions"
     upload_session_ttl_s: int = Field(default=3600, ge=60)
     max_upload_sessions_per_user_per_hour: int = Field(default=20, ge=0)
+    # The whole project's, so that free anonymous users cannot hold open sessions (and
+    # their objects) without bound; 0 turns it off.
+    max_upload_sessions_per_hour: int = Field(default=1000, ge=0)
     tasks_topic: str = "tinkerbell-tasks"
     dead_letter_topic: str = "tinkerbell-tasks-dead"
     uploads_bucket: str = ""  # empty: "<project>-uploads"

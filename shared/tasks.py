@@ -518,13 +518,60 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
         if task.status.is_terminal:
             raise FailedPrecondition(f"the task is already {task.status.value}")
         changes = terminal_fields(TaskStatus.CANCELLED, now)
+        if held_by_an_attempt(task, now):
+            # The attempt still streams until its watch stops it: it keeps its lease,
+            # and so its in-flight places, until it has (release_stopped); what it
+            # paid is not known, so the budget reservation stays.
+            changes["lease_expires_at"] = task.lease_expires_at
+        else:
+            _give_back(transaction, Hold.of(task), task.spent_micros)
         transaction.update(ref, changes)
-        # A live attempt may be paying now: its cost is not known, the reservation stays.
-        live = task.status is TaskStatus.PROCESSING
-        _give_back(transaction, Hold.of(task), None if live else task.spent_micros)
         return task.model_copy(update=_as_model_fields(changes))
 
     return run(clients.firestore().transaction())
+
+
+def held_by_an_attempt(task: TaskRecord, now: datetime) -> bool:
+    """PROCESSING under a live lease: an attempt may be calling Gemini right now."""
+    return (
+        task.status is TaskStatus.PROCESSING
+        and task.lease_expires_at is not None
+        and task.lease_expires_at > now
+    )
+
+
+def release_stopped(task_id: str, *, lease_owner: str | None) -> bool:
+    """A task cancelled while an attempt held it gives the attempt's in-flight places
+    back once that attempt has stopped (its own call, or the sweeper's when it died and
+    its lease ran out): conditional on the version read, so only once. The budget
+    reservation stays (what the stopped attempt paid is not known)."""
+    ref = _ref(task_id)
+    client = clients.firestore()
+    for _ in range(CLAIM_ATTEMPTS):
+        snapshot = ref.get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        held = (
+            data is not None
+            and data.get("status") == TaskStatus.CANCELLED.value
+            and data.get("lease_expires_at") is not None
+            and data.get("lease_owner") == lease_owner
+        )
+        if not held:
+            return False
+        assert data is not None
+        batch = client.batch()
+        batch.update(
+            ref,
+            {"lease_expires_at": None},
+            option=client.write_option(last_update_time=snapshot.update_time),
+        )
+        _give_back(batch, Hold.of_data(data), None)
+        try:
+            batch.commit()
+        except google_exceptions.FailedPrecondition:
+            continue
+        return True
+    return False
 
 
 def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> ClaimOutcome:
@@ -555,7 +602,8 @@ def decide_abandoned(task: TaskRecord | None, now: datetime) -> ClaimOutcome:
 
 
 def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> list[str]:
-    """Unfinished tasks nobody works on: expired leases, and old PENDING ones."""
+    """Tasks nobody works on: expired leases, old PENDING ones, and cancelled ones whose
+    attempt died holding its places."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     collection = clients.firestore().collection(get_settings().tasks_collection)
@@ -569,7 +617,13 @@ def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> li
         .where(filter=FieldFilter("created_at", "<", pending_before))
         .limit(limit)
     )
-    return [snap.id for query in (expired, waiting) for snap in query.stream()]
+    # Cancelled while an attempt held them, and that attempt died before it stopped.
+    held = (
+        collection.where(filter=FieldFilter("status", "==", TaskStatus.CANCELLED.value))
+        .where(filter=FieldFilter("lease_expires_at", "<", now))
+        .limit(limit)
+    )
+    return [snap.id for query in (expired, waiting, held) for snap in query.stream()]
 
 
 def release_lease(

@@ -6,8 +6,10 @@ resumable Cloud Storage session for it, of exactly the announced ``size_bytes``
 Storage, so they never pass through a function's 32 MiB request limit. Size and
 magic bytes are checked when the upload is used, and a rejected upload is deleted.
 
-A user opens at most MAX_UPLOAD_SESSIONS_PER_USER_PER_HOUR sessions an hour
-(counted like the task caps, ``shared.quotas``). A session expires after
+A user opens at most MAX_UPLOAD_SESSIONS_PER_USER_PER_HOUR sessions an hour, and the
+whole project at most MAX_UPLOAD_SESSIONS_PER_HOUR (sharded, summed at the commit's
+time: counted like the task caps, ``shared.quotas``); as a session lives an hour, at
+most twice that are open at once. A session expires after
 UPLOAD_SESSION_TTL_S: the sweeper then cancels its Cloud Storage session (whose URL
 would otherwise stay writable for a week), deletes the object unless a task uses
 it, and deletes the session (a TTL policy on ``expires_at`` too). Browsers get a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -33,6 +36,10 @@ from shared.uploads import PDF_MAGIC, PDF_MIME_TYPE, clean_filename
 
 if TYPE_CHECKING:
     from google.cloud.firestore import DocumentReference
+
+# The share of the sweeper's timeout (SWEEP_TIMEOUT_S) that closing sessions may use:
+# the rest is for the tasks' sweep before it and the answer.
+SWEEP_SHARE = 0.5
 
 
 class UploadRequest(BaseModel):
@@ -84,8 +91,7 @@ def create_session(uid: str, request: UploadRequest, origin: str | None) -> Uplo
     upload_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.upload_session_ttl_s)
-    counter = _hourly_counter(uid, now)
-    _count_session(counter)
+    _count_session(uid, upload_id, now)
     blob = clients.storage().bucket(settings.bucket_name).blob(object_name(uid, upload_id))
     # if_generation_match=0: the session can create the object, never replace one;
     # size: Cloud Storage refuses any other length.
@@ -110,30 +116,52 @@ def create_session(uid: str, request: UploadRequest, origin: str | None) -> Uplo
     return UploadSession(upload_id=upload_id, upload_url=url, expires_at=expires_at)
 
 
-def _hourly_counter(uid: str, now: datetime) -> quotas.Counter:
-    settings = get_settings()
+def _hour(now: datetime) -> tuple[int, int, datetime]:
+    """The hour's number, the seconds left in it, its counters' expiry."""
     hour = int(now.timestamp() // 3600)
     window_end = datetime.fromtimestamp((hour + 1) * 3600, now.tzinfo)
-    return quotas.Counter(
+    return hour, max(1, int((window_end - now).total_seconds())), window_end + quotas.COUNTER_EXPIRY
+
+
+def _counters(uid: str, now: datetime) -> tuple[quotas.Counter, quotas.ShardedCounter]:
+    settings = get_settings()
+    hour, retry_after, expires = _hour(now)
+    user = quotas.Counter(
         f"user-{quotas.user_key(uid)}-uploads-h{hour}",
         settings.max_upload_sessions_per_user_per_hour,
         f"at most {settings.max_upload_sessions_per_user_per_hour} upload sessions an hour",
-        max(1, int((window_end - now).total_seconds())),
-        window_end + quotas.COUNTER_EXPIRY,
+        retry_after,
+        expires,
     )
-
-
-def _count_session(counter: quotas.Counter) -> None:
-    """Count the new session; over the cap, take the count back and refuse (429)."""
-    from google.cloud import firestore
-
-    result = counter.ref.set(
-        {"count": firestore.Increment(1), "expires_at": counter.expires_at}, merge=True
+    project = quotas.ShardedCounter(
+        f"project-uploads-h{hour}",
+        settings.max_upload_sessions_per_hour,
+        f"the service opens at most {settings.max_upload_sessions_per_hour} upload sessions "
+        "an hour; try again later",
+        retry_after,
+        expires,
     )
-    count = int(result.transform_results[0].integer_value)
-    refused = quotas.refusal([counter], [count])
+    return user, project
+
+
+def _count_session(uid: str, upload_id: str, now: datetime) -> None:
+    """Count the new session, the user's and the project's, in one commit; over a cap,
+    take both back and refuse (429)."""
+    user, project = _counters(uid, now)
+    shard = quotas.shard_of(upload_id)
+    batch = clients.firestore().batch()
+    batch.set(user.ref, user.change(+1), merge=True)
+    batch.set(project.shard_ref(shard), project.change(+1), merge=True)
+    results = batch.commit()
+    refused = quotas.refusal([user], [int(results[0].transform_results[0].integer_value)])
+    if refused is None and project.cap:
+        assert batch.commit_time is not None  # set by a commit that succeeded
+        refused = quotas.refusal([project], [project.total(batch.commit_time)])
     if refused is not None:
-        counter.ref.set({"count": firestore.Increment(-1)}, merge=True)
+        undo = clients.firestore().batch()
+        undo.set(user.ref, user.change(-1), merge=True)
+        undo.set(project.shard_ref(shard), project.change(-1), merge=True)
+        undo.commit()
         raise refused
 
 
@@ -183,9 +211,24 @@ def _sha256(blob: object) -> str:
     return digest.hexdigest()
 
 
-def sweep_expired(now: datetime, *, limit: int = 200) -> int:
-    """Close the sessions past their expiry: cancel the Cloud Storage session, delete
-    the object unless a task uses it, delete the session. Returns how many."""
+def sweep_expired(now: datetime, *, page: int = 200, budget_s: float | None = None) -> int:
+    """Close the sessions past their expiry, a page at a time until none is left or
+    ``budget_s`` (by default most of the sweeper's timeout) is spent: cancel the Cloud
+    Storage session, delete the object unless a task uses it, delete the session.
+    Returns how many."""
+    settings = get_settings()
+    budget = settings.sweep_timeout_s * SWEEP_SHARE if budget_s is None else budget_s
+    deadline = time.monotonic() + budget
+    closed = 0
+    while time.monotonic() < deadline:
+        done = _close_expired(now, page)
+        closed += done
+        if done < page:
+            break
+    return closed
+
+
+def _close_expired(now: datetime, limit: int) -> int:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     settings = get_settings()

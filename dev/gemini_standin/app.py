@@ -29,7 +29,7 @@ from .common import (
     error_body,
     log,
 )
-from .exchange import Exchange, error_answer, json_answer
+from .exchange import Exchange, LastEvent, error_answer, json_answer
 from .file_api import get_or_delete_file, list_files, upload_chunk, upload_start
 from .generate_api import count_tokens, generate, get_model, get_vertex_model, list_models
 from .state import StandinState, max_overlap
@@ -170,11 +170,18 @@ class StandinApp:
     def finishing(
         self, pieces: Iterable[Any], exchange: Exchange, response: Response, started: float
     ) -> Iterator[bytes]:
-        """A stream's pieces, then its log entry closed (right after its last event)."""
+        """A stream's pieces, its log entry closed just before its last event goes out
+        (or when the stream ends otherwise: a client gone, an error)."""
+        finished = False
         try:
-            yield from pieces
+            for piece in pieces:
+                if isinstance(piece, LastEvent):
+                    finished = True
+                    self.finish(exchange, response.status_code, started)
+                yield piece
         finally:
-            self.finish(exchange, response.status_code, started)
+            if not finished:
+                self.finish(exchange, response.status_code, started)
 
     def finish(self, exchange: Exchange, status: int, started: float) -> None:
         """Close the request's log entry (streams: after their last event) and log a line."""

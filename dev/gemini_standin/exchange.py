@@ -182,6 +182,11 @@ def error_answer(exc: ApiError, headers: Mapping[str, str] | None = None) -> Res
     return json_answer(exc.code, error_body(exc.code, exc.message), headers)
 
 
+class LastEvent(bytes):
+    """A stream's last piece: its request's log entry is closed before it is sent (as a
+    whole answer's is), so a client that has it and reads the log sees the call ended."""
+
+
 def event_stream(
     events: list[JSON],
     pause_s: float = STREAM_EVENT_PAUSE_S,
@@ -196,7 +201,9 @@ def event_stream(
         for index, event in enumerate(encoded):
             if index:
                 time.sleep(pause_s)
-            yield event  # werkzeug writes and flushes it before asking for the next
+            last = index == len(encoded) - 1
+            # werkzeug writes and flushes each before asking for the next.
+            yield LastEvent(event) if last else event
             if index == 0 and on_first_sent is not None:
                 on_first_sent()
 

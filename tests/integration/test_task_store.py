@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -182,3 +182,38 @@ def test_the_attempt_hears_of_a_cancel_from_its_watch_and_not_of_its_own_writes(
     finally:
         stop()
     assert calls == [1]
+
+
+def _user_in_flight(uid: str) -> int:
+    return int((quotas.user_in_flight(uid).ref.get().to_dict() or {}).get("count", 0))
+
+
+def test_a_cancel_frees_the_slot_when_the_attempt_has_stopped_not_before() -> None:
+    """Cancel and resubmit must not run more Gemini streams than the in-flight cap: the
+    attempt that streams keeps its places until it stops (issue 18)."""
+    task = new_task()
+    assert _user_in_flight(task.uid) == 1
+    now = datetime.now(UTC)
+    tasks.claim_task(task.task_id, lease_owner="streaming", now=now)
+    cancelled = tasks.cancel_task(task.task_id, uid=task.uid)
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert _user_in_flight(task.uid) == 1  # the attempt still streams
+    assert not tasks.release_stopped(task.task_id, lease_owner="another attempt")
+    assert tasks.release_stopped(task.task_id, lease_owner="streaming")
+    assert _user_in_flight(task.uid) == 0
+    assert not tasks.release_stopped(task.task_id, lease_owner="streaming")  # once
+    assert _user_in_flight(task.uid) == 0
+    # A task cancelled while PENDING frees its place at once.
+    pending = new_task()
+    tasks.cancel_task(pending.task_id, uid=pending.uid)
+    assert _user_in_flight(pending.uid) == 0
+
+
+def test_the_sweeper_finds_a_cancelled_task_whose_attempt_died() -> None:
+    task = new_task()
+    now = datetime.now(UTC)
+    tasks.claim_task(task.task_id, lease_owner="died", now=now)
+    tasks.cancel_task(task.task_id, uid=task.uid)
+    later = now + timedelta(seconds=get_settings().lease_seconds + 1)
+    stale = tasks.stale_task_ids(now=later, pending_before=now, limit=50)
+    assert task.task_id in stale

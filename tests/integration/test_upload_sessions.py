@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from shared import clients, upload_sessions
+from shared.errors import RateLimited
 from shared.settings import get_settings
 from tests.integration.conftest import Api, TaskWatcher, User
 
@@ -142,3 +145,51 @@ def test_an_upload_is_hashed_once_at_its_first_use_and_again_if_replaced(
     session_doc(upload_id).update({"generation": -1})
     third = api.submit_ok(user, brief=f"Third use {marker}", upload_id=upload_id)
     assert tasks.document(third).get().to_dict()["request"]["pdf"]["sha256"] == kept["sha256"]
+
+
+@pytest.fixture
+def own_sessions(stack: dict, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This process's sessions and counters in collections of their own."""
+    suffix = uuid.uuid4().hex[:12]
+    monkeypatch.setenv("UPLOAD_SESSIONS_COLLECTION", f"sessions_test_{suffix}")
+    monkeypatch.setenv("QUOTA_COLLECTION", f"quota_sessions_test_{suffix}")
+    monkeypatch.setenv("QUOTA_SHARDS", "16")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_the_sweeper_closes_every_expired_session_not_just_a_page(own_sessions: None) -> None:
+    collection = clients.firestore().collection(get_settings().upload_sessions_collection)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    for start in range(0, 450, 150):
+        batch = clients.firestore().batch()
+        for n in range(start, start + 150):
+            batch.set(collection.document(f"s{n}"), {"uid": "u", "expires_at": past})
+        batch.commit()
+    assert upload_sessions.sweep_expired(datetime.now(UTC), page=200) == 450
+    assert list(collection.limit(1).stream()) == []
+
+
+def test_the_project_opens_at_most_its_cap_of_sessions_an_hour(
+    own_sessions: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh anonymous users cannot hold open sessions without bound (issue 18, item 6)."""
+    monkeypatch.setenv("MAX_UPLOAD_SESSIONS_PER_HOUR", "3")
+    get_settings.cache_clear()
+    request = upload_sessions.UploadRequest(size_bytes=len(PDF))
+
+    def open_one(n: int) -> RateLimited | None:
+        try:
+            upload_sessions.create_session(f"user-{n}-{uuid.uuid4().hex[:6]}", request, None)
+        except RateLimited as refused:
+            return refused
+        return None
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(open_one, range(6)))
+    refused = [outcome for outcome in outcomes if outcome is not None]
+    assert len(refused) == 3
+    assert all("upload sessions an hour" in r.message for r in refused)
+    sessions = clients.firestore().collection(get_settings().upload_sessions_collection)
+    assert len(list(sessions.stream())) == 3  # a refused one left no session behind

@@ -35,6 +35,7 @@ from shared.tasks import (
     ClaimOutcome,
     decide_abandoned,
     decide_claim,
+    held_by_an_attempt,
     owned,
     terminal_fields,
 )
@@ -127,6 +128,20 @@ class FakeTaskStore:
                 self.settled[task_id] = None if spent_micros is None else before + spent_micros
             return kept
 
+    def release_stopped(self, task_id: str, *, lease_owner: str | None) -> bool:
+        with self._lock:
+            self.calls.append("release_stopped")
+            data = self.docs.get(task_id)
+            held = (
+                data is not None
+                and data.get("status") == TaskStatus.CANCELLED.value
+                and data.get("lease_expires_at") is not None
+                and data.get("lease_owner") == lease_owner
+            )
+            if held:
+                self._apply(task_id, {"lease_expires_at": None})
+            return held
+
     def watch_task(
         self, task_id: str, lease_owner: str, on_lost: Callable[[], None]
     ) -> Callable[[], None]:
@@ -182,7 +197,11 @@ class FakeTaskStore:
             return self._if_owned(task_id, lease_owner, changes)
 
     def cancel(self, task_id: str, now: datetime) -> None:
-        self._apply(task_id, terminal_fields(TaskStatus.CANCELLED, now))
+        """As shared.tasks.cancel_task: a live attempt keeps its lease until it stops."""
+        changes = terminal_fields(TaskStatus.CANCELLED, now)
+        if held_by_an_attempt(self.get(task_id), now):
+            changes["lease_expires_at"] = self.docs[task_id]["lease_expires_at"]
+        self._apply(task_id, changes)
 
     # -- recovery (shared.recovery.RecoveryStore) -------------------------------------
 
@@ -199,11 +218,12 @@ class FakeTaskStore:
             return outcome
 
     def stale_task_ids(self, *, now: datetime, pending_before: datetime, limit: int) -> list[str]:
-        """What the two Firestore queries of ``shared.tasks.stale_task_ids`` find."""
+        """What the three Firestore queries of ``shared.tasks.stale_task_ids`` find."""
         stale = []
         for task_id, data in self.docs.items():
             lease = data.get("lease_expires_at")
-            expired = data["status"] == TaskStatus.PROCESSING.value and lease and lease < now
+            leased = data["status"] in (TaskStatus.PROCESSING.value, TaskStatus.CANCELLED.value)
+            expired = leased and lease and lease < now
             forgotten = (
                 data["status"] == TaskStatus.PENDING.value and data["created_at"] < pending_before
             )

@@ -117,3 +117,18 @@ def test_a_dead_letter_leaves_a_live_lease_and_a_finished_task(store: FakeTaskSt
     store.put(task("done", TaskStatus.COMPLETED))
     handle_dead_letter(delivery("done"), store=store)
     assert store.get("done").status is TaskStatus.COMPLETED
+
+
+def test_a_cancelled_task_whose_attempt_died_gets_its_places_back_when_its_lease_ends(
+    store: FakeTaskStore,
+) -> None:
+    dead = task("dead", TaskStatus.CANCELLED, lease_in_s=-5)
+    dead.lease_owner = "gone"
+    alive = task("alive", TaskStatus.CANCELLED, lease_in_s=30)
+    alive.lease_owner = "streaming"
+    store.put(dead)
+    store.put(alive)
+    report = sweep(NOW, store=store, task_queue=FakeQueue())
+    assert report.released == ["dead"]
+    assert store.get("dead").lease_expires_at is None
+    assert store.get("alive").lease_expires_at is not None  # its attempt stops it

@@ -345,3 +345,21 @@ def test_the_attempt_watches_its_task_and_a_stopped_call_writes_nothing() -> Non
     assert "finish_task" not in world.store.calls
     assert world.store.watchers == {}  # the watch ended with the attempt
     assert world.dead_letters.letters == []
+    # Stopped: the cancel's held places are given back by the attempt itself.
+    assert world.store.calls.count("release_stopped") == 1
+
+
+def test_a_task_cancelled_while_it_streams_keeps_its_places_until_the_attempt_stops() -> None:
+    world = World(image=False)
+
+    def cancelled_by_the_user() -> None:
+        world.store.cancel(TASK_ID, datetime.now(UTC))
+        assert world.task.lease_expires_at is not None  # still held by this attempt
+
+    world.gemini.before_strategy = cancelled_by_the_user
+    world.deliver()
+    task = world.task
+    assert task.status is TaskStatus.CANCELLED
+    assert task.lease_expires_at is None  # released once the attempt ended
+    assert "finish_task" in world.store.calls  # its outcome was refused, not written
+    assert task.result is None
