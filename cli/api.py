@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from cli.app_check import HEADER as APP_CHECK_HEADER
-from cli.app_check import AppCheck
+from cli.app_check import AppCheck, LimitedUseToken
 from cli.auth import Auth
 from cli.config import Target
 from cli.errors import CliError, Exit, exit_for_http_status
@@ -102,14 +102,23 @@ class Api:
         self._hint = " (is the local stack up? `make up`)" if target.local else ""
 
     def _request(
-        self, method: str, url: str, headers: Mapping[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        limited_use: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
         """With the ID token (and the App Check token, when configured); a 401 gets one
         more try with a freshly refreshed ID token. The ID token goes only to an origin
-        its sign-in was made for (``Auth.token_for``), checked before anything is sent."""
+        its sign-in was made for (``Auth.token_for``), checked before anything is sent.
+        ``limited_use`` (a submit): a fresh limited-use App Check token on every attempt,
+        as the function consumes it, instead of the session token."""
         token = self.auth.token_for(url)
-        app_check = self.app_check.token()
-        if app_check:
+        if limited_use:
+            kwargs["auth"] = LimitedUseToken(self.app_check)
+        elif app_check := self.app_check.token():
             headers = {**(headers or {}), APP_CHECK_HEADER: app_check}
         for fresh in (False, True):
             if fresh:
@@ -158,7 +167,9 @@ class Api:
         via: str | None = None
         if pdf is not None and len(pdf.data) > request_limit:
             upload_id = self.upload(pdf)
-            answer = self._request("POST", url, headers, json={**fields, "upload_id": upload_id})
+            answer = self._request(
+                "POST", url, headers, limited_use=True, json={**fields, "upload_id": upload_id}
+            )
             via = "upload_session"
         elif pdf is not None:
             parts: list[tuple[str, Any]] = []
@@ -170,10 +181,10 @@ class Api:
                 else:
                     parts.append((name, (None, str(value))))
             parts.append(("pdf", (pdf.path.name, pdf.data, "application/pdf")))
-            answer = self._request("POST", url, headers, files=parts)
+            answer = self._request("POST", url, headers, limited_use=True, files=parts)
             via = "request"
         else:
-            answer = self._request("POST", url, headers, json=fields)
+            answer = self._request("POST", url, headers, limited_use=True, json=fields)
         return self._json(answer, (200, 202)) | {"pdf_via": via}
 
     def upload(self, pdf: Pdf) -> str:

@@ -8,14 +8,19 @@ the app's menu > Manage debug tokens) and gives it to the command
 that app's id (``FIREBASE_APP_ID``, which infra/deploy.sh prints). The command
 exchanges the debug token for an App Check token (``exchangeDebugToken``, with the
 web API key, as Firebase's own SDKs do), keeps it while it lives, and sends it as
-``X-Firebase-AppCheck``. A value that is already an App Check token (a JWT) is sent
-as it is. The debug token is a secret: it never appears in messages.
+``X-Firebase-AppCheck``. A submit (POST /v1/strategies) instead gets a *limited-use*
+token of its own, exchanged for it with ``"limitedUse": true`` and never reused: the
+function consumes it (replay protection, shared/app_check.py), so every attempt of a
+submit, a retry after a 5xx or a lost answer included, is sent with a fresh one
+(:class:`LimitedUseToken`). A value that is already an App Check token (a JWT) is sent
+as it is, for submits too (so it passes one submit at most where tokens are consumed).
+The debug token is a secret: it never appears in messages.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from urllib.parse import quote
 
 import httpx
@@ -58,16 +63,28 @@ class AppCheck:
         self._good_until = 0.0
 
     def token(self) -> str | None:
+        """The session token: exchanged once, kept until shortly before it expires."""
         secret = self.target.app_check_token
         if not secret:
             return None
         if looks_like_jwt(secret):
             return secret
         if self._token is None or self.clock() >= self._good_until:
-            self._exchange(secret)
+            self._token, ttl_s = self._exchange(secret, limited_use=False)
+            self._good_until = self.clock() + ttl_s - REFRESH_MARGIN_S
         return self._token
 
-    def _exchange(self, debug_token: str) -> None:
+    def limited_use_token(self) -> str | None:
+        """A limited-use token for one request, exchanged now and never kept."""
+        secret = self.target.app_check_token
+        if not secret:
+            return None
+        if looks_like_jwt(secret):
+            return secret
+        return self._exchange(secret, limited_use=True)[0]
+
+    def _exchange(self, debug_token: str, *, limited_use: bool) -> tuple[str, float]:
+        """A token and its lifetime (s) for the debug token."""
         app_id = self.target.app_check_app_id
         if not app_id:
             raise CliError(
@@ -78,13 +95,10 @@ class AppCheck:
             )
         project = quote(self.target.project, safe="")
         url = f"{APP_CHECK_API}/projects/{project}/apps/{quote(app_id, safe='')}:exchangeDebugToken"
-        answer = send(
-            self.http,
-            "POST",
-            url,
-            params={"key": self.target.api_key},
-            json={"debugToken": debug_token},
-        )
+        body: dict[str, object] = {"debugToken": debug_token}
+        if limited_use:
+            body["limitedUse"] = True  # a token with a jti, for replay protection
+        answer = send(self.http, "POST", url, params={"key": self.target.api_key}, json=body)
         if answer.status_code != 200:
             try:
                 reason = str(answer.json()["error"]["message"])[:200]
@@ -98,11 +112,25 @@ class AppCheck:
                 code="app_check",
             )
         try:
-            body = answer.json()
-            token = body["token"]
+            reply = answer.json()
+            token = reply["token"]
         except (ValueError, KeyError, TypeError):
             raise CliError("App Check answered without a token", Exit.NETWORK) from None
         if not isinstance(token, str) or not token:
             raise CliError("App Check answered without a token", Exit.NETWORK)
-        self._token = token
-        self._good_until = self.clock() + _ttl_seconds(body.get("ttl")) - REFRESH_MARGIN_S
+        return token, _ttl_seconds(reply.get("ttl"))
+
+
+class LimitedUseToken(httpx.Auth):
+    """Sets ``X-Firebase-AppCheck`` to a fresh limited-use token on each attempt of a
+    request: httpx runs this flow once per ``Client.request``, so the retries of
+    cli/transport.py (which resend a request as it was) do not replay a spent token."""
+
+    def __init__(self, app_check: AppCheck) -> None:
+        self.app_check = app_check
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.app_check.limited_use_token()
+        if token:
+            request.headers[HEADER] = token
+        yield request

@@ -10,9 +10,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
-from shared import idempotency, pause, submission, upload_sessions
+from shared import app_check, idempotency, pause, submission, upload_sessions
 from shared.app_check import HEADER as APP_CHECK_HEADER
-from shared.app_check import verify_app_check
 from shared.auth import verify_caller
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
@@ -35,11 +34,19 @@ def submit_strategy(request: flask.Request) -> flask.Response:
     if path not in ("", ROUTE_SUFFIX, UPLOADS_ROUTE):
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "POST")
-    verify_app_check(request.headers.get(APP_CHECK_HEADER))
+    header = request.headers.get(APP_CHECK_HEADER)
+    if path == UPLOADS_ROUTE:
+        app_check.verify_app_check(header)
+        caller = verify_caller(request.headers.get("Authorization"))
+        pause.check_accepting()
+        return _create_upload(request, caller.uid)
+    # A submit spends Gemini: its App Check token is a limited-use one, consumed after
+    # the ID token is checked and before anything else is written (SPEC §5), so a
+    # replayed token is refused with nothing but its consumed record left behind.
+    token = app_check.verify_limited_use(header)
     caller = verify_caller(request.headers.get("Authorization"))
     pause.check_accepting()
-    if path == UPLOADS_ROUTE:
-        return _create_upload(request, caller.uid)
+    app_check.consume(token)
     body, pdf = _parse_body(request)
     key = request.headers.get(idempotency.HEADER)
     submitted = submission.submit(

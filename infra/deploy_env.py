@@ -45,13 +45,15 @@ from shared.settings import Settings  # noqa: E402
 # The platform's limit on an event-driven function's timeout (the worker's is the lease).
 MAX_EVENT_FUNCTION_TIMEOUT_S = settings_module.MAX_EVENT_FUNCTION_TIMEOUT_S
 # Collections whose documents carry an expiry field: a Firestore TTL policy deletes
-# them (shared/idempotency.py, shared/gemini_files.py, shared/upload_sessions.py).
+# them (shared/idempotency.py, shared/gemini_files.py, shared/upload_sessions.py,
+# shared/quotas.py, shared/app_check.py).
 TTL_FIELDS: dict[str, str] = {
     "idempotency_collection": "expires_at",
     "gemini_files_collection": "expires_at",
     "upload_sessions_collection": "expires_at",
     "quota_collection": "expires_at",
     "quota_shards_collection": "expires_at",
+    "app_check_tokens_collection": "expires_at",
 }
 # Settings the deployment itself decides (the script's arguments), never taken from
 # the operator's shell: a stray GOOGLE_CLOUD_PROJECT must not redirect the functions.

@@ -200,6 +200,11 @@ class Settings(BaseSettings):
     app_check_jwks_url: str = "https://firebaseappcheck.googleapis.com/v1/jwks"
     app_check_jwks_cache_s: float = Field(default=6 * 3600.0, gt=0)
     app_check_jwks_timeout_s: float = Field(default=10.0, gt=0)
+    # Replay protection (shared/app_check.py): with App Check enforced, a submit (POST
+    # /v1/strategies) needs a limited-use token (one with a ``jti``) and consumes it: a
+    # document per token in this collection, deleted by a TTL policy after the token's exp.
+    app_check_consume_submits: bool = True
+    app_check_tokens_collection: str = "app_check_tokens"
     # Caps on the accept path (shared/quotas.py; 0 turns a cap off): per user, and for
     # the whole project (what Gemini may cost when many users submit at once).
     max_tasks_per_user_per_minute: int = Field(default=30, ge=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,17 @@ def app_check_token(
         algorithm="RS256",
         headers={"kid": key.kid, "typ": "JWT", **(header or {})},
     )
+
+
+def new_jti() -> str:
+    """A ``jti`` as App Check gives a limited-use token: random, 16 to 500 bytes."""
+    return secrets.token_urlsafe(32)
+
+
+def limited_use_token(key: SigningKey, *, jti: str | None = None, **options: Any) -> str:
+    """A limited-use token (``getLimitedUseToken``, ``limitedUse`` exchanges): one with a
+    ``jti``, a new one unless given; ``options`` as for :func:`app_check_token`."""
+    return app_check_token(key, jti=jti or new_jti(), **options)
 
 
 @contextlib.contextmanager

@@ -209,7 +209,13 @@ def test_a_cancel_frees_the_slot_when_the_attempt_has_stopped_not_before() -> No
     assert _user_in_flight(pending.uid) == 0
 
 
-def test_the_sweeper_finds_a_cancelled_task_whose_attempt_died() -> None:
+def test_the_sweeper_finds_a_cancelled_task_whose_attempt_died(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In the real tasks collection: the query must be one its indexes serve
+    # (tests/infra/test_index_coverage.py checks every query the suite ran).
+    monkeypatch.setenv("TASKS_COLLECTION", "tasks")
+    get_settings.cache_clear()
     task = new_task()
     now = datetime.now(UTC)
     tasks.claim_task(task.task_id, lease_owner="died", now=now)

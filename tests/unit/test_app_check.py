@@ -11,18 +11,36 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import flask
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from google.api_core.exceptions import AlreadyExists, ServiceUnavailable
 from pydantic import ValidationError
 
+import functions.submit as submit_module
 from functions.status import task_status
 from functions.submit import submit_strategy
-from shared.app_check import HEADER, INVALID, MISSING, _jwks_client, verify_app_check
+from shared import clients
+from shared.app_check import (
+    ALREADY_USED,
+    HEADER,
+    INVALID,
+    MISSING,
+    NOT_LIMITED_USE,
+    _jwks_client,
+    consume,
+    verify_app_check,
+    verify_limited_use,
+)
+from shared.auth import Caller
 from shared.errors import Unauthenticated, Unavailable
+from shared.models import TaskAccepted, TaskStatus
 from shared.settings import Settings, get_settings
+from shared.submission import Submitted
 from tests.app_check_keys import (
     APP_ID,
     ISSUER_PREFIX,
@@ -30,6 +48,7 @@ from tests.app_check_keys import (
     KeySetServer,
     SigningKey,
     app_check_token,
+    limited_use_token,
 )
 from tests.local_servers import free_port
 
@@ -386,3 +405,219 @@ def test_not_enforced_the_id_token_decides(key_set: KeySetServer) -> None:
     answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: "garbage"})
     assert answer.status_code == 401
     assert "ID token" in answer.get_json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ replay protection
+
+
+class FakeDocument:
+    def __init__(self, store: FakeFirestore, path: str) -> None:
+        self.store = store
+        self.path = path
+
+    def create(self, data: dict[str, Any]) -> None:
+        if self.store.failure is not None:
+            raise self.store.failure
+        if self.path in self.store.documents:
+            raise AlreadyExists(f"{self.path} exists")
+        self.store.documents[self.path] = data
+
+
+class FakeCollection:
+    def __init__(self, store: FakeFirestore, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    def document(self, doc_id: str) -> FakeDocument:
+        return FakeDocument(self.store, f"{self.name}/{doc_id}")
+
+
+class FakeFirestore:
+    """What consume() uses of Firestore: an atomic create of one document."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.failure: Exception | None = None
+
+    def collection(self, name: str) -> FakeCollection:
+        return FakeCollection(self, name)
+
+
+@pytest.fixture
+def firestore(monkeypatch: pytest.MonkeyPatch) -> FakeFirestore:
+    store = FakeFirestore()
+    monkeypatch.setattr(clients, "firestore", lambda: store)
+    return store
+
+
+def spent(token: str) -> None:
+    consume(verify_limited_use(token))
+
+
+def test_a_limited_use_token_is_consumed_once(
+    enforced: KeySetServer, key: SigningKey, firestore: FakeFirestore
+) -> None:
+    token = limited_use_token(key, jti="a-jti-of-sixteen-bytes-or-more")
+    verified = verify_limited_use(token)
+    assert verified is not None
+    assert verified.app_id == APP_ID and verified.jti == "a-jti-of-sixteen-bytes-or-more"
+    consume(verified)
+    # One document, named by the jti's hash, whose expires_at (the TTL field) is exp.
+    ((path, record),) = firestore.documents.items()
+    digest = hashlib.sha256(b"a-jti-of-sixteen-bytes-or-more").hexdigest()
+    assert path == f"app_check_tokens/{digest}"
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert record["expires_at"] == datetime.fromtimestamp(exp, UTC)
+    assert record["app_id"] == APP_ID and "jti" not in record
+    with pytest.raises(Unauthenticated) as info:
+        spent(token)
+    assert info.value.message == ALREADY_USED
+    assert "already used" in ALREADY_USED
+    # Another token with the same jti is the same token (as App Check counts them).
+    with pytest.raises(Unauthenticated):
+        spent(limited_use_token(key, jti="a-jti-of-sixteen-bytes-or-more", ttl_s=600))
+    spent(limited_use_token(key))  # a fresh one passes
+    assert len(firestore.documents) == 2
+
+
+def test_a_token_without_a_jti_is_not_a_limited_use_token(
+    enforced: KeySetServer, key: SigningKey, firestore: FakeFirestore
+) -> None:
+    for token in (app_check_token(key), app_check_token(key, jti="")):
+        with pytest.raises(Unauthenticated) as info:
+            verify_limited_use(token)
+        assert info.value.message == NOT_LIMITED_USE
+    assert "send a limited-use App Check token" in NOT_LIMITED_USE
+    # A jti that is not a string is a malformed token.
+    with pytest.raises(Unauthenticated) as info:
+        verify_limited_use(app_check_token(key, jti=12345))
+    assert info.value.message == INVALID
+    # The ordinary checks come first: an expired limited-use token is invalid.
+    with pytest.raises(Unauthenticated) as info:
+        verify_limited_use(limited_use_token(key, ttl_s=-5))
+    assert info.value.message == INVALID
+    with pytest.raises(Unauthenticated) as info:
+        verify_limited_use(None)
+    assert info.value.message == MISSING
+    assert firestore.documents == {}
+    # Elsewhere (status reads, upload sessions) the ordinary token serves, again and again.
+    token = app_check_token(key)
+    assert verify_app_check(token) == verify_app_check(token) == APP_ID
+
+
+def test_consumption_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch, enforced: KeySetServer, key: SigningKey
+) -> None:
+    configure(monkeypatch, APP_CHECK_CONSUME_SUBMITS="false")
+    assert verify_limited_use(app_check_token(key)) is None  # verified, nothing to spend
+    with pytest.raises(Unauthenticated):
+        verify_limited_use(app_check_token(key, ttl_s=-5))
+
+
+def test_not_enforced_nothing_is_consumed(key_set: KeySetServer, key: SigningKey) -> None:
+    assert get_settings().app_check_consume_submits is True
+    for header in (None, "garbage", app_check_token(key), limited_use_token(key)):
+        assert verify_limited_use(header) is None
+    consume(None)  # no Firestore: clients.firestore() is never built
+    assert key_set.fetches == 0
+
+
+def test_a_firestore_failure_is_503(
+    enforced: KeySetServer, key: SigningKey, firestore: FakeFirestore
+) -> None:
+    firestore.failure = ServiceUnavailable("down")
+    with pytest.raises(Unavailable):
+        spent(limited_use_token(key))
+
+
+def test_the_replay_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.app_check_consume_submits is True
+    assert settings.app_check_tokens_collection == "app_check_tokens"
+    monkeypatch.setenv("APP_CHECK_TOKENS_COLLECTION", "replays")
+    assert Settings().app_check_tokens_collection == "replays"
+
+
+class SubmitCalls:
+    """Stand-ins for what submit_strategy does after App Check, recording the order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self.refuse_id_token = False
+        monkeypatch.setattr(submit_module, "verify_caller", self.verify_caller)
+        monkeypatch.setattr(submit_module.pause, "check_accepting", self.check_accepting)
+        monkeypatch.setattr(submit_module.submission, "submit", self.submit)
+        monkeypatch.setattr(submit_module, "_create_upload", self.create_upload)
+
+    def verify_caller(self, authorization: str | None) -> Caller:
+        self.calls.append("id token")
+        if self.refuse_id_token:
+            raise Unauthenticated("the ID token is invalid")
+        return Caller(uid="uid-1", anonymous=True)
+
+    def check_accepting(self) -> None:
+        self.calls.append("pause")
+
+    def submit(self, uid: str, *args: object, **kwargs: object) -> Submitted:
+        self.calls.append("submit")
+        accepted = TaskAccepted(task_id="t1", status=TaskStatus.PENDING, status_url="x")
+        return Submitted(accepted=accepted, created=True)
+
+    def create_upload(self, request: flask.Request, uid: str) -> flask.Response:
+        self.calls.append("upload session")
+        return flask.Response(status=201)
+
+
+def test_the_submit_route_consumes_its_token_after_the_id_token(
+    monkeypatch: pytest.MonkeyPatch,
+    enforced: KeySetServer,
+    key: SigningKey,
+    firestore: FakeFirestore,
+) -> None:
+    calls = SubmitCalls(monkeypatch)
+    token = limited_use_token(key)
+    # A refused ID token leaves the App Check token unspent: the retry may use it.
+    calls.refuse_id_token = True
+    answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: token})
+    assert answer.status_code == 401 and "ID token" in answer.get_json()["error"]["message"]
+    assert firestore.documents == {} and calls.calls == ["id token"]
+    calls.refuse_id_token = False
+    calls.calls.clear()
+    answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: token})
+    assert answer.status_code == 202, answer.get_json()
+    assert calls.calls == ["id token", "pause", "submit"]
+    assert len(firestore.documents) == 1
+    # The same token again: refused before anything is submitted.
+    calls.calls.clear()
+    again = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: token})
+    assert again.status_code == 401
+    assert again.get_json()["error"] == {
+        "code": "unauthenticated",
+        "message": ALREADY_USED,
+        "field": None,
+    }
+    assert calls.calls == ["id token", "pause"]
+    # The function's root is the submit route too.
+    calls.calls.clear()
+    assert call(submit_strategy, "POST", "/", **{HEADER: token}).status_code == 401
+    assert call(submit_strategy, "POST", "/", **{HEADER: limited_use_token(key)}).status_code == 202
+    assert len(firestore.documents) == 2
+
+
+def test_a_submit_without_a_jti_is_refused_before_the_id_token(
+    monkeypatch: pytest.MonkeyPatch,
+    enforced: KeySetServer,
+    key: SigningKey,
+    firestore: FakeFirestore,
+) -> None:
+    calls = SubmitCalls(monkeypatch)
+    answer = call(submit_strategy, "POST", "/v1/strategies", **{HEADER: app_check_token(key)})
+    assert answer.status_code == 401
+    assert answer.get_json()["error"]["message"] == NOT_LIMITED_USE
+    assert calls.calls == [] and firestore.documents == {}
+    # An upload session takes the ordinary token and spends nothing.
+    token = app_check_token(key)
+    for _ in range(2):
+        assert call(submit_strategy, "POST", "/v1/uploads", **{HEADER: token}).status_code == 201
+    assert calls.calls == ["id token", "pause", "upload session"] * 2
+    assert firestore.documents == {}

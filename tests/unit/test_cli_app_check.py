@@ -2,7 +2,8 @@
 ``TINKERBELL_APP_CHECK_TOKEN`` or the config file, exchanged for an App Check token
 (``exchangeDebugToken``, for the app ``FIREBASE_APP_ID``) that goes as
 ``X-Firebase-AppCheck`` with every API request (not to Auth, not to the upload URL);
-the debug token is never shown."""
+a submit gets a limited-use token of its own per attempt (``limitedUse``: the function
+consumes it); the debug token is never shown."""
 
 from __future__ import annotations
 
@@ -87,6 +88,12 @@ def api_with(
     return api
 
 
+def exchanged_as(cloud: AppCheckCloud, token: str) -> dict[str, object]:
+    """The body of the exchange that answered ``token``."""
+    index = int(token.rsplit("-", 1)[1]) - 1
+    return dict(json.loads(cloud.exchanges[index].content))
+
+
 def test_every_api_request_carries_an_exchanged_token(tmp_path: Path) -> None:
     cloud = AppCheckCloud()
     api = api_with(cloud, tmp_path, app_check_token=DEBUG_TOKEN, app_check_app_id=APP_ID)
@@ -98,14 +105,47 @@ def test_every_api_request_carries_an_exchanged_token(tmp_path: Path) -> None:
     api.task("t1")
     ours = [r for r in cloud.requests if r.url.host in ("submit.test", "status.test")]
     assert len(ours) == 5  # 3 submits, 1 upload session, 1 status
-    assert all(r.headers.get(APP_CHECK_HEADER) == f"{EXCHANGED}-1" for r in ours)
-    # One exchange, as Firebase's SDKs make it: the app, the web API key, the secret.
-    (exchange,) = cloud.exchanges
-    assert exchange.url.path == (f"/v1/projects/{TARGET.project}/apps/{APP_ID}:exchangeDebugToken")
-    assert exchange.url.params["key"] == TARGET.api_key
-    assert json.loads(exchange.content) == {"debugToken": DEBUG_TOKEN}
-    others = [r for r in cloud.requests if r not in ours]  # Auth, the upload URL, App Check
-    assert others and all(APP_CHECK_HEADER not in r.headers for r in others)
+    assert all(r.headers.get(APP_CHECK_HEADER, "").startswith(EXCHANGED) for r in ours)
+    submits = [r.headers[APP_CHECK_HEADER] for r in ours if r.url.path == "/v1/strategies"]
+    others = [r.headers[APP_CHECK_HEADER] for r in ours if r.url.path != "/v1/strategies"]
+    # Each submit its own limited-use token (the function consumes it)...
+    assert len(submits) == 3 and len(set(submits)) == 3
+    limited = {"debugToken": DEBUG_TOKEN, "limitedUse": True}
+    assert all(exchanged_as(cloud, token) == limited for token in submits)
+    # ...the upload session and the status read one session token, exchanged once.
+    (session,) = set(others)
+    assert exchanged_as(cloud, session) == {"debugToken": DEBUG_TOKEN}
+    assert len(cloud.exchanges) == 4
+    # As Firebase's SDKs make the exchange: the app, the web API key, the secret.
+    for exchange in cloud.exchanges:
+        path_ = f"/v1/projects/{TARGET.project}/apps/{APP_ID}:exchangeDebugToken"
+        assert exchange.url.path == path_
+        assert exchange.url.params["key"] == TARGET.api_key
+    rest = [r for r in cloud.requests if r not in ours]  # Auth, the upload URL, App Check
+    assert rest and all(APP_CHECK_HEADER not in r.headers for r in rest)
+
+
+def test_every_attempt_of_a_submit_has_a_fresh_limited_use_token(tmp_path: Path) -> None:
+    """The transport resends a submit after a 5xx (its answer may be lost after the
+    function consumed the token), and a 401 is tried again with a fresh ID token: each
+    attempt exchanges a new limited-use token, never replays a spent one."""
+    cloud = AppCheckCloud()
+    cloud.submit_failures = [503, 502]
+    api = api_with(cloud, tmp_path, app_check_token=DEBUG_TOKEN, app_check_app_id=APP_ID)
+    api.submit({"brief": "b"}, pdf=None, idempotency_key="k1")
+    sent = [r for r in cloud.requests if r.url.host == "submit.test"]
+    assert len(sent) == 3 and {r.headers["Idempotency-Key"] for r in sent} == {"k1"}
+    tokens = [r.headers[APP_CHECK_HEADER] for r in sent]
+    assert len(set(tokens)) == 3
+    assert all(exchanged_as(cloud, t).get("limitedUse") is True for t in tokens)
+    # A refused ID token: the retry with a fresh one has a fresh App Check token too.
+    refused = sent[-1].headers["Authorization"].removeprefix("Bearer ")
+    cloud.refuse_token.add(refused)
+    api.submit({"brief": "b"}, pdf=None, idempotency_key="k2")
+    again = [r for r in cloud.requests if r.url.host == "submit.test"][3:]
+    assert len(again) == 2
+    assert again[0].headers["Authorization"] != again[1].headers["Authorization"]
+    assert again[0].headers[APP_CHECK_HEADER] != again[1].headers[APP_CHECK_HEADER]
 
 
 def test_the_token_is_exchanged_again_before_it_expires(tmp_path: Path) -> None:
@@ -123,10 +163,12 @@ def test_the_token_is_exchanged_again_before_it_expires(tmp_path: Path) -> None:
 def test_an_app_check_token_is_sent_as_it_is(tmp_path: Path) -> None:
     cloud = AppCheckCloud()
     minted = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
-    api_with(cloud, tmp_path, app_check_token=minted).task("t1")
+    api = api_with(cloud, tmp_path, app_check_token=minted)
+    api.task("t1")
+    api.submit({"brief": "b"}, pdf=None, idempotency_key="k1")
     assert not cloud.exchanges
-    (status,) = [r for r in cloud.requests if r.url.host == "status.test"]
-    assert status.headers[APP_CHECK_HEADER] == minted
+    ours = [r for r in cloud.requests if r.url.host in ("status.test", "submit.test")]
+    assert len(ours) == 2 and all(r.headers[APP_CHECK_HEADER] == minted for r in ours)
 
 
 def test_a_refused_debug_token_is_an_auth_error_without_the_secret(tmp_path: Path) -> None:

@@ -259,7 +259,7 @@ async function send({ body, contentType, fingerprint }) {
   const headers = {
     Authorization: `Bearer ${await state.user.getIdToken()}`,
     'Idempotency-Key': state.idempotency.key,
-    ...(await appCheckHeaders()),
+    ...(await appCheckHeaders({ limitedUse: true })), // spent by this request: one per send
   };
   if (contentType) headers['Content-Type'] = contentType;
   const response = await fetch(`${state.config.submitUrl}/v1/strategies`, { method: 'POST', headers, body });
