@@ -19,6 +19,12 @@ in, and a burst of N > cap requests admits exactly the cap (the first cap commit
 The only slack: a refused request's increment counts until its undo commits, so a
 place freed meanwhile may be refused to one request more.
 
+Refusals that cost nothing (issue 18): an instance that saw a project-wide count refuse
+a task remembers it, and refuses the same count from memory, before any write or upload:
+a minute's count until its minute ends (the accepted tasks in it never leave it, so it
+stays full), the in-flight count and the day budget for PROJECT_FULL_MEMO_S (they fall
+when tasks end). A flood on a full service then costs one +1/-1 per instance and memo.
+
 A request over a cap undoes its commit and answers 429. Every turn of a task to a
 terminal status takes it out of the in-flight counts, in the write that makes that turn.
 
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,6 +78,8 @@ class Cap:
     amount: int = 1
     error: type[RateLimited] = RateLimited
     resets_at: datetime | None = None
+    # A count that only grows until this moment (a minute's): refused once, full till then.
+    window_end: datetime | None = None
 
     def change(self, by: int) -> dict[str, Any]:
         from google.cloud import firestore
@@ -186,6 +195,7 @@ def project_counters(now: datetime) -> list[ShardedCounter]:
             f"{settings.max_tasks_per_minute} tasks a minute; try again shortly",
             retry_after,
             expires,
+            window_end=now + timedelta(seconds=retry_after),
         ),
         project_in_flight(),
     ]
@@ -220,6 +230,58 @@ def refusal(counters: Sequence[Cap], counts: list[int]) -> RateLimited | None:
         if counter.cap and count > counter.cap:
             return counter.refuse()
     return None
+
+
+@dataclass(frozen=True)
+class _Full:
+    until: datetime
+    amount: int  # the smallest amount refused: a smaller one may still fit (budgets)
+
+
+_full: dict[str, _Full] = {}
+_full_lock = threading.Lock()
+
+
+def _memo_key(counter: Cap) -> str:
+    return f"{get_settings().quota_collection}/{counter.key}"
+
+
+def remember_full(counter: Cap, now: datetime) -> None:
+    """This process saw ``counter`` refuse a task: refuse its like from memory for a while."""
+    memo_s = get_settings().project_full_memo_s
+    if not memo_s:
+        return
+    until = counter.window_end or now + timedelta(seconds=memo_s)
+    key = _memo_key(counter)
+    with _full_lock:
+        known = _full.get(key)
+        amount = (
+            min(counter.amount, known.amount) if known and known.until > now else counter.amount
+        )
+        _full[key] = _Full(until, amount)
+        for key in [key for key, full in _full.items() if full.until <= now]:
+            del _full[key]
+
+
+def check_project_room(now: datetime, *, reserved: int) -> None:
+    """Refuse (429) from memory, before any write or upload, a request a project-wide
+    count refused moments ago in this process (see the module's docstring)."""
+    if not _full:
+        return
+    counters = project_counters(now)
+    if get_settings().budgets_on:
+        counters.append(project_budget(day_of(now), now, reserved=reserved))
+    with _full_lock:
+        for counter in counters:
+            full = _full.get(_memo_key(counter))
+            if full is not None and now < full.until and counter.amount >= full.amount:
+                raise counter.refuse()
+
+
+def forget_full() -> None:
+    """Tests: start with no memory of full counts."""
+    with _full_lock:
+        _full.clear()
 
 
 def task_counters(task: TaskRecord) -> tuple[list[Counter], list[ShardedCounter]]:

@@ -216,6 +216,10 @@ class Settings(BaseSettings):
     # in-flight count takes 200 writes a second, under one a second on each of 256.
     quota_shards: int = Field(default=256, ge=1, le=1000)
     quota_shards_collection: str = "quota_shards"
+    # An instance that saw the project's in-flight count or day budget refuse a task
+    # refuses the like from memory this long, with no write (a minute's count: until the
+    # minute ends). 0: ask Firestore every time.
+    project_full_memo_s: float = Field(default=1.0, ge=0, le=60)
     # Spend (shared/costs.py, ADR 0010): day budgets in EUR (0 turns one off), reserved
     # at submit with the task's worst case and settled with its real cost. Anonymous
     # users (free to mint with the public web key) get a lower one.

@@ -109,16 +109,18 @@ class Submitter:
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
         task_id = uuid.uuid4().hex
-        if pdf is not None or request.upload_id is not None:
+        with_pdf = pdf is not None or request.upload_id is not None
+        reserved = (
+            costs.worst_case_micros(task_request, with_pdf=with_pdf) if settings.budgets_on else 0
+        )
+        # A project-wide count that refused a task moments ago refuses this one from
+        # memory: no write, no upload (issue 18, "cheap refusals first").
+        self.caps.check_project_room(datetime.now(UTC), reserved=reserved)
+        if with_pdf:
             # A PDF costs a Storage read and hash, or an upload: not for a request its
-            # user's caps or budget refuse already (issue 18, "cheap refusals first").
+            # user's caps or budget refuse already.
             self.caps.check_user_room(
-                uid,
-                datetime.now(UTC),
-                anonymous=anonymous,
-                reserved=costs.worst_case_micros(task_request, with_pdf=True)
-                if settings.budgets_on
-                else 0,
+                uid, datetime.now(UTC), anonymous=anonymous, reserved=reserved
             )
         if pdf is not None:
             uploads.check_pdf(pdf.data, max_bytes=settings.max_pdf_bytes)

@@ -156,7 +156,11 @@ def create_task(task: TaskRecord) -> None:
         capped = [sharded for sharded in project if sharded.cap]
         committed_at = batch.commit_time
         assert committed_at is not None  # set by a commit that succeeded
-        refused = quotas.refusal(capped, quotas.totals(capped, committed_at))
+        totals = quotas.totals(capped, committed_at)
+        refused = quotas.refusal(capped, totals)
+        for sharded, total in zip(capped, totals, strict=True):
+            if total > sharded.cap:
+                quotas.remember_full(sharded, task.created_at)
     if refused is not None:
         discard_new_task(task)
         raise refused

@@ -168,6 +168,9 @@ class Shaping:
     bad_json: bool = False
     schema_invalid: bool = False
     image_format: str | None = None
+    # This answer's stream, in these many events so far apart (else the config's).
+    stream_pieces: int | None = None
+    stream_pause_s: float | None = None
 
     @property
     def has_content(self) -> bool:

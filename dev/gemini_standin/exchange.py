@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import select
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
@@ -187,20 +189,46 @@ class LastEvent(bytes):
     whole answer's is), so a client that has it and reads the log sees the call ended."""
 
 
+def client_gone_within(connection: socket.socket | None, seconds: float) -> bool:
+    """Wait ``seconds``, or less: True as soon as the client has closed its end. A stream's
+    pause watches its socket, so that the log shows a call cut by its client (a cancelled
+    task) end when it is cut, as Gemini stops billing then, not at the next event."""
+    if connection is None:
+        time.sleep(seconds)
+        return False
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([connection], [], [], left)
+        if not readable:
+            return False
+        try:
+            if not connection.recv(1, socket.MSG_PEEK):
+                return True  # end of file: the client closed or shut down its side
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            return True  # reset
+        time.sleep(max(0.0, deadline - time.monotonic()))  # bytes from a live client
+        return False
+    return False
+
+
 def event_stream(
     events: list[JSON],
     pause_s: float = STREAM_EVENT_PAUSE_S,
     on_first_sent: Callable[[], None] | None = None,
+    connection: socket.socket | None = None,
 ) -> Response:
-    """Server-sent events with a known Content-Length, sent (and flushed) event by event."""
+    """Server-sent events with a known Content-Length, sent (and flushed) event by event;
+    a client that closes between two ends the stream at once (ConnectionResetError)."""
     encoded = [
         b"data: " + json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\r\n\r\n" for e in events
     ]
 
     def pieces() -> Iterator[bytes]:
         for index, event in enumerate(encoded):
-            if index:
-                time.sleep(pause_s)
+            if index and client_gone_within(connection, pause_s):
+                raise ConnectionResetError("the client closed the stream")
             last = index == len(encoded) - 1
             # werkzeug writes and flushes each before asking for the next.
             yield LastEvent(event) if last else event

@@ -27,7 +27,8 @@ class FaultRule:
     safetyRatings; MAX_TOKENS cuts the text), ``block_reason`` (one of BLOCK_REASONS:
     promptFeedback without candidates), ``bad_json`` (text cut in half), ``schema_invalid``
     (valid JSON without the schema's required fields), ``image_format`` ("jpeg" or "png" for
-    this answer's image); ``CONTINUATION`` cuts the text and adds a ``continuationToken``.
+    this answer's image), ``stream_pieces``/``stream_pause_s`` (this stream's events and the
+    pause between them); ``CONTINUATION`` cuts the text and adds a ``continuationToken``.
     With a status: ``html`` answers Google's HTML error page instead of the JSON error,
     ``no_upload_status`` leaves ``X-Goog-Upload-Status`` off a File API chunk answer.
     ``gather`` (N): each matching request waits until N of them are
@@ -38,7 +39,7 @@ class FaultRule:
     FIELDS = frozenset(
         {"match", "endpoint", "status", "times", "latency_s", "hang_s", "message", "gather"}
         | {"finish_reason", "block_reason", "bad_json", "schema_invalid", "image_format"}
-        | {"html", "no_upload_status"}
+        | {"html", "no_upload_status", "stream_pieces", "stream_pause_s"}
     )
 
     id: str
@@ -79,6 +80,8 @@ class FaultRule:
             bad_json=bool(body.get("bad_json")),
             schema_invalid=bool(body.get("schema_invalid")),
             image_format=cls._name(body, "image_format", IMAGE_FORMATS),
+            stream_pieces=cls._stream_pieces(body),
+            stream_pause_s=cls._stream_pause(body),
         )
         gather = body.get("gather")
         if gather is not None and (not isinstance(gather, int) or gather < 1):
@@ -102,6 +105,20 @@ class FaultRule:
             html=html,
             no_upload_status=no_upload_status,
         )
+
+    @staticmethod
+    def _stream_pieces(body: JSON) -> int | None:
+        pieces = body.get("stream_pieces")
+        if pieces is not None and (not isinstance(pieces, int) or not 1 <= pieces <= 1000):
+            raise ApiError(400, "stream_pieces must be an integer from 1 to 1000")
+        return pieces
+
+    @staticmethod
+    def _stream_pause(body: JSON) -> float | None:
+        pause = as_float(body.get("stream_pause_s"))
+        if body.get("stream_pause_s") is not None and (pause is None or not 0 <= pause <= 10):
+            raise ApiError(400, "stream_pause_s must be between 0 and 10")
+        return pause
 
     @staticmethod
     def _name(body: JSON, key: str, allowed: tuple[str, ...]) -> str | None:
@@ -139,6 +156,8 @@ class FaultRule:
             "bad_json": self.shaping.bad_json,
             "schema_invalid": self.shaping.schema_invalid,
             "image_format": self.shaping.image_format,
+            "stream_pieces": self.shaping.stream_pieces,
+            "stream_pause_s": self.shaping.stream_pause_s,
             "gather": self.gather,
             "html": self.html,
             "no_upload_status": self.no_upload_status,

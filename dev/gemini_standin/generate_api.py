@@ -113,9 +113,14 @@ def generate(
     if not stream:
         return json_answer(200, answer)
     prefix = blocked_stream_prefix(call, shaping)
-    events = split_stream(answer, call.digest, prefix, config.stream_pieces)
+    pieces = shaping.stream_pieces or config.stream_pieces
+    pause_s = config.stream_pause_s if shaping.stream_pause_s is None else shaping.stream_pause_s
+    events = split_stream(answer, call.digest, prefix, pieces)
     return event_stream(
-        events, config.stream_pause_s, lambda: exchange.note(first_event_at=time.time())
+        events,
+        pause_s,
+        lambda: exchange.note(first_event_at=time.time()),
+        exchange.request.environ.get("werkzeug.socket"),
     )
 
 

@@ -9,6 +9,7 @@ settling of a hold (the worker's end of a task) runs in this process on the real
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ BRIEF = "A bakery in Cluj wants more weekday customers."
 PROJECT_BUDGET_EUR = 1.0
 ANONYMOUS_BUDGET_EUR = 2.0
 USER_BUDGET_EUR = 5.0
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 FAILED = TaskError(code="gemini_unavailable", message="Gemini answered 503", retryable=True)
 
 
@@ -67,6 +69,20 @@ def switchable_url(
         "SERVICE_CONFIG_CACHE_S": "0",
     }
     with stack_submit(STATE_FILE, tmp_path_factory.mktemp("switch"), overrides) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def minute_capped_url(
+    stack: dict[str, str], collections: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A submit function whose whole project takes two tasks a minute."""
+    overrides = {
+        "MAX_TASKS_PER_MINUTE": "2",
+        "QUOTA_COLLECTION": f"{collections['quota']}_minute",
+        "QUOTA_SHARDS": "4",
+    }
+    with stack_submit(STATE_FILE, tmp_path_factory.mktemp("minute"), overrides) as url:
         yield url
 
 
@@ -139,6 +155,54 @@ def test_the_kill_switch_stops_new_tasks_at_once_and_lets_them_in_again(
     answer = _post(http, switchable_url, user)
     assert answer.status_code == 202, answer.text
     assert len(_tasks_of(firestore_client, user.uid)) == 1
+
+
+def test_a_full_minute_refuses_the_rest_of_its_minute_without_a_write(
+    minute_capped_url: str,
+    http: httpx.Client,
+    new_user: Callable[[], User],
+    collections: dict[str, str],
+    firestore_client: Any,
+) -> None:
+    """Cheap refusals (issue 18): once the project's minute count has refused a task, the
+    instance refuses the rest of that minute from memory: no +1/-1 on a counter shard,
+    no PDF upload, for JSON and multipart requests alike."""
+    if datetime.now(UTC).second >= 55:  # all of it (~2 s) within one minute
+        time.sleep(61 - datetime.now(UTC).second)
+    minute = int(datetime.now(UTC).timestamp()) // 60
+    users = [new_user() for _ in range(3)]
+    assert [_post(http, minute_capped_url, user).status_code for user in users] == [202, 202, 429]
+    shards = (
+        firestore_client.collection(f"{collections['quota']}_minute")
+        .document(f"project-m{minute}")
+        .collection(get_settings().quota_shards_collection)
+    )
+    before = {snap.id: (snap.update_time, snap.get("count")) for snap in shards.stream()}
+    assert sum(count for _, count in before.values()) == 2  # the refused one's undo committed
+
+    later = [new_user() for _ in range(3)]
+    answers = [_post(http, minute_capped_url, user) for user in later]
+    answers.append(
+        http.post(
+            f"{minute_capped_url}/v1/strategies",
+            data={"brief": BRIEF},
+            files={"pdf": ("brief.pdf", PDF, "application/pdf")},
+            headers=later[0].headers,
+        )
+    )
+    for answer in answers:
+        assert answer.status_code == 429, answer.text
+        assert "tasks a minute" in answer.json()["error"]["message"]
+        assert 0 < int(answer.headers["Retry-After"]) <= 60
+    after = {snap.id: (snap.update_time, snap.get("count")) for snap in shards.stream()}
+    assert after == before  # not one write on any shard
+    for user in later:
+        assert _tasks_of(firestore_client, user.uid) == []
+        for counter in quotas.user_counters(user.uid, datetime.now(UTC)):
+            ref = firestore_client.collection(f"{collections['quota']}_minute").document(
+                counter.key
+            )
+            assert not ref.get().exists  # nor on the user's counters
 
 
 # ---------------------------------------------------------------- in this process

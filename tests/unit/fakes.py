@@ -454,8 +454,16 @@ class FakeCaps:
     def __init__(self) -> None:
         self.refusal: RateLimited | None = None
         self.asked: list[tuple[str, bool, int]] = []
+        # Set: a project-wide count refused a task moments ago (shared.quotas' memory).
+        self.project_refusal: RateLimited | None = None
+        self.project_asked: list[int] = []
 
     def check_user_room(self, uid: str, now: datetime, *, anonymous: bool, reserved: int) -> None:
         self.asked.append((uid, anonymous, reserved))
         if self.refusal is not None:
             raise self.refusal
+
+    def check_project_room(self, now: datetime, *, reserved: int) -> None:
+        self.project_asked.append(reserved)
+        if self.project_refusal is not None:
+            raise self.project_refusal

@@ -201,6 +201,28 @@ def test_stream_concatenates_to_valid_json(client: genai.Client) -> None:
     assert all(first_candidate(chunk).finish_reason is None for chunk in chunks[:-1])
 
 
+def test_a_stream_its_client_closes_ends_then_not_at_its_next_event(
+    client: genai.Client, control: httpx.Client
+) -> None:
+    """A cancelled task's worker shuts its socket mid-stream: the log must show the call
+    ended then (what the in-flight tests count), not when the next event was due."""
+    control.post("/_standin/config", json={"stream_pause_s": 5, "stream_pieces": 3})
+    marker = f"closed-{uuid.uuid4().hex}"
+    stream = client.models.generate_content_stream(
+        model=MODEL, contents=f"stream a strategy {marker}", config=JSON_CONFIG
+    )
+    next(iter(stream))  # the first event is in: the stream is open, the next one 5 s away
+    (entry,) = logged(control, marker)
+    assert entry["ended_at"] is None
+    closed_at = time.time()
+    stream.close()  # closes the response, and the connection with it
+    deadline = time.monotonic() + 3
+    while (entry := logged(control, marker)[0])["ended_at"] is None:
+        assert time.monotonic() < deadline, "the stand-in did not notice the close"
+        time.sleep(0.02)
+    assert entry["ended_at"] - closed_at < 1.0
+
+
 # -- files -------------------------------------------------------------------------------------
 
 

@@ -158,3 +158,28 @@ def test_a_request_without_a_pdf_asks_no_extra_read() -> None:
     world.submit(pdf=PDF)
     ((uid, anonymous, _reserved),) = world.caps.asked
     assert (uid, anonymous) == (UID, False)
+
+
+def test_a_project_count_known_full_refuses_before_any_write_or_upload() -> None:
+    world = World()
+    world.sessions.open(UID, "up1", PDF)
+    before = dict(world.pdfs.objects)
+    world.caps.project_refusal = RateLimited(
+        "the service takes at most 300 tasks a minute", retry_after_s=20
+    )
+    for body in ({}, {"upload_id": "up1"}):
+        with pytest.raises(RateLimited):
+            world.submit(**body)  # type: ignore[arg-type]
+    with pytest.raises(RateLimited):
+        world.submit(pdf=PDF)
+    assert world.tasks.docs == {} and world.tasks.discarded == []  # no create, no undo
+    assert world.pdfs.objects == before and world.sessions.used == []
+    assert world.queue.published == [] and world.caps.asked == []
+
+
+def test_every_request_asks_the_project_memory_with_its_reservation() -> None:
+    world = World()
+    world.submit()
+    world.submit(pdf=PDF)
+    plain, with_pdf = world.caps.project_asked
+    assert 0 < plain < with_pdf  # a PDF is reserved at the model's whole input
