@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import weakref
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,9 +22,10 @@ import httpcore
 import httpx
 
 # thread -> the stream it is reading from now; threads told to stop, until they end
-# (by the thread, not its ident: a new thread may get a finished one's ident).
+# (by the thread, not its ident: a new thread may get a finished one's ident; weakly, so
+# that a thread told to stop just after its call ended is not kept for ever).
 _reading: dict[threading.Thread, Any] = {}
-_aborted: set[threading.Thread] = set()
+_aborted: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 _lock = threading.Lock()
 
 

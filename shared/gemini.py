@@ -184,8 +184,10 @@ def within(send: Callable[[], T], limit: float, ended: threading.Event | None = 
     """`send()`, given up at `limit` (monotonic). httpx's timeouts bound each read, not
     a whole call: a stream that trickles, or stalls and resumes, could outlast the
     attempt. The call runs in a thread of its own; past the limit the attempt moves on
-    (retryable) and `ended` tells the call to stop reporting; its connection ends at
-    the latest with its own deadline (X-Server-Timeout)."""
+    (retryable), `ended` tells the call to stop reporting, and the call's reads are
+    stopped (shared/abortable.py): its connection closes then, and Gemini stops
+    generating (and billing) for it, rather than at its next event or its own deadline
+    (X-Server-Timeout)."""
     outcome: list[Any] = []
 
     def run() -> None:
@@ -212,6 +214,7 @@ def within(send: Callable[[], T], limit: float, ended: threading.Event | None = 
     if not outcome:
         if ended is not None:
             ended.set()
+        abortable.abort(worker)
         raise GeminiError(
             "gemini_deadline_exceeded",
             "Gemini took longer than this attempt may; trying again shortly",
