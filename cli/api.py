@@ -222,7 +222,26 @@ class Api:
         return self._json(self._request("GET", self._task_url(task_id)))
 
     def cancel(self, task_id: str) -> dict[str, Any]:
-        return self._json(self._request("DELETE", self._task_url(task_id)))
+        """Cancel an unfinished task; a finished one is left as it is (409), not erased."""
+        url = self._task_url(task_id) + "?cancel_only=true"
+        return self._json(self._request("DELETE", url))
+
+    def delete(self, task_id: str) -> dict[str, Any] | None:
+        """Delete a finished task for good (None); an unfinished one is cancelled first
+        (the task, CANCELLED: delete it again once it has stopped)."""
+        answer = self._request("DELETE", self._task_url(task_id))
+        if answer.status_code == 204:
+            return None
+        return self._json(answer)
+
+    def forget_me(self, rounds: int = 30) -> dict[str, Any]:
+        """Erase everything of the signed-in user: DELETE /v1/me until it says done."""
+        url = f"{self.target.status_url}/v1/me"
+        for _ in range(rounds):
+            body = self._json(self._request("DELETE", url), expected=(200, 202))
+            if body.get("done"):
+                return body
+        raise CliError(f"the erasure is not done after {rounds} calls: run it again", Exit.NETWORK)
 
     def image(self, task_id: str) -> tuple[bytes, str]:
         answer = self._request("GET", self._task_url(task_id) + "/image")

@@ -499,7 +499,9 @@ class Smoke:
         body = {"brief": CANCEL_BRIEF.format(marker=self.marker), "language": "ro", "image": False}
         answer = self.http.post(url, headers=self.owner.headers, json=body)
         task_id = str(json_field(expect(answer, 202, f"POST {url}"), "task_id", f"POST {url}"))
-        answer = self.http.delete(self.task_url(task_id), headers=self.owner.headers)
+        answer = self.http.delete(
+            self.task_url(task_id), params={"cancel_only": "true"}, headers=self.owner.headers
+        )
         if answer.status_code == 409:
             raise StepFailed(
                 f"task {task_id} finished before the DELETE reached it ({answer_error(answer)}): "

@@ -391,6 +391,40 @@ def cmd_cancel(ctx: Context) -> Output:
     return Output(data=task, text=f"task {task.get('task_id')} {task.get('status')}")
 
 
+def confirm(ctx: Context, question: str) -> None:
+    """Ask before what cannot be undone; --yes answers for a script."""
+    if ctx.args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("this cannot be undone: add --yes to confirm", Exit.USAGE)
+    ctx.stderr.write(f"{question} [y/N] ")
+    ctx.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CliError("nothing was deleted", Exit.USAGE)
+
+
+def cmd_delete(ctx: Context) -> Output:
+    confirm(ctx, f"delete task {ctx.args.task} for good?")
+    cancelled = ctx.api.delete(ctx.args.task)
+    if cancelled is not None:
+        return Output(
+            data=cancelled,
+            text=f"task {ctx.args.task} was unfinished: CANCELLED (delete it again to erase it)",
+        )
+    return Output(data={"ok": True, "deleted": ctx.args.task}, text=f"task {ctx.args.task} deleted")
+
+
+def cmd_forget_me(ctx: Context) -> Output:
+    confirm(ctx, f"erase every task and upload of yours on {ctx.target.origin}, and your sign-in?")
+    erased = ctx.api.forget_me()
+    ctx.auth.logout()  # the user is gone: so is its kept sign-in
+    return Output(
+        data=erased,
+        text=f"erased {erased.get('tasks', 0)} tasks and {erased.get('objects', 0)} files; "
+        "you are signed out",
+    )
+
+
 def write_output(path: str, data: bytes) -> Path:
     target = Path(path)
     try:
@@ -505,6 +539,8 @@ COMMANDS: dict[str, Callable[[Context], Output]] = {
     "status": cmd_status,
     "list": cmd_list,
     "cancel": cmd_cancel,
+    "delete": cmd_delete,
+    "forget-me": cmd_forget_me,
     "image": cmd_image,
     "export": cmd_export,
     "config": cmd_config,

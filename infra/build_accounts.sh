@@ -19,7 +19,7 @@ DEPLOYER_SA="tinkerbell-deployer@$PROJECT.iam.gserviceaccount.com"
 # Every project-level role infra/deploy.sh grants (tests/infra/test_build_accounts.py
 # keeps this list equal to deploy.sh's).
 GRANTABLE_ROLES=(
-  roles/datastore.user roles/firebaseauth.viewer roles/logging.logWriter
+  roles/datastore.user roles/firebaseauth.admin roles/logging.logWriter
   roles/artifactregistry.writer roles/storage.objectAdmin roles/aiplatform.user
 )
 # What deploy.sh does, by role (docs/deploy.md has the table with the reasons).

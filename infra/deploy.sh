@@ -300,9 +300,11 @@ for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do
   bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" \
     --role=roles/datastore.user --condition=None
 done
-# The HTTP functions refuse revoked tokens (check_revoked reads the user record).
+# The HTTP functions refuse revoked tokens (check_revoked reads the user record), and
+# DELETE /v1/me deletes the user (firebaseauth.users.delete): no narrower predefined
+# role has it (firebaseauth.viewer reads only).
 bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
-  --role=roles/firebaseauth.viewer --condition=None
+  --role=roles/firebaseauth.admin --condition=None
 # The sweeper (recovery) deletes expired upload objects (shared/upload_sessions.py).
 # roles/storage.objectUser is the narrowest predefined role with objects get, list and
 # delete: objectViewer cannot delete, objectAdmin adds the objects' IAM policies, and

@@ -65,6 +65,7 @@ FIRESTORE_METHODS = {
     "delete": ("datastore.entities.delete",),
 }
 AUTH_LOOKUPS = {"verify_id_token", "get_user", "get_user_by_email", "revoke_refresh_tokens"}
+AUTH_DELETES = {"delete_user", "delete_users"}
 TOPIC_FIELDS = ("tasks_topic", "dead_letter_topic")
 UNRESOLVED_TOPIC = "topic:?"
 GEMINI = ("gemini.generate", "backend")
@@ -206,6 +207,13 @@ def own_ops(module: Module, node: ast.AST) -> set[Op]:
     for child in ast.walk(node):
         if isinstance(child, ast.Assign) and names_storage(child.value, storage_vars):
             storage_vars.update(t.id for t in child.targets if isinstance(t, ast.Name))
+        # for blob in bucket.list_blobs(...): each blob is a Storage object too.
+        if (
+            isinstance(child, ast.For)
+            and isinstance(child.target, ast.Name)
+            and names_storage(child.iter, storage_vars)
+        ):
+            storage_vars.add(child.target.id)
     for child in ast.walk(node):
         if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
             if child.value.id == "clients" and child.attr == "firestore":
@@ -226,6 +234,8 @@ def own_ops(module: Module, node: ast.AST) -> set[Op]:
             ops.add(("pubsub.topics.publish", UNRESOLVED_TOPIC))
         if method in AUTH_LOOKUPS:
             ops.add(("firebaseauth.users.get", "project"))
+        if method in AUTH_DELETES:
+            ops.add(("firebaseauth.users.delete", "project"))
     return ops
 
 

@@ -67,6 +67,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "roles/secretmanager.secretAccessor": frozenset({"secretmanager.versions.access"}),
     # https://cloud.google.com/iam/docs/roles-permissions/firebaseauth
     "roles/firebaseauth.viewer": frozenset({"firebaseauth.configs.get", "firebaseauth.users.get"}),
+    "roles/firebaseauth.admin": frozenset(
+        {
+            "firebaseauth.configs.create",
+            "firebaseauth.configs.get",
+            "firebaseauth.configs.getHashConfig",
+            "firebaseauth.configs.getSecret",
+            "firebaseauth.configs.update",
+            "firebaseauth.users.create",
+            "firebaseauth.users.createSession",
+            "firebaseauth.users.delete",
+            "firebaseauth.users.get",
+            "firebaseauth.users.sendEmail",
+            "firebaseauth.users.update",
+        }
+    ),
     # https://cloud.google.com/iam/docs/roles-permissions/aiplatform#aiplatform.user
     "roles/aiplatform.user": frozenset({"aiplatform.endpoints.predict", "aiplatform.models.get"}),
     # https://cloud.google.com/iam/docs/roles-permissions/run#run.invoker

@@ -85,3 +85,16 @@ def verify_caller(authorization: str | None) -> Caller:
     firebase = claims.get("firebase")
     provider = firebase.get("sign_in_provider") if isinstance(firebase, dict) else None
     return Caller(uid=uid, anonymous=provider == "anonymous")
+
+
+def delete_user(uid: str) -> bool:
+    """Delete the Firebase Auth user (DELETE /v1/me, last): True if it existed. Its ID
+    tokens are refused from then on, within TOKEN_REVOCATION_RECHECK_S."""
+    from firebase_admin import auth
+
+    try:
+        auth.delete_user(uid, app=_firebase_app())
+    except auth.UserNotFoundError:
+        return False
+    _revocation_checked.clear()  # this instance asks again at once (tokens are not by uid)
+    return True

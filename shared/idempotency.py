@@ -128,3 +128,15 @@ def release(uid: str, key: str) -> None:
     """Forget a reservation whose task could not be made, so a retry can succeed."""
     ref = _ref(uid, key)
     ref.delete()
+
+
+def delete_keys_of(uid: str) -> int:
+    """Forget every key of ``uid`` (DELETE /v1/me); they hold its task ids."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    keys = clients.firestore().collection(get_settings().idempotency_collection)
+    deleted = 0
+    for snapshot in keys.where(filter=FieldFilter("uid", "==", uid)).stream():
+        snapshot.reference.delete()
+        deleted += 1
+    return deleted

@@ -270,6 +270,18 @@ class TaskAccepted(BaseModel):
     status_url: str
 
 
+class Erasure(BaseModel):
+    """DELETE /v1/me: what was erased; ``done`` False: time ran out, call again."""
+
+    done: bool
+    tasks: int = 0
+    objects: int = 0
+    upload_sessions: int = 0
+    idempotency_keys: int = 0
+    counters: int = 0
+    auth_user: bool = False
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -145,6 +145,24 @@ def user_key(uid: str) -> str:
     return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
+def delete_user_counters(uid: str) -> int:
+    """Delete every counter of ``uid`` (DELETE /v1/me): the documents whose id starts with
+    ``user-{user_key(uid)}-`` (minutes, in flight, day budgets, upload hours)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    collection = clients.firestore().collection(get_settings().quota_collection)
+    prefix = f"user-{user_key(uid)}-"
+    query = collection.where(
+        filter=FieldFilter(FieldPath.document_id(), ">=", collection.document(prefix))
+    ).where(filter=FieldFilter(FieldPath.document_id(), "<", collection.document(prefix + "~")))
+    deleted = 0
+    for snapshot in query.stream():
+        snapshot.reference.delete()
+        deleted += 1
+    return deleted
+
+
 def shard_of(task_id: str) -> int:
     """The shard a task counts in: spread evenly over QUOTA_SHARDS by its id."""
     digest = hashlib.sha256(task_id.encode()).digest()

@@ -233,6 +233,8 @@ class Settings(BaseSettings):
     # The most input a task with a PDF, URLs or search can bill: the text model's input
     # limit (Gemini refuses a longer prompt, tools' pages included, unbilled).
     gemini_max_input_tokens: int = Field(default=1_048_576, ge=1)
+    # DELETE /v1/me erases this long, then answers done=false (202): call again to go on.
+    erasure_budget_s: float = Field(default=20.0, gt=0, le=300)
     # The operator's kill switch: new tasks get 503 paused, tasks in flight finish. Set
     # here (a redeploy) or at once in Firestore: {service_config_collection}/service
     # {paused: true}, read at most every SERVICE_CONFIG_CACHE_S by each instance.

@@ -578,6 +578,32 @@ def release_stopped(task_id: str, *, lease_owner: str | None) -> bool:
     return False
 
 
+def delete_finished(task_id: str, *, uid: str) -> TaskRecord:
+    """Delete the owner's finished task (issue 19): its document only (its objects are
+    the caller's, shared/erasure.py). A task cancelled while an attempt still held it
+    gives that attempt's places back in the same commit: the attempt's next write finds
+    no task and it stops. Conditional on the version read: a change meanwhile reads again."""
+    ref = _ref(task_id)
+    client = clients.firestore()
+    for _ in range(CLAIM_ATTEMPTS):
+        snapshot = ref.get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("uid") != uid:
+            raise NotFound("no such task")
+        if data.get("status") not in TERMINAL_STATUSES:
+            raise FailedPrecondition("the task is unfinished: cancel it first")
+        batch = client.batch()
+        batch.delete(ref, option=client.write_option(last_update_time=snapshot.update_time))
+        if data.get("status") == TaskStatus.CANCELLED.value and data.get("lease_expires_at"):
+            _give_back(batch, Hold.of_data(data), None)
+        try:
+            batch.commit()
+        except google_exceptions.FailedPrecondition:
+            continue
+        return TaskRecord.model_validate(data)
+    raise google_exceptions.Aborted(f"task {task_id} kept changing while it was deleted")
+
+
 def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> ClaimOutcome:
     """FAILED for a task no live attempt holds; used for dead letters and the sweeper.
 
@@ -603,6 +629,15 @@ def decide_abandoned(task: TaskRecord | None, now: datetime) -> ClaimOutcome:
     """Whether a task may be failed as abandoned (EXHAUSTED), and why not otherwise."""
     settled = settled_claim(task, now)
     return settled.outcome if settled is not None else ClaimOutcome.EXHAUSTED
+
+
+def task_ids_of(uid: str, *, limit: int) -> list[str]:
+    """Some of the user's tasks, any status (DELETE /v1/me erases them page by page)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    collection = clients.firestore().collection(get_settings().tasks_collection)
+    query = collection.where(filter=FieldFilter("uid", "==", uid)).limit(limit)
+    return [snapshot.id for snapshot in query.stream()]
 
 
 def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> list[str]:

@@ -32,7 +32,7 @@ from shared import clients, quotas
 from shared.errors import InvalidArgument, PayloadTooLarge
 from shared.models import PdfRef
 from shared.settings import FILE_API_CHUNK_BYTES, get_settings
-from shared.uploads import PDF_MAGIC, PDF_MIME_TYPE, clean_filename
+from shared.uploads import PDF_MAGIC, PDF_MIME_TYPE, clean_filename, split_gcs_uri
 
 if TYPE_CHECKING:
     from google.cloud.firestore import DocumentReference
@@ -64,8 +64,12 @@ def _session_ref(upload_id: str) -> DocumentReference:
     return clients.firestore().collection(collection).document(upload_id)
 
 
+def user_prefix(uid: str) -> str:
+    return f"uploads/{uid}/"
+
+
 def object_name(uid: str, upload_id: str) -> str:
-    return f"uploads/{uid}/{upload_id}.pdf"
+    return f"{user_prefix(uid)}{upload_id}.pdf"
 
 
 def parse_upload_request(data: object) -> UploadRequest:
@@ -265,3 +269,39 @@ def _used_by_a_task(gcs_uri: str) -> bool:
     tasks = clients.firestore().collection(get_settings().tasks_collection)
     query = tasks.where(filter=FieldFilter("request.pdf.gcs_uri", "==", gcs_uri)).limit(1)
     return any(True for _ in query.stream())
+
+
+# -- erasure (shared/erasure.py) ----------------------------------------------------------
+
+
+def is_session_object(uid: str, gcs_uri: str) -> bool:
+    """Whether a task's PDF is one of the user's upload-session objects."""
+    return gcs_uri.startswith(f"gs://{get_settings().bucket_name}/{user_prefix(uid)}")
+
+
+def delete_if_unused(gcs_uri: str) -> int:
+    """Delete an upload's object once no task uses it and its session is closed (an open
+    one is the sweeper's, at its expiry). Returns 1 if deleted."""
+    upload_id = gcs_uri.rsplit("/", 1)[-1].removesuffix(".pdf")
+    session = _session_ref(upload_id).get()
+    if session.exists or _used_by_a_task(gcs_uri):
+        return 0
+    bucket, name = split_gcs_uri(gcs_uri)
+    try:
+        clients.storage().bucket(bucket).blob(name).delete()
+    except NotFound:
+        return 0
+    return 1
+
+
+def close_sessions_of(uid: str) -> int:
+    """Cancel and forget every upload session of ``uid`` (their objects are the caller's)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    sessions = clients.firestore().collection(get_settings().upload_sessions_collection)
+    closed = 0
+    for snapshot in sessions.where(filter=FieldFilter("uid", "==", uid)).stream():
+        _cancel_upload((snapshot.to_dict() or {}).get("upload_url"))
+        snapshot.reference.delete()
+        closed += 1
+    return closed

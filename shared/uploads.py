@@ -22,8 +22,13 @@ def check_pdf(data: bytes, *, max_bytes: int) -> None:
         raise InvalidArgument("pdf: is not a PDF file (missing %PDF- header)", field="pdf")
 
 
+def source_prefix(task_id: str) -> str:
+    """Where the PDF a request came with lives (shared/erasure.py deletes it all)."""
+    return f"uploads/{task_id}/"
+
+
 def source_object_name(task_id: str) -> str:
-    return f"uploads/{task_id}/source.pdf"
+    return f"{source_prefix(task_id)}source.pdf"
 
 
 def store_pdf(task_id: str, data: bytes, filename: str | None) -> PdfRef:
@@ -47,9 +52,13 @@ PREVIEW_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
+def preview_prefix(task_id: str) -> str:
+    return f"results/{task_id}/"
+
+
 def preview_object_name(task_id: str, mime_type: str) -> str:
     extension = IMAGE_EXTENSIONS.get(mime_type, "img")
-    return f"results/{task_id}/preview.{extension}"
+    return f"{preview_prefix(task_id)}preview.{extension}"
 
 
 def store_preview(task_id: str, data: bytes, mime_type: str) -> str:

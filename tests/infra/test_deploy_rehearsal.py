@@ -259,7 +259,7 @@ def test_least_privilege_bindings(rehearsed: Rehearsed) -> None:
     assert ours == {
         "project": {
             "roles/datastore.user": sorted(member(r) for r in ("api", "worker", "recovery")),
-            "roles/firebaseauth.viewer": [member("api")],
+            "roles/firebaseauth.admin": [member("api")],
             "roles/logging.logWriter": [member("builder")],
             "roles/artifactregistry.writer": [member("builder")],
             "roles/storage.objectAdmin": [member("builder")],

@@ -75,7 +75,7 @@ def test_least_privilege_bindings_for_vertex_ai(rehearsed: Rehearsed) -> None:
     ours = {k: {role: sorted(m) for role, m in v.items() if m} for k, v in iam.items()}
     assert ours["project"] == {
         "roles/datastore.user": sorted(member(r) for r in ("api", "worker", "recovery")),
-        "roles/firebaseauth.viewer": [member("api")],
+        "roles/firebaseauth.admin": [member("api")],
         "roles/logging.logWriter": [member("builder")],
         "roles/artifactregistry.writer": [member("builder")],
         "roles/storage.objectAdmin": [member("builder")],

@@ -56,6 +56,10 @@ def test_the_functions_code_reaches_the_calls_we_know_of() -> None:
     assert ("pubsub.topics.publish", "topic:tasks_topic") in operations["submit_strategy"]
     assert ("storage.objects.create", "bucket") in operations["submit_strategy"]
     assert ("firebaseauth.users.get", "project") in operations["task_status"]
+    # DELETE /v1/me: the Auth user, and objects found by listing (for blob in list_blobs)
+    assert ("firebaseauth.users.delete", "project") in operations["task_status"]
+    assert ("storage.objects.delete", "bucket") in operations["task_status"]
+    assert ("firebaseauth.users.delete", "project") not in operations["submit_strategy"]
     assert google_calls.GEMINI in operations["process_task"]
     assert ("pubsub.topics.publish", "topic:dead_letter_topic") in operations["process_task"]
     assert google_calls.GEMINI not in operations["submit_strategy"]

@@ -281,8 +281,11 @@ class Api:
         return self.http.get(f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}", headers=headers)
 
     def cancel(self, user: User, task_id: str) -> httpx.Response:
+        """The Cancel button: a finished task is left alone (409), not erased."""
         return self.http.delete(
-            f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}", headers=user.headers
+            f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}",
+            params={"cancel_only": "true"},
+            headers=user.headers,
         )
 
     def deliver(self, task_id: str, *, publish_time: str | None = None) -> httpx.Response:

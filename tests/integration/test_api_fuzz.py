@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.models import ErrorDetail, StrategyRequest, TaskAccepted, TaskPublic
+from shared.models import Erasure, ErrorDetail, StrategyRequest, TaskAccepted, TaskPublic
 from tests.integration.conftest import Api, TaskWatcher, User
 
 # Exclusive: it counts every uploaded object and published message (tests/conftest.py).
@@ -155,6 +155,8 @@ def test_fuzz_the_api_no_5xx_conformant_and_no_side_effects(
         return user
 
     def exercise(case: Any, user: User) -> None:
+        if case.operation.path == "/v1/me":
+            user = new_user()  # erasure: a user of its own, not the ledger's
         base_url = base_urls.get(case.operation.path, stack["STATUS_URL"])
         before = ledger.accepted.get(user.uid, set()).copy()
         response = case.call(base_url=base_url, headers=user.headers, timeout=30)
@@ -227,18 +229,22 @@ def test_fuzz_the_task_routes_with_real_task_ids(
     task_id = api.submit_ok(owner, brief="Fuzzing the task routes: a florist in Sibiu")
     watcher.wait(task_id)
     seen: set[str] = set()
+    erased: list[int] = []
 
     def check(case: Any, user: User, method: str) -> None:
         response = case.call(base_url=stack["STATUS_URL"], headers=user.headers)
         case.validate_response(response, checks=CHECKS, headers=user.headers)
         who = "owner" if user is owner else "other"
-        seen.add(f"{method} {case.operation.path} {who} {response.status_code}")
-        if user is stranger:
-            assert response.status_code == 404
+        seen.add(f"{method} {case.operation.path} {who}")
+        if user is stranger or erased:
+            assert response.status_code == 404  # a stranger's, or erased: as if never made
         elif method == "GET":
             assert response.status_code == 200
+        elif (case.query or {}).get("cancel_only") == "true":
+            assert response.status_code == 409  # it is COMPLETED: left alone
         else:
-            assert response.status_code == 409  # it is COMPLETED
+            assert response.status_code == 204  # a finished task is erased
+            erased.append(response.status_code)
 
     for path, method in (
         ("/v1/tasks/{task_id}", "GET"),
@@ -265,6 +271,7 @@ def _doc() -> dict[str, Any]:
         ("Task", TaskPublic),
         ("TaskAccepted", TaskAccepted),
         ("StrategyRequest", StrategyRequest),
+        ("Erasure", Erasure),
     ],
 )
 def test_document_schemas_name_the_models_fields(component: str, model: Any) -> None:
@@ -294,6 +301,7 @@ def test_document_is_valid_openapi_3_1(schema: Any) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = sorted(f"{op.method.upper()} {op.path}" for op in operations)
     assert labels == [
+        "DELETE /v1/me",
         "DELETE /v1/tasks/{task_id}",
         "GET /v1/tasks/{task_id}",
         "GET /v1/tasks/{task_id}/image",

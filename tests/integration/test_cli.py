@@ -285,6 +285,31 @@ def test_cancel_and_the_exit_codes_of_final_states(
     assert no_strategy.code == REFUSED and "CANCELLED" in no_strategy.err
 
 
+def test_delete_asks_first_then_erases_and_forget_me_erases_the_user(
+    tinkerbell: Cli, logged_in: str, marker: str
+) -> None:
+    done = tinkerbell("submit", "--wait", "--json", "--no-image", f"Florist in Oradea {marker}")
+    assert done.code == OK, done.err
+    task_id = done.json["task_id"]
+    unasked = tinkerbell("delete", task_id)  # no terminal to ask on, no --yes
+    assert unasked.code == USAGE and "--yes" in unasked.err
+    assert tinkerbell("status", task_id).code == OK  # still there
+    deleted = tinkerbell("delete", task_id, "--yes", "--json")
+    assert deleted.code == OK, deleted.err
+    assert deleted.json == {"ok": True, "deleted": task_id}
+    gone = tinkerbell("status", task_id)
+    assert gone.code == REFUSED and "not_found" in gone.err
+
+    kept = tinkerbell("submit", "--wait", "--json", "--no-image", f"Baker in Arad {marker}")
+    assert kept.code == OK, kept.err
+    forgotten = tinkerbell("forget-me", "--yes", "--json")
+    assert forgotten.code == OK, forgotten.err
+    assert forgotten.json["done"] is True and forgotten.json["tasks"] == 1
+    assert forgotten.json["auth_user"] is True
+    after = tinkerbell("list")
+    assert after.code == AUTH, after.err  # signed out: the user is gone
+
+
 def test_a_failed_task_exits_1(
     tinkerbell: Cli, logged_in: str, standin: StandIn, marker: str
 ) -> None:

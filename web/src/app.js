@@ -17,15 +17,33 @@ import {
   initializeAuth,
   onAuthStateChanged,
   signInAnonymously,
+  signOut,
 } from 'firebase/auth';
 import { connectFirestoreEmulator, getFirestore } from 'firebase/firestore';
 
 import { startAppCheck } from './appcheck.js';
 import { $ } from './dom.js';
 import { defaultStrategyLanguage, renderFormTexts, wireForm } from './form.js';
-import { language, pickLanguage, rememberLanguage, setLanguage, storedLanguage, translatePage } from './i18n.js';
-import { refreshMessages, say, setText, state } from './state.js';
-import { followRecent, openTask, renderRecent, rerenderTask, wireTaskPanel } from './task.js';
+import {
+  language,
+  pickLanguage,
+  rememberLanguage,
+  setLanguage,
+  storedLanguage,
+  t,
+  translatePage,
+} from './i18n.js';
+import { refreshMessages, say, setText, showMessage, state } from './state.js';
+import {
+  apiErrorText,
+  authorizedFetch,
+  closeTask,
+  followRecent,
+  openTask,
+  renderRecent,
+  rerenderTask,
+  wireTaskPanel,
+} from './task.js';
 
 const CONFIG_URL = 'dist/config.json';
 
@@ -36,6 +54,7 @@ async function main() {
   wireLanguageSwitch();
   wireForm();
   wireTaskPanel();
+  $('forget-me').addEventListener('click', forgetMe);
   applyLanguage();
   setText('auth-status', say('auth.signing_in'));
   try {
@@ -104,10 +123,46 @@ function signedIn(user) {
   state.user = user;
   document.body.dataset.uid = user.uid;
   setAuthStatus(say('auth.signed_in', { id: user.uid.slice(0, 6) }), 'ok');
+  $('forget-me').hidden = false;
   $('submit').disabled = false;
   followRecent(user.uid);
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('task');
   if (fromHash && !state.taskId) openTask(fromHash);
+}
+
+/** "Delete my data" (asked first): DELETE /v1/me until done, then a new guest. */
+async function forgetMe() {
+  const button = $('forget-me');
+  if (button.getAttribute('aria-disabled') === 'true' || !state.user) return;
+  if (!window.confirm(t('forget.confirm'))) return;
+  button.setAttribute('aria-disabled', 'true');
+  showMessage('account-message', say('forget.working'));
+  try {
+    let erased = { done: false, tasks: 0 };
+    let tasks = 0;
+    for (let round = 0; round < 30 && !erased.done; round += 1) {
+      const response = await authorizedFetch(`${state.config.statusUrl}/v1/me`, { method: 'DELETE' });
+      if (response.status !== 200 && response.status !== 202) {
+        const detail = await apiErrorText(response);
+        showMessage('account-message', () => t('forget.failed', { detail }));
+        return;
+      }
+      erased = await response.json();
+      tasks += erased.tasks ?? 0;
+    }
+    state.unsubscribeRecent?.();
+    closeTask();
+    state.user = null;
+    state.recent = [];
+    renderRecent();
+    await signOut(state.auth); // the Auth user is gone: start again as a new guest
+    await signInAnonymously(state.auth);
+    showMessage('account-message', () => t('forget.done', { tasks }));
+  } catch (error) {
+    showMessage('account-message', say('forget.failed', { detail: error.message }));
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
 }
 
 function setAuthStatus(message, kind) {

@@ -15,6 +15,7 @@ const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 
 export function wireTaskPanel() {
   $('cancel').addEventListener('click', cancelTask);
+  $('delete-task').addEventListener('click', deleteTask);
   $('export-markdown').addEventListener('click', exportMarkdown);
   // The print stylesheet (styles.css, @media print) leaves only the strategy.
   $('export-print').addEventListener('click', () => window.print());
@@ -70,6 +71,7 @@ function resetTaskView(taskId) {
   $('task-status').dataset.status = '';
   $('progress-box').hidden = true;
   $('cancel').hidden = true;
+  $('delete-task').hidden = true;
   hideMessage('task-action-error');
   $('task-error').hidden = true;
   $('strategy').hidden = true;
@@ -105,6 +107,7 @@ function renderTask(taskId, task) {
   // The cancel button goes away when the task ends: keep the keyboard's place.
   if (finished && document.activeElement === $('cancel')) $('task-heading').focus();
   $('cancel').hidden = finished;
+  $('delete-task').hidden = !finished;
   renderProgress(task, finished);
   renderFailure(task);
 
@@ -340,7 +343,7 @@ function clearImage() {
   $('preview-img').removeAttribute('src');
 }
 
-async function authorizedFetch(url, init = {}) {
+export async function authorizedFetch(url, init = {}) {
   const token = await state.user.getIdToken();
   const headers = { ...(init.headers ?? {}), Authorization: `Bearer ${token}`, ...(await appCheckHeaders()) };
   return fetch(url, { ...init, headers });
@@ -354,22 +357,12 @@ async function cancelTask() {
   button.setAttribute('aria-disabled', 'true'); // not disabled: that would drop the focus
   hideMessage('task-action-error');
   try {
-    const response = await authorizedFetch(`${state.config.statusUrl}/v1/tasks/${encodeURIComponent(taskId)}`, {
-      method: 'DELETE',
-    });
+    // cancel_only: a task that finished meanwhile stays (409), it is not erased.
+    const url = `${state.config.statusUrl}/v1/tasks/${encodeURIComponent(taskId)}?cancel_only=true`;
+    const response = await authorizedFetch(url, { method: 'DELETE' });
     if (!response.ok) {
-      let answer = null;
-      try {
-        answer = await response.json();
-      } catch {
-        // not JSON: the status says enough
-      }
-      const error = answer?.error;
-      const detail = error?.code && hasMessage(`err.${error.code}`) ? `err.${error.code}` : null;
-      const message = error?.message ?? t('net.status', { status: response.status });
-      showMessage('task-action-error', () =>
-        t('cancel.failed', { detail: detail ? t(detail, { detail: message }) : message }),
-      );
+      const detail = await apiErrorText(response);
+      showMessage('task-action-error', () => t('cancel.failed', { detail }));
     }
     // On success the listener shows CANCELLED.
   } catch (error) {
@@ -377,6 +370,57 @@ async function cancelTask() {
   } finally {
     button.removeAttribute('aria-disabled');
   }
+}
+
+/** The API's error as one line in the interface language (its code's message if known). */
+export async function apiErrorText(response) {
+  let answer = null;
+  try {
+    answer = await response.json();
+  } catch {
+    // not JSON: the status says enough
+  }
+  const error = answer?.error;
+  const message = error?.message ?? t('net.status', { status: response.status });
+  return error?.code && hasMessage(`err.${error.code}`) ? t(`err.${error.code}`, { detail: message }) : message;
+}
+
+/** Delete a finished task for good (asked first): the document, its PDF and preview. */
+async function deleteTask() {
+  const taskId = state.taskId;
+  const button = $('delete-task');
+  if (!taskId || button.getAttribute('aria-disabled') === 'true') return;
+  if (!window.confirm(t('delete.confirm'))) return;
+  button.setAttribute('aria-disabled', 'true');
+  hideMessage('task-action-error');
+  try {
+    const url = `${state.config.statusUrl}/v1/tasks/${encodeURIComponent(taskId)}`;
+    const response = await authorizedFetch(url, { method: 'DELETE' });
+    if (response.status === 204 || response.status === 404) {
+      closeTask();
+      $('live').textContent = t('delete.done');
+      return;
+    }
+    const detail = await apiErrorText(response);
+    showMessage('task-action-error', () => t('delete.failed', { detail }));
+  } catch (error) {
+    showMessage('task-action-error', say('net.unreachable', { detail: error.message }));
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
+}
+
+/** Stop following the open task and hide its panel (deleted, or its user erased). */
+export function closeTask() {
+  state.unsubscribeTask?.();
+  state.unsubscribeTask = null;
+  state.taskId = null;
+  state.task = null;
+  history.replaceState(null, '', location.pathname + location.search);
+  $('task-panel').hidden = true;
+  clearImage();
+  markCurrentRecent();
+  $('brief').focus();
 }
 
 // ------------------------------------------------------------------ recent tasks

@@ -57,6 +57,7 @@ ROLES = {
     "project": {
         "roles/datastore.user",
         "roles/firebaseauth.viewer",
+        "roles/firebaseauth.admin",
         "roles/logging.logWriter",
         "roles/artifactregistry.writer",
         "roles/storage.objectAdmin",

@@ -1,0 +1,108 @@
+"""Forgetting on request (issue 19, SPEC §2.6): one finished task, or all of a user.
+
+A task's data is its document and its objects in Cloud Storage (the PDF it came with,
+``uploads/{task_id}/``; its preview, ``results/{task_id}/``; an upload session's PDF,
+``uploads/{uid}/{upload_id}.pdf``, once no other task of the user uses it). Objects go
+first, the document last: a call cut short leaves a task the user can still see and
+delete again, never objects nothing points to.
+
+A user's data is, besides their tasks: their upload sessions and objects, their
+idempotency keys, their counters (ids made from a hash of the uid) and the Firebase
+Auth user, deleted last, once everything else is gone. ``erase_user`` works within a
+time budget and says whether it is done; calling it again goes on (idempotent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from shared import auth, clients, idempotency, quotas, tasks, upload_sessions
+from shared.errors import FailedPrecondition
+from shared.log import get_logger
+from shared.models import Erasure, TaskRecord
+from shared.settings import get_settings
+from shared.uploads import preview_prefix, source_prefix
+
+log = get_logger("erasure")
+PAGE = 100
+
+
+def delete_task(task_id: str, *, uid: str) -> TaskRecord | None:
+    """DELETE /v1/tasks/{id}: an unfinished task is cancelled (and returned, CANCELLED);
+    a finished one is erased (None)."""
+    try:
+        return tasks.cancel_task(task_id, uid=uid)
+    except FailedPrecondition:
+        pass  # finished already: erase it
+    erase_task(task_id, uid=uid)
+    return None
+
+
+def erase_task(task_id: str, *, uid: str) -> int:
+    """Erase the owner's finished task: its objects, then its document. Returns the
+    number of objects deleted. NotFound for a task that is not the user's (or gone)."""
+    task = tasks.get_owned_task(task_id, uid=uid)
+    if not task.status.is_terminal:
+        raise FailedPrecondition("the task is unfinished: cancel it first")
+    deleted = _delete_prefix(source_prefix(task_id)) + _delete_prefix(preview_prefix(task_id))
+    tasks.delete_finished(task_id, uid=uid)
+    pdf = task.request.pdf
+    if pdf is not None and upload_sessions.is_session_object(uid, pdf.gcs_uri):
+        deleted += upload_sessions.delete_if_unused(pdf.gcs_uri)
+    log.info("task erased", extra={"task_id": task_id, "objects": deleted})
+    return deleted
+
+
+@dataclass
+class _Budget:
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def spent(self) -> bool:
+        return time.monotonic() - self.started >= self.seconds
+
+
+def erase_user(uid: str, *, budget_s: float | None = None) -> Erasure:
+    """DELETE /v1/me: everything of ``uid``, within ``budget_s`` (ERASURE_BUDGET_S);
+    ``done`` is False when time ran out first: call again to go on."""
+    budget = _Budget(get_settings().erasure_budget_s if budget_s is None else budget_s)
+    erased = Erasure(done=False)
+    while not budget.spent:
+        page = tasks.task_ids_of(uid, limit=PAGE)
+        if not page:
+            break
+        for task_id in page:
+            with contextlib.suppress(FailedPrecondition):  # finished: nothing to cancel
+                tasks.cancel_task(task_id, uid=uid)
+            erased.objects += erase_task(task_id, uid=uid)
+            erased.tasks += 1
+            if budget.spent:
+                return erased
+    if budget.spent:
+        return erased
+    erased.upload_sessions = upload_sessions.close_sessions_of(uid)
+    erased.objects += _delete_prefix(upload_sessions.user_prefix(uid))
+    erased.idempotency_keys = idempotency.delete_keys_of(uid)
+    erased.counters = quotas.delete_user_counters(uid)
+    erased.auth_user = auth.delete_user(uid)
+    erased.done = True
+    log.info("user erased", extra={"tasks": erased.tasks, "objects": erased.objects})
+    return erased
+
+
+def _delete_prefix(prefix: str) -> int:
+    """Delete every object under ``prefix`` in the uploads bucket; a gone one is fine."""
+    from google.api_core.exceptions import NotFound as ObjectNotFound
+
+    bucket = clients.storage().bucket(get_settings().bucket_name)
+    deleted = 0
+    for blob in bucket.list_blobs(prefix=prefix):
+        try:
+            blob.delete()
+        except ObjectNotFound:
+            continue
+        deleted += 1
+    return deleted
