@@ -158,15 +158,25 @@ test: deps chromium
 	if [ $$tests -ne 0 ]; then echo "make test: tests failed" >&2; fi; \
 	[ $$lint -eq 0 ] && [ $$tests -eq 0 ]
 
-# The browser tests drive Debian's Chromium (never a browser download): installed with
-# apt when this user may (root, or sudo without a password), else the exact command.
+# The browser tests launch TB_CHROMIUM, else Debian's Chromium at /usr/bin/chromium
+# (tests/e2e/conftest.py; never a browser download). That path is what is checked, not
+# PATH: when it is missing, Debian's `chromium` is installed with apt when this user may
+# (root, or sudo without a password), else the exact command is printed. A TB_CHROMIUM
+# that is missing is an error (apt cannot put a browser there).
+DEBIAN_CHROMIUM := /usr/bin/chromium
 chromium:
-	@command -v chromium >/dev/null && exit 0; \
+	@browser="$${TB_CHROMIUM:-$(DEBIAN_CHROMIUM)}"; \
+	[ -f "$$browser" ] && [ -x "$$browser" ] && exit 0; \
+	if [ -n "$${TB_CHROMIUM:-}" ]; then \
+		echo "TB_CHROMIUM=$$TB_CHROMIUM is not an executable file: the browser tests launch it" >&2; exit 1; fi; \
 	if [ "$$(id -u)" -eq 0 ]; then apt_get="apt-get"; \
 	elif sudo -n true 2>/dev/null; then apt_get="sudo apt-get"; \
-	else echo "make test needs Chromium for the browser tests: sudo apt-get install -y chromium" >&2; exit 1; fi; \
+	else echo "make test needs Chromium for the browser tests: sudo apt-get install -y chromium" \
+		"(Debian; elsewhere set TB_CHROMIUM to a Chromium binary)" >&2; exit 1; fi; \
 	echo "installing Chromium for the browser tests ($$apt_get install -y chromium)"; \
-	$$apt_get update -qq && DEBIAN_FRONTEND=noninteractive $$apt_get install -y -qq chromium >/dev/null
+	$$apt_get update -qq && DEBIAN_FRONTEND=noninteractive $$apt_get install -y -qq chromium >/dev/null; \
+	{ [ -f "$$browser" ] && [ -x "$$browser" ]; } || { echo "apt-get installed chromium, but $$browser is still missing" \
+		"(not Debian?): set TB_CHROMIUM to a Chromium binary" >&2; exit 1; }
 
 # The README's screenshots (docs/screenshots/*.png), from the browser tests on a test
 # stack; `make test` leaves them alone.

@@ -187,6 +187,18 @@ class Api:
             answer = self._request("POST", url, headers, limited_use=True, json=fields)
         return self._json(answer, (200, 202)) | {"pdf_via": via}
 
+    def revise(
+        self, task_id: str, fields: dict[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """POST /v1/tasks/{task_id}/revisions: a new version, accepted like a submit."""
+        url = f"{self.target.submit_url}/v1/tasks/{check_task_id(task_id)}/revisions"
+        headers = {"Idempotency-Key": idempotency_key}
+        answer = self._request("POST", url, headers, limited_use=True, json=fields)
+        return self._json(answer, (200, 202))
+
+    def versions(self, task_id: str) -> dict[str, Any]:
+        return self._json(self._request("GET", self._task_url(task_id) + "/versions"))
+
     def upload(self, pdf: Pdf) -> str:
         """An upload session for a PDF over the request limit; returns its upload_id."""
         session = self._json(

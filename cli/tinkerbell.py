@@ -35,6 +35,7 @@ from cli.config import (
     resolve_target,
     write_config_file,
 )
+from cli.diff import diff_text, strategy_diff
 from cli.errors import CliError, Exit, exit_for_task_status
 from cli.follow import (
     Follower,
@@ -264,6 +265,62 @@ def cmd_submit(ctx: Context) -> Output:
     if not args.quiet and not args.json:
         ctx.stderr.write(f"task {task_id} submitted\n")
     return finished(ctx, follow(follower, task_id, args.timeout), submitted)
+
+
+def cmd_revise(ctx: Context) -> Output:
+    args = ctx.args
+    fields: dict[str, Any] = {"instruction": args.instruction, "image": not args.no_image}
+    if args.language:
+        fields["language"] = args.language
+    key = args.idempotency_key or new_idempotency_key()
+    follower = None
+    if args.wait:
+        follower = make_follower(ctx, recent_tasks_listener(ctx.target, ctx.auth))
+        follower.start()
+    try:
+        accepted = ctx.api.revise(args.task, fields, idempotency_key=key)
+    except BaseException:
+        if follower is not None:
+            follower.close()
+        raise
+    task_id = str(accepted["task_id"])
+    submitted = {"task_id": task_id, "parent_task_id": args.task, "idempotency_key": key}
+    if follower is None:
+        note = (
+            None
+            if args.quiet
+            else f"revision submitted; follow it with: tinkerbell watch {task_id}"
+        )
+        return Output(data=submitted | {"status": accepted.get("status")}, text=task_id, note=note)
+    if not args.quiet and not args.json:
+        ctx.stderr.write(f"revision {task_id} of {args.task} submitted\n")
+    return finished(ctx, follow(follower, task_id, args.timeout), submitted)
+
+
+def cmd_versions(ctx: Context) -> Output:
+    listed = ctx.api.versions(ctx.args.task)
+    lines = []
+    for version in listed["versions"]:
+        what = version.get("instruction") or "(first version)"
+        name = version.get("strategy_name") or ""
+        lines.append(
+            f"v{version['version']}  {version['task_id']}  {version['status']:<10}  "
+            f"{_short(name, 40)}  {_short(what, 50)}"
+        )
+    return Output(data=listed, text="\n".join(lines) or "no versions")
+
+
+def cmd_diff(ctx: Context) -> Output:
+    strategies = []
+    for task_id in (ctx.args.task_a, ctx.args.task_b):
+        task = ctx.api.task(task_id)
+        strategy = (task.get("result") or {}).get("strategy")
+        if strategy is None:
+            raise CliError(f"task {task_id} has no strategy ({task.get('status')})", Exit.REFUSED)
+        strategies.append(strategy)
+    diff = strategy_diff(*strategies)
+    text = diff_text(diff, ctx.args.task_a, ctx.args.task_b)
+    return Output(data={"a": ctx.args.task_a, "b": ctx.args.task_b, "diff": diff}, text=text)
 
 
 def make_follower(ctx: Context, open_listener: OpenListener) -> Follower:
@@ -539,6 +596,9 @@ COMMANDS: dict[str, Callable[[Context], Output]] = {
     "status": cmd_status,
     "list": cmd_list,
     "cancel": cmd_cancel,
+    "revise": cmd_revise,
+    "versions": cmd_versions,
+    "diff": cmd_diff,
     "delete": cmd_delete,
     "forget-me": cmd_forget_me,
     "image": cmd_image,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -17,10 +18,11 @@ from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, Unsupporte
 from shared.models import StrategyRequest
 from shared.settings import get_settings
 from shared.submission import PdfUpload
-from shared.validation import parse_strategy_request
+from shared.validation import parse_revision_request, parse_strategy_request
 
 ROUTE_SUFFIX = "/v1/strategies"
 UPLOADS_ROUTE = "/v1/uploads"
+REVISIONS_ROUTE = re.compile(r"(?:^|/)v1/tasks/(?P<task_id>[A-Za-z0-9_-]{1,128})/revisions\Z")
 LIST_FIELDS = frozenset({"urls"})
 BOOL_FIELDS = frozenset({"image", "grounding"})
 PDF_FIELD = "pdf"
@@ -31,10 +33,13 @@ FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 @handles_errors
 def submit_strategy(request: flask.Request) -> flask.Response:
     path = request.path.rstrip("/")
-    if path not in ("", ROUTE_SUFFIX, UPLOADS_ROUTE):
+    revision = REVISIONS_ROUTE.search(path)
+    if path not in ("", ROUTE_SUFFIX, UPLOADS_ROUTE) and revision is None:
         raise NotFound(f"no such route: {request.path}")
     require_method(request, "POST")
     header = request.headers.get(APP_CHECK_HEADER)
+    if revision is not None:
+        return _revise(request, revision["task_id"], header)
     if path == UPLOADS_ROUTE:
         app_check.verify_app_check(header)
         caller = verify_caller(request.headers.get("Authorization"))
@@ -51,6 +56,29 @@ def submit_strategy(request: flask.Request) -> flask.Response:
     key = request.headers.get(idempotency.HEADER)
     submitted = submission.submit(
         caller.uid, body, pdf, idempotency_key=key, anonymous=caller.anonymous
+    )
+    status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
+    return json_response(submitted.accepted, status)
+
+
+def _revise(
+    request: flask.Request, parent_task_id: str, app_check_header: str | None
+) -> flask.Response:
+    """POST /v1/tasks/{task_id}/revisions: a new task, exactly like a submit (the same
+    App Check use, caps, budgets and idempotency)."""
+    token = app_check.verify_limited_use(app_check_header)
+    caller = verify_caller(request.headers.get("Authorization"))
+    pause.check_accepting()
+    app_check.consume(token)
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send application/json")
+    body = parse_revision_request(read_json_object(_json_body(request)), get_settings())
+    submitted = submission.revise(
+        caller.uid,
+        parent_task_id,
+        body,
+        idempotency_key=request.headers.get(idempotency.HEADER),
+        anonymous=caller.anonymous,
     )
     status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
     return json_response(submitted.accepted, status)

@@ -57,15 +57,6 @@ LABEL_VALUE=tinkerbell
 # resources that take no label of ours it created (teardown.sh reads them back).
 RECORD_DATABASE=tinkerbell-created-database
 RECORD_SITE=tinkerbell-created-site
-# One identity per role (docs/deploy.md, "Service accounts").
-sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
-API_SA=$(sa_email api)             # submit_strategy, task_status (public HTTP, no secret)
-WORKER_SA=$(sa_email worker)       # process_task (the only one that reads the key)
-RECOVERY_SA=$(sa_email recovery)   # dead_letter_task, sweep_tasks
-TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the two Pub/Sub functions
-SCHEDULER_SA=$(sa_email scheduler) # Cloud Scheduler's identity: invokes sweep_tasks
-BUILDER_SA=$(sa_email builder)     # Cloud Build, when it builds the functions' images
-
 # Every API this script (and what it deploys) uses; the Gemini backend adds its own below.
 APIS=(
   artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com
@@ -95,6 +86,15 @@ die() {
 GCLOUD_ERR="$work/gcloud.err"
 # shellcheck source=infra/gcloud.sh
 . infra/gcloud.sh
+# One identity per role (docs/deploy.md, "Service accounts"): sa_email, create_account.
+# shellcheck source=infra/accounts.sh
+. infra/accounts.sh
+API_SA=$(sa_email api)             # submit_strategy, task_status (public HTTP, no secret)
+WORKER_SA=$(sa_email worker)       # process_task (the only one that reads the key)
+RECOVERY_SA=$(sa_email recovery)   # dead_letter_task, sweep_tasks
+TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the two Pub/Sub functions
+SCHEDULER_SA=$(sa_email scheduler) # Cloud Scheduler's identity: invokes sweep_tasks
+BUILDER_SA=$(sa_email builder)     # Cloud Build, when it builds the functions' images
 # True when the resource exists (a describe that fails for any reason counts as
 # missing: the create that follows then fails loudly if it was something else).
 exists() { "$@" >/dev/null 2>&1; }
@@ -114,11 +114,32 @@ export NO_UPDATE_NOTIFIER=1 # firebase-tools' update notice, never mixed into --
 # project unless GOOGLE_CLOUD_QUOTA_PROJECT names another: it sends that as
 # x-goog-user-project on every request (firebase-tools 15.34 lib/apiv2.js,
 # Client.addRequestHeaders). Bill this project, which has the Firebase APIs on.
+# Its debug log goes to $work (FIREBASE_DEBUG_PATH, lib/logger.js resolveLogTarget),
+# never into the repo.
+FIREBASE_LOG="$work/firebase-debug.log"
+FIREBASE_OUT="$work/firebase.out"
+fb_once() {
+  GOOGLE_CLOUD_QUOTA_PROJECT="$PROJECT" FIREBASE_DEBUG_PATH="$FIREBASE_LOG" \
+    "${FIREBASE[@]}" "$@" --project="$PROJECT" --non-interactive
+}
+# With --json, stdout is one JSON document: only the last try's is passed on.
+fb_json_once() { fb_once "$@" >"$FIREBASE_OUT"; }
+# firebase-tools on this project, waiting out a new project's "not yet" answers as gc
+# does (infra/gcloud.sh). A just-enabled API's SERVICE_DISABLED is often only in what
+# firebase-tools keeps aside: a command that wraps the error (projects:list: "Failed to
+# list Firebase projects. See firebase-debug.log") prints the API's answer in its debug
+# log alone, and with --json nothing goes to stderr but the message goes to stdout.
 fb() {
-  local command=$1
-  shift
-  GOOGLE_CLOUD_QUOTA_PROJECT="$PROJECT" \
-    "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
+  local status=0
+  case " $* " in
+    *" --json "*)
+      NOT_YET_FILES="$FIREBASE_LOG $FIREBASE_OUT" \
+        retry_not_yet "firebase $1" fb_json_once "$@" || status=$?
+      cat "$FIREBASE_OUT"
+      return "$status"
+      ;;
+  esac
+  NOT_YET_FILES=$FIREBASE_LOG retry_not_yet "firebase $1" fb_once "$@"
 }
 # Reads firebase --json output on stdin; prints one field of the result.
 #   json_field PATH                     e.g. result.sdkConfig.apiKey
@@ -283,17 +304,11 @@ else
 fi
 
 log "Service accounts"
-create_sa() {
-  local email=$1 title=$2
-  exists gc iam service-accounts describe "$email" ||
-    gc iam service-accounts create "${email%%@*}" --display-name="$title"
-}
-create_sa "$API_SA" "Tinkerbell HTTP API (submit_strategy, task_status)"
-create_sa "$WORKER_SA" "Tinkerbell worker (process_task)"
-create_sa "$RECOVERY_SA" "Tinkerbell recovery (dead_letter_task, sweep_tasks)"
-create_sa "$TRIGGER_SA" "Tinkerbell Eventarc trigger identity"
-create_sa "$SCHEDULER_SA" "Tinkerbell Cloud Scheduler identity"
-create_sa "$BUILDER_SA" "Tinkerbell function builds"
+# infra/build_accounts.sh makes them first when the deployer identity runs this script:
+# it may act as these accounts only, so it cannot use one it made itself.
+for role in "${RUNTIME_ACCOUNTS[@]}"; do
+  create_account "$role"
+done
 
 log "IAM bindings"
 for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do

@@ -233,6 +233,16 @@ def headers_for(hosting: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
     return list(chosen.values())
 
 
+def rewrite_for(hosting: Mapping[str, Any], path: str) -> str | None:
+    """The file Hosting serves for a path no file answers (a ``rewrites`` rule's
+    destination: a shared strategy's /s/{id} is the app's page), or None."""
+    for rule in hosting.get("rewrites", []):
+        if "destination" in rule and glob_matches(rule["source"], path):
+            destination: str = rule["destination"]
+            return destination
+    return None
+
+
 def is_ignored(hosting: Mapping[str, Any], relative_file: str) -> bool:
     """Whether Hosting leaves this file of ``public`` out of the site."""
     return any(glob_matches(pattern, relative_file) for pattern in hosting.get("ignore", []))

@@ -122,3 +122,274 @@ BUILDER_NEEDS: frozenset[tuple[str, str]] = frozenset(
         ("storage.objects.get", "gcf-v2-buckets"),
     }
 )
+
+# ------------------------------------------------------------------------ the deployer
+#
+# tinkerbell-deployer (infra/build_accounts.sh) runs infra/deploy.sh in Cloud Build.
+# Its roles, from the same reference, listed only as far as deploy.sh's commands use
+# them (cloudfunctions.admin alone has 255 permissions) and for every permission they
+# hold that reaches the users' data or acts as another identity: none of these holds a
+# storage.objects.*, secretmanager.versions.access or iam.serviceAccounts.actAs
+# permission, except serviceAccountUser, which build_accounts.sh grants on each runtime
+# account only. (roles/firebase.admin, which deploy.sh's Firebase steps used to need,
+# holds storage.objects.get and datastore.entities.* on the whole project: a custom role
+# replaces it, with storage.admin and secretmanager.admin.)
+DEPLOYER_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    # https://cloud.google.com/iam/docs/roles-permissions/serviceusage
+    "roles/serviceusage.serviceUsageAdmin": frozenset(
+        {"serviceusage.services.enable", "serviceusage.services.get", "serviceusage.services.list"}
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/iam
+    "roles/iam.serviceAccountCreator": frozenset(
+        {"iam.serviceAccounts.create", "iam.serviceAccounts.get", "iam.serviceAccounts.list"}
+    ),
+    "roles/iam.serviceAccountUser": frozenset(
+        {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get", "iam.serviceAccounts.list"}
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/resourcemanager
+    "roles/resourcemanager.projectIamAdmin": frozenset(
+        {
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.getIamPolicy",
+            "resourcemanager.projects.setIamPolicy",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/cloudfunctions
+    "roles/cloudfunctions.admin": frozenset(
+        {
+            "cloudfunctions.functions.create",
+            "cloudfunctions.functions.get",
+            "cloudfunctions.functions.sourceCodeSet",
+            "cloudfunctions.functions.update",
+            "eventarc.triggers.create",
+            "eventarc.triggers.get",
+            "resourcemanager.projects.get",
+            "run.services.getIamPolicy",
+            "run.services.setIamPolicy",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/run
+    "roles/run.admin": frozenset({"run.services.getIamPolicy", "run.services.setIamPolicy"}),
+    # https://cloud.google.com/iam/docs/roles-permissions/eventarc
+    "roles/eventarc.admin": frozenset({"eventarc.triggers.create", "eventarc.triggers.get"}),
+    # https://cloud.google.com/iam/docs/roles-permissions/pubsub
+    "roles/pubsub.admin": frozenset(
+        {
+            "pubsub.subscriptions.getIamPolicy",
+            "pubsub.subscriptions.setIamPolicy",
+            "pubsub.subscriptions.update",
+            "pubsub.topics.create",
+            "pubsub.topics.get",
+            "pubsub.topics.getIamPolicy",
+            "pubsub.topics.setIamPolicy",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/cloudscheduler
+    "roles/cloudscheduler.admin": frozenset(
+        {"cloudscheduler.jobs.create", "cloudscheduler.jobs.get", "cloudscheduler.jobs.update"}
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/datastore (datastore.owner also
+    # reads and writes every document: datastore.entities.*)
+    "roles/datastore.owner": frozenset(
+        {
+            "datastore.databases.create",
+            "datastore.databases.get",
+            "datastore.databases.getMetadata",
+            "datastore.entities.get",
+            "datastore.entities.list",
+            "datastore.indexes.create",
+            "datastore.indexes.get",
+            "datastore.indexes.list",
+            "datastore.indexes.update",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/firebasehosting
+    "roles/firebasehosting.admin": frozenset(
+        {
+            "firebase.clients.get",
+            "firebase.clients.list",
+            "firebase.projects.get",
+            "firebasehosting.sites.create",
+            "firebasehosting.sites.get",
+            "firebasehosting.sites.list",
+            "firebasehosting.sites.update",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/firebaserules
+    "roles/firebaserules.admin": frozenset(
+        {
+            "firebaserules.releases.create",
+            "firebaserules.releases.get",
+            "firebaserules.releases.list",
+            "firebaserules.releases.update",
+            "firebaserules.rulesets.create",
+        }
+    ),
+    "roles/logging.logWriter": ROLE_PERMISSIONS["roles/logging.logWriter"],
+    # What an earlier build_accounts.sh granted instead (it revokes them now), listed so
+    # that the audit says what each reaches.
+    "roles/iam.serviceAccountAdmin": frozenset(
+        {
+            "iam.serviceAccounts.create",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getIamPolicy",
+            "iam.serviceAccounts.setIamPolicy",
+        }
+    ),
+    "roles/storage.admin": frozenset(
+        {
+            "storage.buckets.create",
+            "storage.buckets.get",
+            "storage.buckets.getIamPolicy",
+            "storage.buckets.setIamPolicy",
+            "storage.buckets.update",
+            "storage.objects.delete",
+            "storage.objects.get",
+            "storage.objects.list",
+        }
+    ),
+    "roles/secretmanager.admin": frozenset(
+        {
+            "secretmanager.secrets.get",
+            "secretmanager.secrets.getIamPolicy",
+            "secretmanager.secrets.setIamPolicy",
+            "secretmanager.versions.access",
+            "secretmanager.versions.add",
+            "secretmanager.versions.list",
+        }
+    ),
+    # https://cloud.google.com/iam/docs/roles-permissions/firebase#firebase.admin
+    "roles/firebase.admin": frozenset(
+        {
+            "datastore.entities.get",
+            "datastore.entities.list",
+            "firebase.clients.create",
+            "firebase.clients.get",
+            "firebase.clients.list",
+            "firebase.projects.get",
+            "firebase.projects.update",
+            "firebaseauth.configs.get",
+            "firebaseauth.configs.update",
+            "firebaseauth.users.get",
+            "firebasehosting.sites.create",
+            "firebasehosting.sites.list",
+            "firebasehosting.sites.update",
+            "firebaserules.releases.create",
+            "firebaserules.releases.list",
+            "firebaserules.releases.update",
+            "firebaserules.rulesets.create",
+            "storage.buckets.get",
+            "storage.objects.get",
+            "storage.objects.list",
+        }
+    ),
+}
+# What the deployer needs besides its commands: Cloud Build writes the build's log as it.
+DEPLOYER_PLATFORM_NEEDS: frozenset[str] = frozenset({"logging.logEntries.create"})
+
+# What each command infra/deploy.sh runs needs (gcloud by command path, firebase-tools
+# by command and deploy target), from each API method's reference page ("IAM
+# Permissions"), and for Firebase from https://firebase.google.com/docs/projects/iam/permissions.
+# A command missing here fails test_build_accounts.py.
+DEPLOY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "gcloud.services.list": ("serviceusage.services.list",),
+    "gcloud.services.enable": ("serviceusage.services.enable",),
+    # services.generateServiceIdentity's reference names no permission;
+    # roles/serviceusage.serviceUsageAdmin is what Google's guides use for it.
+    "gcloud.beta.services.identity.create": (),
+    "gcloud.projects.describe": ("resourcemanager.projects.get",),
+    "gcloud.projects.add-iam-policy-binding": (
+        "resourcemanager.projects.getIamPolicy",
+        "resourcemanager.projects.setIamPolicy",
+    ),
+    "gcloud.secrets.describe": ("secretmanager.secrets.get",),
+    "gcloud.secrets.versions.list": ("secretmanager.versions.list",),
+    "gcloud.secrets.add-iam-policy-binding": (
+        "secretmanager.secrets.getIamPolicy",
+        "secretmanager.secrets.setIamPolicy",
+    ),
+    "gcloud.pubsub.topics.describe": ("pubsub.topics.get",),
+    "gcloud.pubsub.topics.create": ("pubsub.topics.create",),
+    "gcloud.pubsub.topics.add-iam-policy-binding": (
+        "pubsub.topics.getIamPolicy",
+        "pubsub.topics.setIamPolicy",
+    ),
+    "gcloud.pubsub.subscriptions.update": ("pubsub.subscriptions.update",),
+    "gcloud.pubsub.subscriptions.add-iam-policy-binding": (
+        "pubsub.subscriptions.getIamPolicy",
+        "pubsub.subscriptions.setIamPolicy",
+    ),
+    # The bucket: its metadata and policy, never its objects.
+    "gcloud.storage.buckets.describe": ("storage.buckets.get",),
+    "gcloud.storage.buckets.create": ("storage.buckets.create",),
+    "gcloud.storage.buckets.update": ("storage.buckets.get", "storage.buckets.update"),
+    "gcloud.storage.buckets.add-iam-policy-binding": (
+        "storage.buckets.getIamPolicy",
+        "storage.buckets.setIamPolicy",
+    ),
+    "gcloud.firestore.databases.describe": ("datastore.databases.getMetadata",),
+    "gcloud.firestore.databases.create": ("datastore.databases.create",),
+    "gcloud.firestore.indexes.fields.describe": ("datastore.indexes.get",),
+    "gcloud.firestore.indexes.composite.list": ("datastore.indexes.list",),
+    "gcloud.firestore.fields.ttls.update": ("datastore.indexes.update",),
+    "gcloud.iam.service-accounts.describe": ("iam.serviceAccounts.get",),
+    "gcloud.iam.service-accounts.create": ("iam.serviceAccounts.create",),
+    # And actAs on every account the flags name (ACCOUNT_FLAGS).
+    "gcloud.functions.deploy": (
+        "cloudfunctions.functions.create",
+        "cloudfunctions.functions.get",
+        "cloudfunctions.functions.sourceCodeSet",
+        "cloudfunctions.functions.update",
+    ),
+    "gcloud.functions.describe": ("cloudfunctions.functions.get",),
+    "gcloud.functions.add-invoker-policy-binding": (
+        "run.services.getIamPolicy",
+        "run.services.setIamPolicy",
+    ),
+    "gcloud.eventarc.triggers.describe": ("eventarc.triggers.get",),
+    "gcloud.scheduler.jobs.describe": ("cloudscheduler.jobs.get",),
+    "gcloud.scheduler.jobs.create.http": ("cloudscheduler.jobs.create",),
+    "gcloud.scheduler.jobs.update.http": ("cloudscheduler.jobs.get", "cloudscheduler.jobs.update"),
+    "firebase projects:list": ("firebase.projects.get",),
+    "firebase projects:addfirebase": (
+        "firebase.projects.update",
+        "resourcemanager.projects.get",
+        "serviceusage.services.enable",
+        "serviceusage.services.get",
+    ),
+    "firebase apps:list": ("firebase.clients.list",),
+    # Non-interactive, it also makes the default Hosting site.
+    "firebase apps:create": ("firebase.clients.create", "firebasehosting.sites.create"),
+    "firebase apps:sdkconfig": ("firebase.clients.get",),
+    "firebase hosting:sites:list": ("firebasehosting.sites.list",),
+    "firebase hosting:sites:create": ("firebasehosting.sites.create",),
+    "firebase deploy firestore:rules": (
+        "firebaserules.releases.create",
+        "firebaserules.releases.list",
+        "firebaserules.releases.update",
+        "firebaserules.rulesets.create",
+    ),
+    "firebase deploy firestore:indexes": (
+        "datastore.indexes.create",
+        "datastore.indexes.list",
+        "datastore.indexes.update",
+    ),
+    "firebase deploy auth": ("firebaseauth.configs.get", "firebaseauth.configs.update"),
+    "firebase deploy hosting": ("firebasehosting.sites.update",),
+    # What it runs locally (node web/build.mjs) needs nothing.
+    "node web/build.mjs": (),
+}
+# Flags that make a command run something as a service account: the caller needs
+# iam.serviceAccounts.actAs on it (functions deploy: runtime, trigger and build
+# identities; a scheduler job's OIDC identity).
+ACCOUNT_FLAGS = (
+    "--service-account",
+    "--trigger-service-account",
+    "--build-service-account",
+    "--oidc-service-account-email",
+)
+# Flags that need more than their command: a public function's allUsers invoker.
+FLAG_NEEDS: dict[str, tuple[str, ...]] = {
+    "--allow-unauthenticated": ("run.services.getIamPolicy", "run.services.setIamPolicy"),
+    "--trigger-topic": ("eventarc.triggers.create",),
+}

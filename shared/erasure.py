@@ -1,12 +1,14 @@
 """Forgetting on request (issue 19, SPEC §2.6): one finished task, or all of a user.
 
-A task's data is its document and its objects in Cloud Storage (the PDF it came with,
-``uploads/{task_id}/``; its preview, ``results/{task_id}/``; an upload session's PDF,
-``uploads/{uid}/{upload_id}.pdf``, once no other task of the user uses it). Objects go
-first, the document last: a call cut short leaves a task the user can still see and
-delete again, never objects nothing points to.
+A task's data is its document and its objects in Cloud Storage (its preview,
+``results/{task_id}/``; its PDF, ``uploads/{task_id}/`` or an upload session's
+``uploads/{uid}/{upload_id}.pdf``, once no other task uses it: a revision shares its
+parent's). The preview goes first, then the document, then the PDF (which must see the
+document gone): a call cut short leaves a task the user can delete again, or a PDF the
+bucket's lifecycle deletes within UPLOAD_RETENTION_DAYS.
 
-A user's data is, besides their tasks: their upload sessions and objects, their
+A task's read-only links go with it. A user's data is, besides their tasks and links:
+their upload sessions and objects, their
 idempotency keys, their counters (ids made from a hash of the uid) and the Firebase
 Auth user, deleted last, once everything else is gone. ``erase_user`` works within a
 time budget and says whether it is done; calling it again goes on (idempotent).
@@ -18,12 +20,12 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from shared import auth, clients, idempotency, quotas, tasks, upload_sessions
+from shared import auth, clients, idempotency, quotas, shares, tasks, upload_sessions
 from shared.errors import FailedPrecondition
 from shared.log import get_logger
 from shared.models import Erasure, TaskRecord
 from shared.settings import get_settings
-from shared.uploads import preview_prefix, source_prefix
+from shared.uploads import preview_prefix, source_prefix, split_gcs_uri
 
 log = get_logger("erasure")
 PAGE = 100
@@ -46,13 +48,29 @@ def erase_task(task_id: str, *, uid: str) -> int:
     task = tasks.get_owned_task(task_id, uid=uid)
     if not task.status.is_terminal:
         raise FailedPrecondition("the task is unfinished: cancel it first")
-    deleted = _delete_prefix(source_prefix(task_id)) + _delete_prefix(preview_prefix(task_id))
+    shares.delete_shares(uid=uid, task_id=task_id)  # its links die with it
+    deleted = _delete_prefix(preview_prefix(task_id))
     tasks.delete_finished(task_id, uid=uid)
+    # Its PDF goes once no other task uses it: its revisions share it (and keep working).
     pdf = task.request.pdf
-    if pdf is not None and upload_sessions.is_session_object(uid, pdf.gcs_uri):
-        deleted += upload_sessions.delete_if_unused(pdf.gcs_uri)
+    if pdf is not None:
+        deleted += _delete_pdf_if_unused(uid, pdf.gcs_uri)
     log.info("task erased", extra={"task_id": task_id, "objects": deleted})
     return deleted
+
+
+def _delete_pdf_if_unused(uid: str, gcs_uri: str) -> int:
+    """Delete a PDF no task uses any more (an upload session's: once its session is
+    closed too). A failure here leaves it to the bucket's lifecycle (SPEC §2.6)."""
+    if upload_sessions.is_session_object(uid, gcs_uri):
+        return upload_sessions.delete_if_unused(gcs_uri)
+    if upload_sessions.used_by_a_task(gcs_uri):
+        return 0
+    bucket, name = split_gcs_uri(gcs_uri)
+    task_id = name.removeprefix("uploads/").removesuffix("/source.pdf")
+    if bucket != get_settings().bucket_name or name != f"{source_prefix(task_id)}source.pdf":
+        return 0  # not a PDF a request brought: not ours to delete
+    return _delete_prefix(source_prefix(task_id))
 
 
 @dataclass
@@ -83,6 +101,7 @@ def erase_user(uid: str, *, budget_s: float | None = None) -> Erasure:
                 return erased
     if budget.spent:
         return erased
+    erased.shares = shares.delete_shares(uid=uid)
     erased.upload_sessions = upload_sessions.close_sessions_of(uid)
     erased.objects += _delete_prefix(upload_sessions.user_prefix(uid))
     erased.idempotency_keys = idempotency.delete_keys_of(uid)

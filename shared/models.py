@@ -93,6 +93,24 @@ class PdfRef(BaseModel):
     filename: str | None = None
 
 
+class RevisionRequest(BaseModel):
+    """What a client may send to POST /v1/tasks/{task_id}/revisions."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    instruction: str
+    image: bool = True
+    language: str | None = None  # default: the parent's
+
+
+class Revision(BaseModel):
+    """What makes a task a revision: the strategy it starts from and what to change."""
+
+    parent_task_id: str
+    instruction: str
+    strategy: MarketingStrategy
+
+
 class TaskRequest(BaseModel):
     """The validated request, as stored on the task."""
 
@@ -102,6 +120,9 @@ class TaskRequest(BaseModel):
     image: bool = True
     grounding: bool = False
     pdf: PdfRef | None = None
+    # A revision of an earlier strategy: the same sources, the parent's strategy and
+    # the instruction (shared/prompts.py).
+    revision: Revision | None = None
 
 
 # ---------------------------------------------------------------- task
@@ -230,6 +251,11 @@ class TaskPublic(BaseModel):
     draft: StrategyDraft | None = None
     result: TaskResult | None = None
     error: TaskError | None = None
+    # Versions (issue 19): a revision's parent, the first task of its line (itself for
+    # a first version; None on tasks made before versions) and its number (root: 1).
+    parent_task_id: str | None = None
+    root_task_id: str | None = None
+    version: int = 1
 
 
 class TaskRecord(TaskPublic):
@@ -270,6 +296,57 @@ class TaskAccepted(BaseModel):
     status_url: str
 
 
+class VersionSummary(BaseModel):
+    """One version of a strategy in GET /v1/tasks/{task_id}/versions."""
+
+    task_id: str
+    version: int
+    parent_task_id: str | None = None
+    status: TaskStatus
+    created_at: datetime
+    instruction: str | None = None
+    strategy_name: str | None = None
+
+
+class VersionList(BaseModel):
+    root_task_id: str
+    versions: list[VersionSummary]
+
+
+class ShareRequest(BaseModel):
+    """POST /v1/tasks/{id}/shares: how long the link lives (default 30 days, at most a year)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in_days: int = Field(default=30, ge=1, le=365)
+
+
+class Share(BaseModel):
+    """A read-only link to a finished strategy, as its owner sees it."""
+
+    share_id: str
+    task_id: str
+    url: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class ShareList(BaseModel):
+    shares: list[Share]
+
+
+class SharedStrategy(BaseModel):
+    """GET /v1/shared/{share_id}, for anyone with the link: the strategy and what it
+    stands on, never the brief, the PDF, the uid, usage or cost."""
+
+    strategy: MarketingStrategy
+    language: str
+    image_url: str | None = None
+    sources: list[Source] = Field(default_factory=list)
+    version: int = 1
+    expires_at: datetime
+
+
 class Erasure(BaseModel):
     """DELETE /v1/me: what was erased; ``done`` False: time ran out, call again."""
 
@@ -279,6 +356,7 @@ class Erasure(BaseModel):
     upload_sessions: int = 0
     idempotency_keys: int = 0
     counters: int = 0
+    shares: int = 0
     auth_user: bool = False
 
 

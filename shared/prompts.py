@@ -20,6 +20,20 @@ def build_prompt(request: TaskRequest) -> str:
         lines += [f"- {url}" for url in request.urls]
     if request.pdf is not None:
         lines += ["", "The attached PDF is the client's own material."]
+    if request.revision is not None:
+        current = request.revision.strategy.model_dump_json(exclude_none=True)
+        lines += [
+            "",
+            "This is a revision of the client's current strategy (below). Revise it as",
+            "the client asks here, and keep what the request does not change:",
+            "<instruction>",
+            request.revision.instruction,
+            "</instruction>",
+            "The current strategy (JSON):",
+            "<strategy>",
+            current,
+            "</strategy>",
+        ]
     return "\n".join(lines)
 
 

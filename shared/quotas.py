@@ -169,6 +169,12 @@ def shard_of(task_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % get_settings().quota_shards
 
 
+def minute_window(now: datetime) -> tuple[int, int, datetime]:
+    """The minute's number, the seconds left in it, its counters' expiry (for counters
+    kept elsewhere: shared/shares.py)."""
+    return _minute(now)
+
+
 def _minute(now: datetime) -> tuple[int, int, datetime]:
     """The minute's number, the seconds left in it (at least 1), its counters' expiry."""
     minute = math.floor(now.timestamp() / WINDOW_S)

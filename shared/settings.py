@@ -173,6 +173,7 @@ class Settings(BaseSettings):
     ] = "16:9"
 
     max_brief_chars: int = Field(default=20_000, ge=1)
+    max_instruction_chars: int = Field(default=2_000, ge=1)  # a revision's (issue 19)
     max_urls: int = Field(default=20, ge=0)
     max_url_chars: int = Field(default=2_048, ge=16)
     max_pdf_bytes: int = Field(default=30 * MIB, ge=1)
@@ -233,6 +234,11 @@ class Settings(BaseSettings):
     # The most input a task with a PDF, URLs or search can bill: the text model's input
     # limit (Gemini refuses a longer prompt, tools' pages included, unbilled).
     gemini_max_input_tokens: int = Field(default=1_048_576, ge=1)
+    # Read-only links (shared/shares.py): their documents, the web page they point to
+    # (default: the first CORS origin) and the lookups one client address may make a minute.
+    shares_collection: str = "shares"
+    share_base_url: str = ""
+    share_lookups_per_client_per_minute: int = Field(default=60, ge=0)
     # DELETE /v1/me erases this long, then answers done=false (202): call again to go on.
     erasure_budget_s: float = Field(default=20.0, gt=0, le=300)
     # The operator's kill switch: new tasks get 503 paused, tasks in flight finish. Set

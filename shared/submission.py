@@ -23,6 +23,7 @@ from shared import costs, idempotency, quotas, uploads
 from shared.errors import (
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     RateLimited,
     TinkerbellError,
     Unavailable,
@@ -31,6 +32,8 @@ from shared.log import get_logger
 from shared.models import (
     PdfRef,
     Progress,
+    Revision,
+    RevisionRequest,
     StrategyRequest,
     TaskAccepted,
     TaskRecord,
@@ -49,6 +52,17 @@ from shared.settings import get_settings
 from shared.validation import to_task_request
 
 log = get_logger("submission")
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a new task stands among the versions of a strategy (a first one: its own root)."""
+
+    parent_task_id: str | None
+    root_task_id: str
+    version: int
+
+
 _io_pool: ThreadPoolExecutor | None = None
 
 
@@ -132,6 +146,60 @@ class Submitter:
             )
         if request.upload_id is not None:
             task_request.pdf = self.sessions.use_upload(uid, request.upload_id)
+        return self._accept(uid, task_id, task_request, pdf, idempotency_key, anonymous, None)
+
+    def revise(
+        self,
+        uid: str,
+        parent_task_id: str,
+        body: RevisionRequest,
+        idempotency_key: str | None = None,
+        *,
+        anonymous: bool = False,
+    ) -> Submitted:
+        """A new version of the owner's COMPLETED task: the same sources (its PDF is not
+        uploaded again), its strategy and the instruction; accepted like a submit."""
+        settings = get_settings()
+        if idempotency_key is not None:
+            idempotency.check_key(idempotency_key)
+        parent = self.tasks.get_task(parent_task_id)
+        if parent is None or parent.uid != uid:
+            raise NotFound("no such task")
+        if parent.status is not TaskStatus.COMPLETED or parent.result is None:
+            raise FailedPrecondition("only a COMPLETED task can be revised")
+        revision = Revision(
+            parent_task_id=parent.task_id,
+            instruction=body.instruction,
+            strategy=parent.result.strategy,
+        )
+        task_request = parent.request.model_copy(
+            update={
+                "image": body.image,
+                "language": body.language or parent.request.language,
+                "revision": revision,
+            }
+        )
+        reserved = costs.worst_case_micros(task_request) if settings.budgets_on else 0
+        self.caps.check_project_room(datetime.now(UTC), reserved=reserved)
+        lineage = Lineage(
+            parent_task_id=parent.task_id,
+            root_task_id=parent.root_task_id or parent.task_id,
+            version=parent.version + 1,
+        )
+        task_id = uuid.uuid4().hex
+        return self._accept(uid, task_id, task_request, None, idempotency_key, anonymous, lineage)
+
+    def _accept(
+        self,
+        uid: str,
+        task_id: str,
+        task_request: TaskRequest,
+        pdf: PdfUpload | None,
+        idempotency_key: str | None,
+        anonymous: bool,
+        lineage: Lineage | None,
+    ) -> Submitted:
+        """The common tail: the idempotency key, the counted create, the publish."""
         now = datetime.now(UTC)
         if idempotency_key is not None:
             reservation = self.keys.reserve(
@@ -141,7 +209,7 @@ class Submitter:
                 accepted = self._replayed(uid, idempotency_key, reservation.task_id)
                 return Submitted(accepted=accepted, created=False)
         try:
-            task = self._create(uid, task_id, task_request, pdf, now, anonymous)
+            task = self._create(uid, task_id, task_request, pdf, now, anonymous, lineage)
         except Exception:
             if idempotency_key is not None:
                 self.keys.release(uid, idempotency_key)
@@ -191,10 +259,15 @@ class Submitter:
         pdf: PdfUpload | None,
         now: datetime,
         anonymous: bool,
+        lineage: Lineage | None,
     ) -> TaskRecord:
         budgets = get_settings().budgets_on
+        lineage = lineage or Lineage(parent_task_id=None, root_task_id=task_id, version=1)
         task = TaskRecord(
             task_id=task_id,
+            parent_task_id=lineage.parent_task_id,
+            root_task_id=lineage.root_task_id,
+            version=lineage.version,
             uid=uid,
             status=TaskStatus.PENDING,
             created_at=now,
@@ -275,3 +348,16 @@ def submit(
     anonymous: bool = False,
 ) -> Submitted:
     return default_submitter().submit(uid, request, pdf, idempotency_key, anonymous=anonymous)
+
+
+def revise(
+    uid: str,
+    parent_task_id: str,
+    body: RevisionRequest,
+    idempotency_key: str | None = None,
+    *,
+    anonymous: bool = False,
+) -> Submitted:
+    return default_submitter().revise(
+        uid, parent_task_id, body, idempotency_key, anonymous=anonymous
+    )

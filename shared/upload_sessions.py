@@ -243,7 +243,7 @@ def _close_expired(now: datetime, limit: int) -> int:
         session = snapshot.to_dict() or {}
         _cancel_upload(session.get("upload_url"))
         gcs_uri = f"gs://{settings.bucket_name}/{session.get('object', '')}"
-        if session.get("object") and not _used_by_a_task(gcs_uri):
+        if session.get("object") and not used_by_a_task(gcs_uri):
             blob = clients.storage().bucket(settings.bucket_name).blob(session["object"])
             with contextlib.suppress(NotFound):
                 blob.delete()
@@ -263,7 +263,7 @@ def _cancel_upload(url: str | None) -> None:
         requests.delete(url, timeout=10)
 
 
-def _used_by_a_task(gcs_uri: str) -> bool:
+def used_by_a_task(gcs_uri: str) -> bool:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     tasks = clients.firestore().collection(get_settings().tasks_collection)
@@ -284,7 +284,7 @@ def delete_if_unused(gcs_uri: str) -> int:
     one is the sweeper's, at its expiry). Returns 1 if deleted."""
     upload_id = gcs_uri.rsplit("/", 1)[-1].removesuffix(".pdf")
     session = _session_ref(upload_id).get()
-    if session.exists or _used_by_a_task(gcs_uri):
+    if session.exists or used_by_a_task(gcs_uri):
         return 0
     bucket, name = split_gcs_uri(gcs_uri)
     try:

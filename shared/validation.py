@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import InvalidArgument
-from shared.models import StrategyRequest, TaskRequest
+from shared.models import RevisionRequest, StrategyRequest, TaskRequest
 from shared.settings import Settings, get_settings
 from shared.urls import UrlRejected, check_url
 
@@ -96,3 +96,30 @@ def to_task_request(request: StrategyRequest, settings: Settings) -> TaskRequest
         image=request.image,
         grounding=request.grounding,
     )
+
+
+def parse_revision_request(data: Any, settings: Settings) -> RevisionRequest:
+    """A revision's body: the wire model, then the instruction and language rules."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("the body must be a JSON object")
+    try:
+        request = RevisionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise _as_invalid_argument(exc) from None
+    instruction = request.instruction.strip()
+    if not instruction:
+        raise InvalidArgument("instruction: must not be empty", field="instruction")
+    if len(instruction) > settings.max_instruction_chars:
+        raise InvalidArgument(
+            f"instruction: must be at most {settings.max_instruction_chars} characters",
+            field="instruction",
+        )
+    language = request.language.strip() if request.language is not None else None
+    if language is not None and (
+        len(language) > MAX_LANGUAGE_CHARS or not _LANGUAGE_TAG.match(language)
+    ):
+        raise InvalidArgument(
+            "language: must be a BCP 47 language tag such as 'en', 'ro' or 'de-AT'",
+            field="language",
+        )
+    return request.model_copy(update={"instruction": instruction, "language": language})

@@ -359,6 +359,8 @@ def functions_env(
     result["STATUS_BASE_URL"] = f"http://{HOST}:{ports['status']}"
     # The web app (another port, so another origin) calls the HTTP functions.
     result["CORS_ORIGINS"] = f"http://{HOST}:{ports['web']},http://localhost:{ports['web']}"
+    # A read-only link opens the web app's page for it (/s/{share_id}).
+    result["SHARE_BASE_URL"] = f"http://{HOST}:{ports['web']}"
     result["PYTHONUNBUFFERED"] = "1"  # logs reach the log file as they happen
     if gemini.base_url is None:
         result.pop("GEMINI_BASE_URL", None)  # an empty value must not reach the SDK

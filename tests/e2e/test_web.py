@@ -15,7 +15,6 @@ from tests.e2e.helpers import message
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOT = Path("/tmp/tinkerbell-web.png")
 STANDIN = "[stand-in sample"
 DONE_MS = 20_000
 TINY_PDF = (
@@ -78,7 +77,7 @@ def test_submit_follows_the_task_to_the_strategy(
     expect(current).to_contain_text(STANDIN)
 
 
-def test_preview_image_is_shown(web: WebApp, marker: str) -> None:
+def test_preview_image_is_shown(web: WebApp, marker: str, tmp_path: Path) -> None:
     page = web.open()
     submit_brief(page, f"Bookshop launch in Timisoara ({marker})", image=True)
     image = page.locator("#preview-img")
@@ -90,9 +89,9 @@ def test_preview_image_is_shown(web: WebApp, marker: str) -> None:
     src = image.get_attribute("src")
     assert src is not None and src.startswith("blob:")
     expect(image).to_have_attribute("alt", re.compile("Preview image for"))
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "web.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(SCREENSHOT.with_name("tinkerbell-web-phone.png")), full_page=True)
+    page.screenshot(path=str(tmp_path / "web-phone.png"), full_page=True)
     # At phone width nothing overflows sideways.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 

@@ -19,6 +19,16 @@ https://cloud.google.com/firestore/docs/query-data/multiple-range-fields):
   equality fields first (in any order), then the order fields in the query's order
   and directions. An inequality field the query does not order by is ordered after
   the explicit orders, ascending.
+- Aggregations (https://cloud.google.com/firestore/docs/query-data/aggregation-queries:
+  "Aggregation queries rely on the existing index configuration that your queries
+  already use"): ``count()`` needs what its query needs. ``sum()`` and ``average()``
+  read the aggregated field from the index they scan ("Firestore computes the SUM()
+  and AVG() results directly through index scans. This makes it efficient, but also
+  means that a field must be indexed to calculate an aggregation", Google Cloud blog,
+  "Calculate SUM and AVG aggregations using Firestore", 2023-11-07): the query must be
+  served with that field as one more (ascending) order, so a sum over a field whose
+  single-field index an override switched off fails, and a sum with an equality filter
+  on another field needs a composite index.
 """
 
 from __future__ import annotations
@@ -103,7 +113,30 @@ def composite_serves(
     return [(f["fieldPath"], f.get("order")) for f in tail] == orders
 
 
+# Aggregations that read a field's values from the index (count reads none).
+FIELD_AGGREGATIONS = {"SUM", "AVG"}
+
+
 def check(query: dict[str, Any], config: dict[str, Any]) -> Verdict:
+    """The query, and each sum or average over it (``aggregations``: op and field)."""
+    verdict = check_query(query, config)
+    if not verdict.served:
+        return verdict
+    for aggregation in query.get("aggregations", []):
+        if aggregation["op"] not in FIELD_AGGREGATIONS:
+            continue
+        field = aggregation["field"]
+        scan = dict(query)
+        if field not in {f for f, _ in normalized_orders(query)}:
+            scan["orders"] = [*query.get("orders", []), {"field": field, "direction": "ASCENDING"}]
+        over = check_query(scan, config)
+        if not over.served:
+            op = aggregation["op"].lower()
+            return Verdict(False, f"{op}({field}) needs {field} in the index it scans: {over.why}")
+    return verdict
+
+
+def check_query(query: dict[str, Any], config: dict[str, Any]) -> Verdict:
     collection, query_scope = query["collection"], scope(query)
     filters = query.get("filters", [])
     equalities = [(f["field"], f["op"]) for f in filters if f["op"] in EQUALITY]

@@ -201,6 +201,20 @@ def bucket(name: str, location: str) -> Json:
     }
 
 
+def custom_role(
+    name: str, title: str, description: str, permissions: list[str], stage: str
+) -> Json:
+    # https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles#Role
+    return {
+        "name": name,
+        "title": title,
+        "description": description,
+        "includedPermissions": permissions,
+        "stage": stage,
+        "etag": "BwYf3rYc1xQ=",
+    }
+
+
 def service_account(project_id: str, email: str, display_name: str) -> Json:
     # https://cloud.google.com/iam/docs/reference/rest/v1/projects.serviceAccounts#ServiceAccount
     return {

@@ -14,12 +14,16 @@ from typing import Any
 
 import yaml
 
+from infra.iam_audit import deploy_needs, deployer_audit, deployer_permissions, reaching
 from tests.infra.conftest import PROJECT, REPO, Rehearsal
-from tests.infra.test_deploy_first_run import create_secret
+from tests.infra.test_deploy_first_run import by_hand, create_secret
 from tests.infra.test_deploy_rehearsal import explain
+from tests.infra.test_iam_coverage import names
 
 CI = f"serviceAccount:tinkerbell-ci@{PROJECT}.iam.gserviceaccount.com"
-DEPLOYER = f"serviceAccount:tinkerbell-deployer@{PROJECT}.iam.gserviceaccount.com"
+DEPLOYER_EMAIL = f"tinkerbell-deployer@{PROJECT}.iam.gserviceaccount.com"
+DEPLOYER = f"serviceAccount:{DEPLOYER_EMAIL}"
+RUNTIME = ("api", "worker", "recovery", "trigger", "scheduler", "builder")
 
 
 def build_steps(name: str) -> list[dict[str, Any]]:
@@ -50,6 +54,11 @@ def test_the_checks_build_never_deploys_and_the_deploy_build_runs_nothing_else()
 def test_the_build_accounts_hold_only_what_their_build_needs(rehearsal: Rehearsal) -> None:
     made = rehearsal.run("accounts", ["bash", "infra/build_accounts.sh"])
     assert made.returncode == 0, explain(made)
+    # What an earlier build_accounts.sh granted the deployer goes on the next run.
+    for role in ("roles/iam.serviceAccountUser", "roles/storage.admin"):
+        by_hand(rehearsal, "legacy", "gcloud", f"--project={PROJECT}", "projects",
+                "add-iam-policy-binding", PROJECT, f"--member={DEPLOYER}", f"--role={role}",
+                "--condition=None")  # fmt: skip
     again = rehearsal.run("accounts-again", ["bash", "infra/build_accounts.sh"])
     assert again.returncode == 0, explain(again)
     assert rehearsal.records("rejects.jsonl") == []
@@ -81,3 +90,31 @@ def test_the_build_accounts_hold_only_what_their_build_needs(rehearsal: Rehearsa
         )
     }
     assert granted == grantable
+
+    # The deployer (issue 15, defect 7): every command deploy.sh ran, in both runs,
+    # against the permissions of what it holds (infra/iam_permissions.py).
+    state = rehearsal.state()
+    calls = [c for c in rehearsal.records("calls.jsonl") if c["run"] in ("deploy", "vertex")]
+    assert deployer_audit(state, calls, DEPLOYER_EMAIL, names()) == []
+    # It acts as the runtime accounts through a grant on each account, never on the project.
+    held = {role for role, members in project.items() if DEPLOYER in members}
+    permissions = {role: deployer_permissions(role, state) or frozenset() for role in held}
+    assert not any("iam.serviceAccounts.actAs" in permissions[role] for role in held)
+    acts_as = {
+        resource
+        for resource, policy in state["iam"].items()
+        if DEPLOYER in policy.get("roles/iam.serviceAccountUser", [])
+    }
+    runtime = {f"account:tinkerbell-{role}@{PROJECT}.iam.gserviceaccount.com" for role in RUNTIME}
+    assert acts_as == runtime
+    needs, _ = deploy_needs(calls)
+    assert {r for p, r in needs if p == "iam.serviceAccounts.actAs"} == runtime
+    # It can set up the bucket and the secret but read neither the PDFs nor the key.
+    private = {
+        f"bucket:{names().bucket}": "storage.objects.",
+        f"secret:{names().secret}": "secretmanager.versions.access",
+    }
+    conditions = state.get("iam_conditions", {}).get("project", {})
+    for role in held:
+        condition = conditions.get(f"{role} {DEPLOYER}")
+        assert reaching(permissions[role], "project", condition, private) == [], role

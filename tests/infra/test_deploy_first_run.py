@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.conftest import PROJECT, REGION, Rehearsal
+from tests.infra.conftest import PROJECT, REGION, REPO, Rehearsal
 from tests.infra.test_deploy_rehearsal import explain
 
 # What an operator runs by hand is run some minutes after enabling an API.
@@ -39,13 +39,28 @@ def test_a_fresh_project_deploys_in_one_run_and_says_what_it_waits_for(
     result = rehearsal.run("fresh", ["bash", "infra/deploy.sh"])
     assert result.returncode == 0, explain(result)
     given = {f["key"].split(":")[0] for f in rehearsal.records("faults.jsonl")}
-    assert given == {"service-disabled", "unknown-account", "eventarc-agent"}
+    assert given == {
+        "service-disabled",
+        "unknown-account",
+        "eventarc-agent",
+        "firebase-service-disabled",
+    }
     for reason in (
         "Eventarc's service agent to get its role",
         "IAM to know the service account just created",
         "the API just enabled to reach every Google system",
     ):
         assert f"for {reason} (try 2 of" in result.stderr, reason
+    # firebase-tools too: its first call's SERVICE_DISABLED is only in its debug log
+    # (projects:list wraps the error), and it is retried like gcloud's.
+    assert (
+        "for the API just enabled to reach every Google system (try 2 of 10): "
+        "firebase projects:list" in result.stderr
+    )
+    firebase = [c["command"] for c in rehearsal.records("calls.jsonl") if c["tool"] == "firebase"]
+    assert firebase[:3] == ["projects:list", "projects:list", "projects:addfirebase"]
+    # Its debug log stays out of the repo.
+    assert not (REPO / "firebase-debug.log").exists()
     # Each wait bounded (at most 60 s), and far fewer than the tries allowed.
     waits = [int(line) for line in (rehearsal.directory / "sleeps.log").read_text().split()]
     assert waits and max(waits) <= 60
@@ -153,5 +168,5 @@ def test_firebase_bills_the_project_not_the_credentials_quota_project(
     refused = rehearsal.run("adc", argv, GOOGLE_CLOUD_QUOTA_PROJECT=quota_project)
     assert refused.returncode != 0
     assert "quota project" in refused.stderr
-    billed = rehearsal.run("ours", argv, GOOGLE_CLOUD_QUOTA_PROJECT=PROJECT)
+    billed = rehearsal.run("ours", argv, GOOGLE_CLOUD_QUOTA_PROJECT=PROJECT, **BY_HAND)
     assert billed.returncode == 0, explain(billed)

@@ -55,6 +55,8 @@ APIS = {
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
+    # Firebase Auth refreshes ID tokens there (issue 15, defect 9).
+    "securetoken.googleapis.com",
     "storage.googleapis.com",
 }
 # An operator's override: it must reach every function, and nothing else of the shell.

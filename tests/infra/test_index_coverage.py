@@ -35,11 +35,17 @@ WEB_QUERIES = [
 ]
 
 
-def query(collection: str, *filters: tuple[str, str], orders: tuple[tuple[str, str], ...] = ()):
+def query(
+    collection: str,
+    *filters: tuple[str, str],
+    orders: tuple[tuple[str, str], ...] = (),
+    aggregations: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     return {
         "collection": collection,
         "filters": [{"field": f, "op": op} for f, op in filters],
         "orders": [{"field": f, "direction": d} for f, d in orders],
+        "aggregations": [{"op": op, "field": f} for op, f in aggregations],
     }
 
 
@@ -56,6 +62,11 @@ TTL_ONLY = {
 EXEMPT_MAP = {
     "indexes": [],
     "fieldOverrides": [{"collectionGroup": "tasks", "fieldPath": "request", "indexes": []}],
+}
+# A counter's shards (shared/quotas.py sums their `count`), with `count` exempted.
+COUNT_EXEMPT = {
+    "indexes": [],
+    "fieldOverrides": [{"collectionGroup": "quota_shards", "fieldPath": "count", "indexes": []}],
 }
 SUBFIELD_KEPT = {
     "indexes": [],
@@ -90,6 +101,15 @@ SUBFIELD_KEPT = {
         (EXEMPT_MAP, query("tasks", ("request", "EQUAL")), False),
         (SUBFIELD_KEPT, query("tasks", ("request.pdf.gcs_uri", "EQUAL")), True),
         (SUBFIELD_KEPT, query("tasks", ("request.brief", "EQUAL")), False),
+        # sum() and avg() read the field from the index they scan: its single-field index...
+        ({}, query("quota_shards", aggregations=(("SUM", "count"),)), True),
+        ({}, query("quota_shards", aggregations=(("AVG", "count"),)), True),
+        # ...which an exemption switches off (count() needs no field's index)...
+        (COUNT_EXEMPT, query("quota_shards", aggregations=(("SUM", "count"),)), False),
+        (COUNT_EXEMPT, query("quota_shards", aggregations=(("AVG", "count"),)), False),
+        (COUNT_EXEMPT, query("quota_shards", aggregations=(("COUNT", ""),)), True),
+        # ...and with an equality filter on another field, a composite index.
+        ({}, query("quota_shards", ("day", "EQUAL"), aggregations=(("SUM", "count"),)), False),
     ],
 )
 def test_the_rules(config: dict[str, Any], q: dict[str, Any], served: bool) -> None:
@@ -142,7 +162,7 @@ def query_defs() -> set[str]:
                 if (
                     isinstance(call, ast.Call)
                     and isinstance(call.func, ast.Attribute)
-                    and call.func.attr in ("where", "order_by", "collection_group")
+                    and call.func.attr in ("where", "order_by", "collection_group", "sum", "avg")
                 ):
                     found.add(def_of(f"{path.relative_to(REPO)}:{call.lineno}"))
     return found
@@ -187,3 +207,47 @@ def test_the_web_apps_queries_are_all_listed() -> None:
     calls = re.findall(r"\b(where|orderBy)\(", sources)
     listed = sum(len(q["filters"]) + len(q["orders"]) for q in WEB_QUERIES)
     assert len(calls) == listed
+
+
+# ------------------------------------------------------------------- the recorder
+
+
+def test_the_recorder_keeps_a_sums_field_and_records_its_query_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query shared/quotas.py sums a counter's shards with, built by the real client
+    (offline: building a request sends nothing) through the recorder's patches."""
+    import importlib.util
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+    from google.cloud.firestore_v1 import base_aggregation, base_query
+
+    spec = importlib.util.spec_from_file_location(
+        "query_recorder", REPO / "tests" / "query_log" / "sitecustomize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    recorder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recorder)
+    log = tmp_path / "queries.jsonl"
+    monkeypatch.setattr(recorder, "LOG", str(log))
+    monkeypatch.setattr(recorder, "call_site", lambda: "shared/quotas.py:121")
+    # Patched for this test only (monkeypatch puts the originals back).
+    for cls in (base_query.BaseQuery, base_aggregation.BaseAggregationQuery):
+        monkeypatch.setattr(cls, "_to_protobuf", cls._to_protobuf)
+    recorder.patch_query(base_query)
+    recorder.patch_aggregation(base_aggregation)
+
+    client = firestore.Client(project="p", credentials=AnonymousCredentials())
+    shards = client.collection("quota_counters").document("k").collection("quota_shards")
+    shards.sum("count", alias="total")._to_protobuf()
+    shards.where(filter=firestore.FieldFilter("count", ">", 0))._to_protobuf()
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(q["collection"], q["aggregations"], q["filters"]) for q in lines] == [
+        ("quota_shards", [{"op": "SUM", "field": "count"}], []),
+        ("quota_shards", [], [{"field": "count", "op": "GREATER_THAN"}]),
+    ]
+    assert check(lines[0], CONFIG).served
+    exempt = {"fieldOverrides": [{"collectionGroup": "quota_shards", "fieldPath": "count"}]}
+    assert not check(lines[0], exempt).served

@@ -31,7 +31,20 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.models import Erasure, ErrorDetail, StrategyRequest, TaskAccepted, TaskPublic
+from shared.models import (
+    Erasure,
+    ErrorDetail,
+    RevisionRequest,
+    Share,
+    SharedStrategy,
+    ShareList,
+    ShareRequest,
+    StrategyRequest,
+    TaskAccepted,
+    TaskPublic,
+    VersionList,
+    VersionSummary,
+)
 from tests.integration.conftest import Api, TaskWatcher, User
 
 # Exclusive: it counts every uploaded object and published message (tests/conftest.py).
@@ -144,7 +157,10 @@ def test_fuzz_the_api_no_5xx_conformant_and_no_side_effects(
 ) -> None:
     ledger = Ledger(users=[new_user()])
     uploads_before = _upload_names(bucket)
-    base_urls = {"/v1/strategies": stack["SUBMIT_URL"]}
+    base_urls = {
+        "/v1/strategies": stack["SUBMIT_URL"],
+        "/v1/tasks/{task_id}/revisions": stack["SUBMIT_URL"],
+    }
     started = time.monotonic()
 
     def current() -> User:
@@ -272,6 +288,13 @@ def _doc() -> dict[str, Any]:
         ("TaskAccepted", TaskAccepted),
         ("StrategyRequest", StrategyRequest),
         ("Erasure", Erasure),
+        ("Share", Share),
+        ("ShareList", ShareList),
+        ("SharedStrategy", SharedStrategy),
+        ("ShareRequest", ShareRequest),
+        ("RevisionRequest", RevisionRequest),
+        ("VersionSummary", VersionSummary),
+        ("VersionList", VersionList),
     ],
 )
 def test_document_schemas_name_the_models_fields(component: str, model: Any) -> None:
@@ -280,6 +303,10 @@ def test_document_schemas_name_the_models_fields(component: str, model: Any) -> 
     assert schema["additionalProperties"] is False
     if model is StrategyRequest:
         assert schema["required"] == ["brief"]
+    elif model is RevisionRequest:
+        assert schema["required"] == ["instruction"]
+    elif model is ShareRequest:
+        assert "required" not in schema  # every field has a default
     else:  # responses carry every field (model_dump_json writes defaults too)
         assert set(schema["required"]) == set(model.model_fields)
 
@@ -302,10 +329,17 @@ def test_document_is_valid_openapi_3_1(schema: Any) -> None:
     labels = sorted(f"{op.method.upper()} {op.path}" for op in operations)
     assert labels == [
         "DELETE /v1/me",
+        "DELETE /v1/shares/{share_id}",
         "DELETE /v1/tasks/{task_id}",
+        "GET /v1/shared/{share_id}",
+        "GET /v1/shared/{share_id}/image",
         "GET /v1/tasks/{task_id}",
         "GET /v1/tasks/{task_id}/image",
+        "GET /v1/tasks/{task_id}/shares",
+        "GET /v1/tasks/{task_id}/versions",
         "POST /v1/strategies",
+        "POST /v1/tasks/{task_id}/revisions",
+        "POST /v1/tasks/{task_id}/shares",
     ]
     assert _doc()["openapi"].startswith("3.1")
 

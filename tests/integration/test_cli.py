@@ -310,6 +310,33 @@ def test_delete_asks_first_then_erases_and_forget_me_erases_the_user(
     assert after.code == AUTH, after.err  # signed out: the user is gone
 
 
+def test_revise_versions_and_diff(tinkerbell: Cli, logged_in: str, marker: str) -> None:
+    first = tinkerbell("submit", "--wait", "--json", "--no-image", f"Cidery in Sibiu {marker}")
+    assert first.code == OK, first.err
+    root = first.json["task_id"]
+    revised = tinkerbell("revise", root, "Halve the budget", "--wait", "--json", "--no-image")
+    assert revised.code == OK, revised.err
+    second = revised.json["task_id"]
+    assert revised.json["parent_task_id"] == root and revised.json["status"] == "COMPLETED"
+
+    listed = tinkerbell("versions", second, "--json")
+    assert listed.code == OK, listed.err
+    assert [(v["version"], v["task_id"]) for v in listed.json["versions"]] == [
+        (1, root),
+        (2, second),
+    ]
+    human = tinkerbell("versions", root)
+    assert human.out.startswith(f"v1  {root}") and "Halve the budget" in human.out
+
+    diff = tinkerbell("diff", root, second)
+    assert diff.code == OK, diff.err
+    assert diff.out.startswith(f"--- {root}\n+++ {second}\n") and "budget:" in diff.out
+    as_json = tinkerbell("diff", root, second, "--json")
+    assert set(as_json.json["diff"]) == {"budget", "channels", "steps", "kpis", "key_messages"}
+    refused = tinkerbell("revise", "no-such-task", "x")
+    assert refused.code == REFUSED and "not_found" in refused.err
+
+
 def test_a_failed_task_exits_1(
     tinkerbell: Cli, logged_in: str, standin: StandIn, marker: str
 ) -> None:

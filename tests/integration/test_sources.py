@@ -6,6 +6,7 @@ The Gemini stand-in's request log is the evidence of what was sent to Gemini.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
+from PIL import Image
 
 from shared.gemini import PNG_SIGNATURE, image_size
 from tests.integration.conftest import Api, StandIn, TaskWatcher, User
@@ -43,23 +45,14 @@ def submit_with_pdf(http: Any, stack: dict, user: User, pdf: bytes, **fields: st
     return task_id
 
 
-def decoded_pixel_bytes(png: bytes) -> int:
-    """Walk the PNG's chunks (checking each CRC) and inflate its image data."""
-    import struct
-    import zlib
-
-    assert png.startswith(PNG_SIGNATURE)
-    offset, idat = len(PNG_SIGNATURE), b""
-    while offset < len(png):
-        (length,) = struct.unpack(">I", png[offset : offset + 4])
-        kind = png[offset + 4 : offset + 8]
-        body = png[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", png[offset + 8 + length : offset + 12 + length])
-        assert zlib.crc32(kind + body) == crc, kind
-        if kind == b"IDAT":
-            idat += body
-        offset += 12 + length
-    return len(zlib.decompress(idat))
+def decoded_png(png: bytes) -> Image.Image:
+    """The PNG verified by Pillow (its chunks and their CRCs), then decoded whole."""
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG"
+        image.verify()
+    decoded = Image.open(io.BytesIO(png))
+    decoded.load()  # every pixel: raises on missing or corrupt image data
+    return decoded
 
 
 def file_requests(standin: StandIn, file_name: str, method: str) -> list[dict]:
@@ -170,7 +163,9 @@ def test_preview_image_is_stored_and_served_to_the_owner(
     assert stored.startswith(PNG_SIGNATURE)
     assert image_size(stored) == (image["width"], image["height"])
     assert image["width"] > 0
-    assert decoded_pixel_bytes(stored) == image["height"] * (1 + 3 * image["width"])
+    decoded = decoded_png(stored)
+    assert decoded.mode == "RGB"  # 8 bits a channel, as the stand-in draws it
+    assert decoded.size == (image["width"], image["height"])
 
     url = f"{stack['STATUS_URL']}/v1/tasks/{task_id}/image"
     served = http.get(url, headers=user.headers)

@@ -4,10 +4,13 @@ Loaded by every Python process of ``make test`` (tests/query_log is on PYTHONPAT
 there) and active only when TINKERBELL_QUERY_LOG names a file: the emulator stack's
 functions, the CLI run by the tests, and pytest itself. It wraps the Firestore
 client's ``BaseQuery._to_protobuf``, which every query (stream, get, listen,
-transaction reads, aggregations) goes through to become the StructuredQuery sent to
-the server, and appends one JSON line per query our code (``shared/``, ``functions/``,
-``cli/``, not the tests) runs: collection, scope, filters, orders, limit, call site.
-The real client runs unchanged; nothing is mocked.
+transaction reads) goes through to become the StructuredQuery sent to the server, and
+``BaseAggregationQuery._to_protobuf`` (count, sum, avg: a StructuredAggregationQuery
+around the query), and appends one JSON line per query our code (``shared/``,
+``functions/``, ``cli/``, not the tests) runs: collection, scope, filters, orders,
+limit, the aggregations (op and field) if any, call site. An aggregation's own query
+is recorded once, with its aggregations. The real client runs unchanged; nothing is
+mocked.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import re
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,10 @@ from typing import Any
 LOG = os.environ.get("TINKERBELL_QUERY_LOG")
 REPO = Path(__file__).resolve().parents[2]
 OUR_CODE = tuple(str(REPO / part) + os.sep for part in ("shared", "functions", "cli"))
-TARGET = "google.cloud.firestore_v1.base_query"
+QUERY = "google.cloud.firestore_v1.base_query"
+AGGREGATION = "google.cloud.firestore_v1.base_aggregation"
+# Set while an aggregation builds its query: that query is recorded with the aggregation.
+building = threading.local()
 
 
 # Our packages as installed (tests/integration/test_cli.py runs `pip install .` of the CLI).
@@ -64,7 +71,17 @@ def direction(value: Any) -> str:
     return str(StructuredQuery.Direction(value).name)
 
 
-def record(query: Any) -> None:
+def aggregations_of(aggregation_query: Any) -> list[dict[str, str]]:
+    """[{"op": "SUM", "field": "count"}, {"op": "COUNT", "field": ""}...]."""
+    found = []
+    for aggregation in aggregation_query.aggregations:
+        op = str(aggregation._pb.WhichOneof("operator"))
+        field = getattr(aggregation, op).field.field_path if op in ("sum", "avg") else ""
+        found.append({"op": op.upper(), "field": field})
+    return found
+
+
+def record(query: Any, aggregations: list[dict[str, str]] | None = None) -> None:
     site = call_site()
     if site is None:
         return
@@ -78,6 +95,7 @@ def record(query: Any) -> None:
             for o in query.order_by
         ],
         "limit": int(query.limit) if query._pb.HasField("limit") else None,
+        "aggregations": aggregations or [],
         "site": site,
         "pid": os.getpid(),
     }
@@ -89,25 +107,52 @@ def record(query: Any) -> None:
         os.close(fd)
 
 
-def patch(module: Any) -> None:
+def safely(write: Any, *args: Any) -> None:
+    try:
+        write(*args)
+    except Exception as exc:  # the recorder must never break a query
+        print(f"query log: {exc!r}", file=sys.stderr)
+
+
+def patch_query(module: Any) -> None:
     original = module.BaseQuery._to_protobuf
 
     def _to_protobuf(self: Any) -> Any:
         query = original(self)
-        try:
-            record(query)
-        except Exception as exc:  # the recorder must never break a query
-            print(f"query log: {exc!r}", file=sys.stderr)
+        if not getattr(building, "aggregation", False):
+            safely(record, query)
         return query
 
     module.BaseQuery._to_protobuf = _to_protobuf
 
 
+def patch_aggregation(module: Any) -> None:
+    original = module.BaseAggregationQuery._to_protobuf
+
+    def _to_protobuf(self: Any) -> Any:
+        building.aggregation = True
+        try:
+            aggregation_query = original(self)
+        finally:
+            building.aggregation = False
+        safely(
+            lambda: record(aggregation_query.structured_query, aggregations_of(aggregation_query))
+        )
+        return aggregation_query
+
+    module.BaseAggregationQuery._to_protobuf = _to_protobuf
+
+
+PATCHES = {QUERY: patch_query, AGGREGATION: patch_aggregation}
+
+
 class PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches base_query when it is first imported (nothing imported eagerly here)."""
+    """Patches base_query and base_aggregation when first imported (nothing imported
+    eagerly here)."""
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != TARGET:
+        patch = PATCHES.get(name)
+        if patch is None:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:

@@ -4,10 +4,10 @@ deploy time from the functions' URLs; the local stack's copy and its web server.
 from __future__ import annotations
 
 import json
-import threading
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
-from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -15,9 +15,10 @@ import pytest
 
 from dev.stack import plan
 from dev.stack.plan import HOSTING_CONFIG
-from dev.web_server import HostingHandler
+from dev.web_server import HostingApp
 from infra import hosting
 from infra.hosting import Backends, content_security_policy, parse_policy
+from tests.local_servers import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = "https://europe-west1-acme.cloudfunctions.net/submit_strategy"
@@ -280,17 +281,10 @@ def web_server(tmp_path: Path) -> Iterator[str]:
     (public / ".env").write_text("X=1")
     (public / "build.mjs").write_text("// the build")
     (public / "empty").mkdir()
+    (tmp_path / "outside.txt").write_text("not of the site")
     config = hosting.hosting_config(hosting.load_firebase_json(), DEPLOYED, public=public)
-    handler = type("Handler", (HostingHandler,), {"hosting": config["hosting"]})
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(public)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HostingApp(config["hosting"])) as url:
+        yield url
 
 
 def test_the_web_server_answers_like_hosting(web_server: str) -> None:
@@ -312,3 +306,72 @@ def test_the_web_server_answers_like_hosting(web_server: str) -> None:
             missing = http.get(path)
             assert missing.status_code == 404, path
             assert missing.headers["content-security-policy"] == policy
+
+
+def test_a_shared_strategys_page_is_the_app_as_hosting_rewrites_it(web_server: str) -> None:
+    """firebase.json rewrites /s/** (a read-only link, issue 19) to the app's page."""
+    assert hosting.rewrite_for(hosting.load_firebase_json()["hosting"], "/s/abc") == "/index.html"
+    with httpx.Client(base_url=web_server) as http:
+        page = http.get("/s/Abc_123-xyz")
+        assert page.status_code == 200 and "<title>" in page.text
+        assert page.headers["content-security-policy"] == content_security_policy(DEPLOYED)
+        assert http.get("/s/a/../../src/app.js").status_code == 404
+        assert http.get("/elsewhere/abc").status_code == 404  # no rule: no page
+
+
+def test_the_web_server_keeps_to_get_and_head_and_to_its_directory(web_server: str) -> None:
+    policy = content_security_policy(DEPLOYED)
+    with httpx.Client(base_url=web_server) as http:
+        head = http.head("/dist/app.js")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len("export {};"))
+        assert head.headers["content-security-policy"] == policy
+        # A script's type, which nosniff makes the browser require.
+        script_type = http.get("/dist/app.js").headers["content-type"].split(";")[0]
+        assert script_type in ("text/javascript", "application/javascript")
+        # A directory without its slash is sent to it (then: its index.html, or 404).
+        moved = http.get("/empty?x=1")
+        assert moved.status_code == 301 and moved.headers["location"] == "/empty/?x=1"
+        assert moved.headers["content-security-policy"] == policy
+        # Nothing outside the site, nothing but reading.
+        assert http.get("/%2e%2e/outside.txt").status_code == 404
+        assert http.get("/dist/%2e%2e/%2e%2e/outside.txt").status_code == 404
+        assert http.get("/index.html/").status_code == 404
+        posted = http.post("/index.html", content=b"x")
+        assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD"
+        assert posted.headers["content-security-policy"] == policy
+        # Conditional requests, and no caching header but the config's.
+        page = http.get("/index.html")
+        assert page.headers["cache-control"] == "no-cache"  # the rule for *.html
+        again = http.get("/index.html", headers={"If-None-Match": page.headers["etag"]})
+        assert again.status_code == 304
+        assert "cache-control" not in http.get("/dist/").headers  # 404: no rule matches
+
+
+def test_the_web_server_runs_as_the_stack_starts_it(tmp_path: Path) -> None:
+    public = tmp_path / "web"
+    public.mkdir()
+    (public / "index.html").write_text("<!doctype html><title>stack</title>")
+    config = hosting.hosting_config(hosting.load_firebase_json(), DEPLOYED, public=public)
+    config_path = tmp_path / "hosting.json"
+    config_path.write_text(json.dumps(config))
+    port = free_port()
+    argv = [sys.executable, "-m", "dev.web_server", "--config", str(config_path)]
+    server = subprocess.Popen(
+        [*argv, "--bind", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == (
+            f"dev.web_server: {public.resolve()} on http://127.0.0.1:{port}"
+        )
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "<title>stack</title>" in page.text
+        assert page.headers["content-security-policy"] == content_security_policy(DEPLOYED)
+    finally:
+        server.send_signal(signal.SIGINT)  # as Ctrl-C: a quiet exit
+        assert server.wait(timeout=10) == 0

@@ -33,6 +33,8 @@ import {
   t,
   translatePage,
 } from './i18n.js';
+import { openSharedView, sharedId, wireSharing } from './share.js';
+import { wireVersions } from './versions.js';
 import { refreshMessages, say, setText, showMessage, state } from './state.js';
 import {
   apiErrorText,
@@ -45,7 +47,7 @@ import {
   wireTaskPanel,
 } from './task.js';
 
-const CONFIG_URL = 'dist/config.json';
+const CONFIG_URL = '/dist/config.json'; // absolute: a shared strategy's page is /s/{id}
 
 // ------------------------------------------------------------------ start
 
@@ -54,6 +56,8 @@ async function main() {
   wireLanguageSwitch();
   wireForm();
   wireTaskPanel();
+  wireSharing();
+  wireVersions();
   $('forget-me').addEventListener('click', forgetMe);
   applyLanguage();
   setText('auth-status', say('auth.signing_in'));
@@ -64,6 +68,11 @@ async function main() {
     return;
   }
   connectFirebase(state.config);
+  const shareId = sharedId();
+  if (shareId) {
+    await openSharedView(shareId); // a read-only link: no sign-in
+    return;
+  }
   onAuthStateChanged(state.auth, (user) => {
     if (user) signedIn(user);
   });

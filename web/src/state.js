@@ -20,6 +20,10 @@ export const state = {
   upload: null, // {key, session}: a PDF already uploaded, reused by a retry
   busy: null, // null, 'uploading' or 'sending'
   languageTouched: false, // the user picked the strategy language themselves
+  shareTaskId: null, // the task whose share controls are shown
+  share: null, // its newest live read-only link
+  versionsTaskId: null, // the task whose versions are shown
+  versions: [], // its strategy's versions, oldest first
 };
 
 /** A message that is rendered again in the new language: () => text. */

@@ -8,6 +8,8 @@ import { budgetFigure, kpiTable, sortedSteps, spreadSteps, timelineSvg, weekRang
 import { $, element, fillList, isHttpUrl, setOptionalText } from './dom.js';
 import { formatCost, formatDate, formatEur, formatNumber, formatWeeks, hasMessage, t } from './i18n.js';
 import { downloadText, markdownFilename, strategyMarkdown } from './markdown.js';
+import { resetShareControls, showShareControls } from './share.js';
+import { resetVersions, showVersions } from './versions.js';
 import { hideMessage, say, showMessage, state } from './state.js';
 
 const RECENT_LIMIT = 10;
@@ -72,6 +74,8 @@ function resetTaskView(taskId) {
   $('progress-box').hidden = true;
   $('cancel').hidden = true;
   $('delete-task').hidden = true;
+  resetShareControls();
+  resetVersions();
   hideMessage('task-action-error');
   $('task-error').hidden = true;
   $('strategy').hidden = true;
@@ -108,6 +112,8 @@ function renderTask(taskId, task) {
   if (finished && document.activeElement === $('cancel')) $('task-heading').focus();
   $('cancel').hidden = finished;
   $('delete-task').hidden = !finished;
+  showShareControls(taskId, status === 'COMPLETED');
+  showVersions(taskId, status === 'COMPLETED');
   renderProgress(task, finished);
   renderFailure(task);
 
@@ -186,7 +192,7 @@ function setStatusBadge(node, status) {
 
 // ------------------------------------------------------------------ the strategy
 
-function renderStrategy(result, { language, draft }) {
+export function renderStrategy(result, { language, draft }) {
   const strategy = result.strategy;
   const article = $('strategy');
   article.hidden = false;
@@ -323,16 +329,21 @@ async function loadImage(taskId, strategyName) {
     if (!response.ok || state.taskId !== taskId) return;
     const blob = await response.blob();
     if (state.taskId !== taskId) return;
-    clearImage();
+    showImageBlob(blob, strategyName);
     state.imageTaskId = taskId;
-    state.imageUrl = URL.createObjectURL(blob);
-    const image = $('preview-img');
-    image.alt = t('strategy.preview_alt', { name: strategyName });
-    image.src = state.imageUrl;
-    $('preview').hidden = false;
   } catch {
     state.imageTaskId = null; // a later snapshot may try again
   }
+}
+
+/** Show preview bytes (the owner's, or a shared strategy's). */
+export function showImageBlob(blob, strategyName) {
+  clearImage();
+  state.imageUrl = URL.createObjectURL(blob);
+  const image = $('preview-img');
+  image.alt = t('strategy.preview_alt', { name: strategyName });
+  image.src = state.imageUrl;
+  $('preview').hidden = false;
 }
 
 function clearImage() {
@@ -418,6 +429,8 @@ export function closeTask() {
   state.task = null;
   history.replaceState(null, '', location.pathname + location.search);
   $('task-panel').hidden = true;
+  resetShareControls();
+  resetVersions();
   clearImage();
   markCurrentRecent();
   $('brief').focus();

@@ -98,7 +98,9 @@ class Call:
 
     def add_binding(self, resource: str, kind: str) -> Json:
         member, role = self.arg("--member"), self.arg("--role")
-        if role not in ROLES[kind]:
+        # A custom role of this project (infra/build_accounts.sh) applies to the project.
+        custom = kind == "project" and role in self.state.get("custom_roles", {})
+        if role not in ROLES[kind] and not custom:
             fail("INVALID_ARGUMENT", f"Role {role} is not supported for this resource.")
         if member in ("allUsers", "allAuthenticatedUsers") and refuses_all_users():
             fail("FAILED_PRECONDITION", DRS_MESSAGE)

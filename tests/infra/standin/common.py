@@ -65,19 +65,24 @@ ROLES = {
         "roles/eventarc.eventReceiver",
         "roles/iam.serviceAccountTokenCreator",
         "roles/aiplatform.user",
-        # infra/build_accounts.sh: the Cloud Build identities.
+        # infra/build_accounts.sh: the Cloud Build identities (and a custom role of its
+        # own: any role the project defines is accepted).
         "roles/serviceusage.serviceUsageAdmin",
         "roles/resourcemanager.projectIamAdmin",
-        "roles/iam.serviceAccountAdmin",
-        "roles/iam.serviceAccountUser",
+        "roles/iam.serviceAccountCreator",
         "roles/cloudfunctions.admin",
         "roles/run.admin",
         "roles/eventarc.admin",
         "roles/pubsub.admin",
-        "roles/storage.admin",
-        "roles/secretmanager.admin",
         "roles/cloudscheduler.admin",
         "roles/datastore.owner",
+        "roles/firebasehosting.admin",
+        "roles/firebaserules.admin",
+        # What an earlier build_accounts.sh granted the deployer (it revokes them now).
+        "roles/iam.serviceAccountAdmin",
+        "roles/iam.serviceAccountUser",
+        "roles/storage.admin",
+        "roles/secretmanager.admin",
         "roles/firebase.admin",
     },
     "topic": {"roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer"},
@@ -90,6 +95,7 @@ ROLES = {
     },
     "secret": {"roles/secretmanager.secretAccessor", "roles/secretmanager.viewer"},
     "run": {"roles/run.invoker"},
+    "account": {"roles/iam.serviceAccountUser"},
 }
 # Cloud Run sets these itself; a deploy that sets one is refused
 # (https://cloud.google.com/run/docs/container-contract#env-vars).

@@ -16,7 +16,20 @@ from typing import Any
 from tests.infra import fixtures as fx
 
 from .calls import short
-from .common import FIREBASE_TOOLS, REPO, ApiError, Json, append, event, fail, locked_state, seq
+from .common import (
+    FIREBASE_TOOLS,
+    REPO,
+    ApiError,
+    Json,
+    append,
+    event,
+    fail,
+    fault_count,
+    fresh_faults_on,
+    locked_state,
+    rehearsal_dir,
+    seq,
+)
 
 
 def firebase_commands() -> dict[str, Json]:
@@ -155,7 +168,11 @@ def firebase(argv: list[str]) -> int:
                     "or it is disabled (the quota project of the application-default "
                     "credentials).",
                 )
-            result = handler(state, project, positional, options)
+            disabled = service_disabled_first(state)
+            if disabled is None:
+                result = handler(state, project, positional, options)
+        if disabled is not None:
+            return answer_service_disabled(name, options, disabled)
     except ApiError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         if options.get("json"):
@@ -170,6 +187,98 @@ def firebase(argv: list[str]) -> int:
 
 # The quota project of the application-default credentials the rehearsal simulates.
 ADC_QUOTA_PROJECT = "operators-own-project"
+
+# ------------------------------------------------------------ first-run fault (firebase)
+#
+# As the gcloud stand-in does (common.py, "first-run faults"): a fresh project's first
+# firebase call, just after `services enable` turned the Firebase Management API on,
+# answers SERVICE_DISABLED once (logged in faults.jsonl; REHEARSAL_FRESH_FAULTS=0 turns
+# it off). It is told the way firebase-tools 15.34 tells it, which hides the cause:
+# - a command that wraps the API's error (projects:list, lib/management/projects.js:
+#   "Failed to list Firebase projects. See firebase-debug.log for more info.", exit 2)
+#   shows only that sentence; the API's answer (reason SERVICE_DISABLED) is in the debug
+#   log alone (lib/apiv2.js logResponse), which is kept because the exit code is >= 2
+#   (lib/bin/cli.js deletes it below 2);
+# - any other command shows apiv2's "Request to URL had HTTP Error: 403, MESSAGE" and
+#   exits 1 (lib/responseToError.js), its debug log deleted;
+# - with --json, nothing goes to stderr (no console logger) and stdout is
+#   {"status": "error", "error": MESSAGE} (lib/command.js).
+# The debug log goes where FIREBASE_DEBUG_PATH says (lib/logger.js resolveLogTarget);
+# without it firebase-tools writes ./firebase-debug.log, the stand-in
+# $REHEARSAL_DIR/firebase-debug.log (never into the repo).
+FIREBASE_API = "firebase.googleapis.com"
+WRAPPED_ERRORS = {
+    "projects:list": "Failed to list Firebase projects. See firebase-debug.log for more info.",
+}
+PROJECTS_URL = "https://firebase.googleapis.com/v1beta1/projects"
+
+
+def service_disabled_first(state: Json) -> Json | None:
+    """The API's 403 answer, for the first call after the Firebase API was enabled."""
+    key = "firebase-service-disabled"
+    if FIREBASE_API not in state.get("just_enabled", []):
+        return None
+    if not fresh_faults_on() or fault_count(key):
+        return None
+    append("faults.jsonl", {"run": os.environ.get("REHEARSAL_RUN", ""), "key": key})
+    message = (
+        f"Firebase Management API has not been used in project {fx.PROJECT_NUMBER} before "
+        "or it is disabled. Enable it by visiting https://console.developers.google.com/apis/"
+        f"api/{FIREBASE_API}/overview?project={fx.PROJECT_NUMBER} then retry. If you enabled "
+        "this API recently, wait a few minutes for the action to propagate to our systems "
+        "and retry."
+    )
+    return {
+        "error": {
+            "code": 403,
+            "message": message,
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "SERVICE_DISABLED",
+                    "domain": "googleapis.com",
+                    "metadata": {
+                        "service": FIREBASE_API,
+                        "consumer": f"projects/{fx.PROJECT_NUMBER}",
+                    },
+                }
+            ],
+        }
+    }
+
+
+def debug_log_path() -> Path:
+    """lib/logger.js resolveLogTarget: FIREBASE_DEBUG_PATH, a file or a directory."""
+    target = os.environ.get("FIREBASE_DEBUG_PATH", "").strip()
+    if not target:
+        return rehearsal_dir() / "firebase-debug.log"
+    path = Path(target).expanduser()
+    if path.is_dir() or not path.suffix:
+        return path / "firebase-debug.log"
+    return path
+
+
+def answer_service_disabled(name: str, options: dict[str, Any], body: Json) -> int:
+    wrapped = WRAPPED_ERRORS.get(name)
+    if wrapped is not None:
+        message, code = wrapped, 2
+        log = debug_log_path()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as stream:
+            stream.write(f"[debug] <<< [apiv2][status] GET {PROJECTS_URL} 403\n")
+            stream.write(f"[debug] <<< [apiv2][body] GET {PROJECTS_URL} {json.dumps(body)}\n")
+            stream.write(f"[error] Error: {message}\n")
+    else:
+        message = f"Request to {PROJECTS_URL} had HTTP Error: 403, {body['error']['message']}"
+        code = 1
+    if options.get("json"):
+        print(json.dumps({"status": "error", "error": message}, indent=2))
+    else:
+        print(f"\nError: {message}", file=sys.stderr)
+    return code
+
+
 FirebaseHandler = Callable[[Json, str, list[str], dict[str, Any]], Any]
 
 

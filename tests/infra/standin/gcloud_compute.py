@@ -65,7 +65,85 @@ def accounts_delete(call: Call) -> None:
     email = call.positional("SERVICE_ACCOUNT")
     service_account_of(call, email)
     del call.state["service_accounts"][email]
+    # The account's own policy goes with it (a new account of the same name has none).
+    call.state["iam"].pop(f"account:{email}", None)
     event("delete", "service_account", email)
+
+
+# An account's own policy (https://cloud.google.com/iam/docs/service-account-permissions):
+# infra/build_accounts.sh lets the deployer act as each runtime account there.
+@command("gcloud.iam.service-accounts.add-iam-policy-binding")
+def accounts_add_binding(call: Call) -> Json:
+    email = call.positional("SERVICE_ACCOUNT")
+    service_account_of(call, email)
+    return call.add_binding(f"account:{email}", "account")
+
+
+@command("gcloud.iam.service-accounts.get-iam-policy")
+def accounts_get_iam_policy(call: Call) -> Json:
+    email = call.positional("SERVICE_ACCOUNT")
+    service_account_of(call, email)
+    return fx.policy(call.bindings(f"account:{email}"))
+
+
+# -- custom roles (https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles)
+
+
+def custom_role_name(call: Call) -> str:
+    role_id = call.positional("ROLE_ID")
+    if not re.fullmatch(r"[a-zA-Z0-9_.]{3,64}", role_id):
+        fail("INVALID_ARGUMENT", f"invalid role id {role_id!r}")
+    if call.arg("--organization"):
+        fail("INVALID_ARGUMENT", "the scripts make project roles only")
+    return f"projects/{call.project}/roles/{role_id}"
+
+
+def permissions_arg(call: Call) -> list[str]:
+    given = call.arg("--permissions")
+    if not given:
+        fail("INVALID_ARGUMENT", "a custom role needs --permissions")
+    permissions = given.split(",") if isinstance(given, str) else list(given)
+    for permission in permissions:
+        if not re.fullmatch(r"[a-z]+(\.[a-zA-Z]+){2}", permission):
+            fail("INVALID_ARGUMENT", f"Permission {permission} is not valid.")
+    return sorted(set(permissions))
+
+
+@command("gcloud.iam.roles.describe")
+def roles_describe(call: Call) -> Json:
+    name = custom_role_name(call)
+    role: Json | None = call.state.setdefault("custom_roles", {}).get(name)
+    if role is None:
+        fail("NOT_FOUND", f"The role named {name} was not found.")
+    return role
+
+
+@command("gcloud.iam.roles.create")
+def roles_create(call: Call) -> Json:
+    name = custom_role_name(call)
+    roles = call.state.setdefault("custom_roles", {})
+    if name in roles:
+        fail("ALREADY_EXISTS", f"A role named {call.positional('ROLE_ID')} already exists.")
+    roles[name] = fx.custom_role(
+        name, call.arg("--title", ""), call.arg("--description", ""), permissions_arg(call),
+        call.arg("--stage", "ALPHA"),
+    )  # fmt: skip
+    event("create", "custom_role", name)
+    return roles[name]
+
+
+@command("gcloud.iam.roles.update")
+def roles_update(call: Call) -> Json:
+    role = roles_describe(call)
+    if call.arg("--permissions"):
+        permissions = permissions_arg(call)
+        if permissions != role["includedPermissions"]:
+            role["includedPermissions"] = permissions
+            event("update", "custom_role", role["name"])
+    for flag, key in (("--title", "title"), ("--description", "description")):
+        if call.arg(flag):
+            role[key] = call.arg(flag)
+    return role
 
 
 # -- Cloud Functions (2nd gen) and Eventarc
