@@ -55,6 +55,7 @@ TTL_FIELDS: dict[str, str] = {
     "quota_shards_collection": "expires_at",
     "app_check_tokens_collection": "expires_at",
     "shares_collection": "expires_at",
+    "tasks_collection": "expires_at",  # finished ones, TASK_RETENTION_DAYS after
 }
 # Settings the deployment itself decides (the script's arguments), never taken from
 # the operator's shell: a stray GOOGLE_CLOUD_PROJECT must not redirect the functions.

@@ -89,7 +89,7 @@ def erase_user(uid: str, *, budget_s: float | None = None) -> Erasure:
     budget = _Budget(get_settings().erasure_budget_s if budget_s is None else budget_s)
     erased = Erasure(done=False)
     while not budget.spent:
-        page = tasks.task_ids_of(uid, limit=PAGE)
+        page = _task_ids_of(uid, limit=PAGE)
         if not page:
             break
         for task_id in page:
@@ -110,6 +110,15 @@ def erase_user(uid: str, *, budget_s: float | None = None) -> Erasure:
     erased.done = True
     log.info("user erased", extra={"tasks": erased.tasks, "objects": erased.objects})
     return erased
+
+
+def _task_ids_of(uid: str, *, limit: int) -> list[str]:
+    """Some of the user's tasks, any status (erased page by page)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    collection = clients.firestore().collection(get_settings().tasks_collection)
+    query = collection.where(filter=FieldFilter("uid", "==", uid)).limit(limit)
+    return [snapshot.id for snapshot in query.stream()]
 
 
 def _delete_prefix(prefix: str) -> int:

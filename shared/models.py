@@ -280,6 +280,8 @@ class TaskRecord(TaskPublic):
     spent_micros: int = 0
     # Signed in anonymously at submit: the lower per-user day budget applied.
     anonymous_user: bool = False
+    # Set when the task finishes: the TTL policy deletes it then (TASK_RETENTION_DAYS).
+    expires_at: datetime | None = None
 
     def public(self) -> TaskPublic:
         return TaskPublic.model_validate(self.model_dump(include=set(TaskPublic.model_fields)))

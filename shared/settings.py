@@ -285,6 +285,9 @@ class Settings(BaseSettings):
     # upload sessions) and previews are deleted after this many days.
     upload_retention_days: int = Field(default=7, ge=1)
     preview_retention_days: int = Field(default=30, ge=1)
+    # A finished task's document is deleted this long after it finished (a TTL policy on
+    # tasks.expires_at; docs/privacy.md).
+    task_retention_days: int = Field(default=365, ge=1, le=3650)
     log_level: str = "INFO"
 
     @property

@@ -337,6 +337,9 @@ def terminal_fields(
         "draft": None,
         "checkpoint": None,
         "progress": Progress(stage="done", message=status.value.lower(), percent=100).model_dump(),
+        # A finished task is kept TASK_RETENTION_DAYS, then a TTL policy deletes it (its
+        # objects age out sooner, by the bucket's lifecycle).
+        "expires_at": now + timedelta(days=get_settings().task_retention_days),
     }
 
 
@@ -629,15 +632,6 @@ def decide_abandoned(task: TaskRecord | None, now: datetime) -> ClaimOutcome:
     """Whether a task may be failed as abandoned (EXHAUSTED), and why not otherwise."""
     settled = settled_claim(task, now)
     return settled.outcome if settled is not None else ClaimOutcome.EXHAUSTED
-
-
-def task_ids_of(uid: str, *, limit: int) -> list[str]:
-    """Some of the user's tasks, any status (DELETE /v1/me erases them page by page)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    collection = clients.firestore().collection(get_settings().tasks_collection)
-    query = collection.where(filter=FieldFilter("uid", "==", uid)).limit(limit)
-    return [snapshot.id for snapshot in query.stream()]
 
 
 def stale_task_ids(*, now: datetime, pending_before: datetime, limit: int) -> list[str]:

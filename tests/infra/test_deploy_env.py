@@ -144,8 +144,8 @@ def test_the_deployed_marker_does_not_leak() -> None:
 def test_every_expiring_collection_has_a_ttl_policy() -> None:
     """A new collection setting must say whether its documents expire (TTL_FIELDS)."""
     collections = {name for name in Settings.model_fields if name.endswith("_collection")}
-    # Tasks stay until their owner deletes them; the service config is one document.
-    kept = {"tasks_collection", "service_config_collection"}
+    # The service config is one document (tasks expire: TASK_RETENTION_DAYS).
+    kept = {"service_config_collection"}
     assert collections - kept == set(deploy_env.TTL_FIELDS)
     for module in ("idempotency", "gemini_files", "upload_sessions"):
         assert '"expires_at"' in (REPO / "shared" / f"{module}.py").read_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,6 +45,9 @@ def test_submit_answers_202_and_the_task_completes(
     assert task["result"]["usage"]["total_tokens"] > 0
     assert task["result"]["model"]
     assert "lease_expires_at" not in task or task["lease_expires_at"] is None
+    # Kept TASK_RETENTION_DAYS after it finished, then the TTL policy deletes it.
+    retention = timedelta(days=get_settings().task_retention_days)
+    assert task["expires_at"] == task["completed_at"] + retention
 
     calls = standin.requests(marker, endpoint=STRATEGY_CALL)
     assert len(calls) == 1

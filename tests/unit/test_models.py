@@ -279,6 +279,7 @@ def test_public_keeps_everything_else() -> None:
         "budget_day",
         "budget_reserved_micros",
         "spent_micros",
+        "expires_at",
         "anonymous_user",
     ):
         del full[internal]
