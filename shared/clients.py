@@ -139,7 +139,29 @@ def gemini() -> GenaiClient:
             raise RuntimeError("GEMINI_API_KEY is not configured")
         return genai.Client(api_key=key or PLACEHOLDER_GEMINI_KEY, http_options=options)
 
-    return _once("gemini", build)
+    def build_complete() -> GenaiClient:
+        client = build()
+        complete_sdk_models()
+        return client
+
+    return _once("gemini", build_complete)
+
+
+def complete_sdk_models() -> None:
+    """Build every pydantic model of ``google.genai.types`` now, once (~0.5 s).
+
+    pydantic defers them (450 of them) to their first use, and first uses from several
+    threads at once race: one thread may validate with the base class's validator
+    before the model's own is set. A worker running 50 tasks at once in CI had the SDK
+    refuse our response schema with "Extra inputs are not permitted" for every field of
+    ``Schema``. Called under the clients' lock, before any call."""
+    import pydantic
+    from google.genai import types
+
+    models = [v for v in vars(types).values() if isinstance(v, type)]
+    for model in models:
+        if issubclass(model, pydantic.BaseModel) and not model.__pydantic_complete__:
+            model.model_rebuild()
 
 
 # A stand-in's bearer token: any value passes there, and no real token leaves the process.
