@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from functions.http import handles_errors, json_response, read_json_object, require_method
 from shared import app_check, idempotency, pause, submission, upload_sessions
 from shared.app_check import HEADER as APP_CHECK_HEADER
-from shared.auth import verify_caller
+from shared.auth import Caller, verify_caller
 from shared.errors import InvalidArgument, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.models import StrategyRequest
 from shared.settings import get_settings
@@ -45,18 +45,28 @@ def submit_strategy(request: flask.Request) -> flask.Response:
         caller = verify_caller(request.headers.get("Authorization"))
         pause.check_accepting()
         return _create_upload(request, caller.uid)
-    # A submit spends Gemini: its App Check token is a limited-use one, consumed after
-    # the ID token is checked and before anything else is written (SPEC §5), so a
-    # replayed token is refused with nothing but its consumed record left behind.
-    token = app_check.verify_limited_use(header)
+    caller = _spending_caller(request, header)
+    body, pdf = _parse_body(request)
+    key = request.headers.get(idempotency.HEADER)
+    return _accepted(
+        submission.submit(caller.uid, body, pdf, idempotency_key=key, anonymous=caller.anonymous)
+    )
+
+
+def _spending_caller(request: flask.Request, app_check_header: str | None) -> Caller:
+    """The caller of a request that makes a task (it spends Gemini). Its App Check token
+    is a limited-use one, consumed after the ID token is checked and before anything
+    else is written (SPEC §5), so a replayed token is refused with nothing but its
+    consumed record left behind."""
+    token = app_check.verify_limited_use(app_check_header)
     caller = verify_caller(request.headers.get("Authorization"))
     pause.check_accepting()
     app_check.consume(token)
-    body, pdf = _parse_body(request)
-    key = request.headers.get(idempotency.HEADER)
-    submitted = submission.submit(
-        caller.uid, body, pdf, idempotency_key=key, anonymous=caller.anonymous
-    )
+    return caller
+
+
+def _accepted(submitted: submission.Submitted) -> flask.Response:
+    """202 for a new task, 200 for an Idempotency-Key replay."""
     status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
     return json_response(submitted.accepted, status)
 
@@ -66,22 +76,14 @@ def _revise(
 ) -> flask.Response:
     """POST /v1/tasks/{task_id}/revisions: a new task, exactly like a submit (the same
     App Check use, caps, budgets and idempotency)."""
-    token = app_check.verify_limited_use(app_check_header)
-    caller = verify_caller(request.headers.get("Authorization"))
-    pause.check_accepting()
-    app_check.consume(token)
+    caller = _spending_caller(request, app_check_header)
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send application/json")
     body = parse_revision_request(read_json_object(_json_body(request)), get_settings())
-    submitted = submission.revise(
-        caller.uid,
-        parent_task_id,
-        body,
-        idempotency_key=request.headers.get(idempotency.HEADER),
-        anonymous=caller.anonymous,
+    key = request.headers.get(idempotency.HEADER)
+    return _accepted(
+        submission.revise(caller.uid, parent_task_id, body, key, anonymous=caller.anonymous)
     )
-    status = HTTPStatus.ACCEPTED if submitted.created else HTTPStatus.OK
-    return json_response(submitted.accepted, status)
 
 
 def _parse_body(request: flask.Request) -> tuple[StrategyRequest, PdfUpload | None]:

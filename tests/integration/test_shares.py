@@ -15,7 +15,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import clients
 from shared.settings import get_settings
-from tests.integration.conftest import StandIn, TaskWatcher, User
+from tests.integration.conftest import Api, StandIn, TaskWatcher, User
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +24,8 @@ STRATEGY_CALL = "generateContent"
 
 
 def _finished_task(http: httpx.Client, stack: dict, user: User, watcher: TaskWatcher) -> str:
-    answer = http.post(
-        f"{stack['SUBMIT_URL']}/v1/strategies",
-        headers=user.headers,
-        json={"brief": f"A secret plan for a cider brand {uuid.uuid4().hex}", "language": "ro"},
-    )
-    assert answer.status_code == 202, answer.text
-    task_id: str = answer.json()["task_id"]
+    brief = f"A secret plan for a cider brand {uuid.uuid4().hex}"
+    task_id = Api(stack, http).submit_ok(user, brief=brief, language="ro")
     assert watcher.wait(task_id)["status"] == "COMPLETED"
     return task_id
 
