@@ -28,6 +28,7 @@ MAKEFLAGS += --no-print-directory
 # The redelivery backoff (1 s doubling to 5 s) over MAX_DELIVERY_ATTEMPTS=24 spans
 # 107 s: longer than the lease plus one attempt (105.35 s), so a message outlives a
 # crashed attempt's takeover (SPEC §4).
+# Webhooks: 3 attempts 1 s apart, each cut at 2 s (tests/integration/test_webhooks.py).
 # MAX_TASK_ATTEMPTS=3: Gemini failing forever costs 3 attempts of 2 strategy calls.
 # The project-wide caps are far above what the suite submits (its 300-task test):
 # tests/integration/test_quotas.py races them with caps of its own.
@@ -37,7 +38,8 @@ TEST_SETTINGS := GEMINI_STRATEGY_TIMEOUT_S=6 GEMINI_IMAGE_TIMEOUT_S=6 \
 	FILE_ACTIVE_TIMEOUT_S=2 OUTCOME_WRITE_TIMEOUT_S=2 PROGRESS_WRITE_TIMEOUT_S=1 LEASE_SECONDS=53 MAX_TASK_ATTEMPTS=3 \
 	ACK_DEADLINE_SECONDS=60 RETRY_MIN_BACKOFF_S=1 RETRY_MAX_BACKOFF_S=5 MAX_DELIVERY_ATTEMPTS=24 \
 	MAX_TASKS_PER_MINUTE=5000 MAX_TASKS_IN_FLIGHT=5000 DAILY_BUDGET_EUR=1000000 \
-	DAILY_BUDGET_PER_USER_EUR=1000000 DAILY_BUDGET_PER_ANONYMOUS_USER_EUR=1000000
+	DAILY_BUDGET_PER_USER_EUR=1000000 DAILY_BUDGET_PER_ANONYMOUS_USER_EUR=1000000 \
+	'WEBHOOK_RETRY_SCHEDULE_S=[1,1]' WEBHOOK_TIMEOUT_S=2
 
 PYTHON ?= python3.11
 # `make test TEST_STACK=test3 PYTEST_ARGS=tests/integration/test_x.py` runs a

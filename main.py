@@ -1,8 +1,8 @@
 """Cloud Functions entry points (SPEC §1).
 
-One source tree deploys all five: ``gcloud functions deploy NAME --gen2
+One source tree deploys all six: ``gcloud functions deploy NAME --gen2
 --source=. --entry-point=NAME`` (submit_strategy, task_status, process_task,
-dead_letter_task, sweep_tasks). The
+dead_letter_task, sweep_tasks, deliver_webhook). The
 entry points are resolved lazily, so that each function imports only its own
 dependencies: the HTTP functions never load ``google.genai``.
 """
@@ -18,6 +18,7 @@ _ENTRY_POINTS = {
     "task_status": "functions.status",
     "dead_letter_task": "functions.recovery",
     "sweep_tasks": "functions.recovery",
+    "deliver_webhook": "functions.webhooks",
 }
 
 __all__ = list(_ENTRY_POINTS)

@@ -255,6 +255,12 @@ class Api:
                 return body
         raise CliError(f"the erasure is not done after {rounds} calls: run it again", Exit.NETWORK)
 
+    def webhook_secret(self, *, rotate: bool = False) -> dict[str, Any]:
+        """POST /v1/webhooks/secret: the user's signing secret, made on first ask; with
+        ``rotate``, a new one (events are signed with it from then on)."""
+        url = f"{self.target.status_url}/v1/webhooks/secret"
+        return self._json(self._request("POST", url + ("?rotate=true" if rotate else "")))
+
     def image(self, task_id: str) -> tuple[bytes, str]:
         answer = self._request("GET", self._task_url(task_id) + "/image")
         if answer.status_code != 200:

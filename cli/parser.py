@@ -13,6 +13,10 @@ from cli.errors import EXIT_CODES_HELP, CliError, Exit
 
 DEFAULT_WAIT_S = 600.0
 DEFAULT_LIST = 20
+WEBHOOK_HELP = (
+    "POST a signed event there when the task ends (https; docs/webhooks.md; "
+    "verify it with the secret of `tinkerbell webhook-secret`)"
+)
 DESCRIPTION = """\
 Marketing briefs in, Gemini-made marketing strategies out.
 
@@ -106,6 +110,7 @@ def build_parser() -> Parser:
     )
     submit.add_argument("--no-image", action="store_true", help="no preview image")
     submit.add_argument("--grounding", action="store_true", help="let the model search the web")
+    submit.add_argument("--webhook-url", metavar="URL", help=WEBHOOK_HELP)
     submit.add_argument("--wait", "-w", action="store_true", help="follow the task to its end")
     submit.add_argument("--timeout", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS")
     submit.add_argument(
@@ -125,6 +130,7 @@ def build_parser() -> Parser:
     revise.add_argument("instruction", help='what to change, e.g. "halve the budget"')
     revise.add_argument("--language", metavar="TAG", help="default: the strategy's own")
     revise.add_argument("--no-image", action="store_true", help="no preview image")
+    revise.add_argument("--webhook-url", metavar="URL", help=WEBHOOK_HELP)
     revise.add_argument("--wait", "-w", action="store_true", help="follow it live to its end")
     revise.add_argument("--timeout", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS")
     revise.add_argument("--idempotency-key", metavar="KEY", help="default: a new one")
@@ -139,6 +145,10 @@ def build_parser() -> Parser:
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask first")
     forget = add("forget-me", "erase everything of yours: every task, upload and the sign-in")
     forget.add_argument("--yes", "-y", action="store_true", help="do not ask first")
+    secret = add("webhook-secret", "print the secret your webhook events are signed with")
+    secret.add_argument(
+        "--rotate", action="store_true", help="make a new one (the old one stops verifying)"
+    )
     image = add("image", "save a task's preview image")
     image.add_argument("task", metavar="TASK")
     image.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE, or - stdout")

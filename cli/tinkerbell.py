@@ -48,6 +48,7 @@ from cli.follow import (
     recent_tasks_listener,
 )
 from cli.parser import build_parser
+from cli.show import describe_task, short
 from cli.terminal import json_line, printable
 
 LEGACY_SIGN_IN = (
@@ -238,6 +239,8 @@ def cmd_submit(ctx: Context) -> Output:
     }
     if args.url:
         fields["urls"] = list(args.url)
+    if args.webhook_url:
+        fields["webhook_url"] = args.webhook_url
     pdf = Pdf.read(Path(args.pdf)) if args.pdf else None
     key = args.idempotency_key or new_idempotency_key()
     follower = None
@@ -272,6 +275,8 @@ def cmd_revise(ctx: Context) -> Output:
     fields: dict[str, Any] = {"instruction": args.instruction, "image": not args.no_image}
     if args.language:
         fields["language"] = args.language
+    if args.webhook_url:
+        fields["webhook_url"] = args.webhook_url
     key = args.idempotency_key or new_idempotency_key()
     follower = None
     if args.wait:
@@ -305,7 +310,7 @@ def cmd_versions(ctx: Context) -> Output:
         name = version.get("strategy_name") or ""
         lines.append(
             f"v{version['version']}  {version['task_id']}  {version['status']:<10}  "
-            f"{_short(name, 40)}  {_short(what, 50)}"
+            f"{short(name, 40)}  {short(what, 50)}"
         )
     return Output(data=listed, text="\n".join(lines) or "no versions")
 
@@ -380,36 +385,6 @@ def cmd_watch(ctx: Context) -> Output:
     return finished(ctx, follow(follower, task_id, ctx.args.timeout))
 
 
-def describe_task(task: dict[str, Any]) -> str:
-    progress = task.get("progress") or {}
-    request = task.get("request") or {}
-    lines = [
-        f"task     {task.get('task_id')}",
-        f"status   {task.get('status')} ({progress.get('stage')} {progress.get('percent')}%)",
-        f"created  {task.get('created_at')}",
-        f"language {request.get('language')}",
-        f"brief    {_short(request.get('brief', ''), 100)}",
-    ]
-    result = task.get("result") or {}
-    if result.get("strategy"):
-        lines.append(f"strategy {result['strategy'].get('strategy_name')}")
-        if result.get("image"):
-            lines.append(f"image    {result['image'].get('mime_type')}")
-    cost = result.get("cost")
-    if cost:
-        amount = float(cost.get("amount") or 0)
-        lines.append(f"cost     {amount:.4f} {cost.get('currency') or 'EUR'}")
-    if task.get("error"):
-        error = task["error"]
-        lines.append(f"error    {error.get('code')}: {error.get('message')}")
-    return "\n".join(lines)
-
-
-def _short(text: Any, length: int) -> str:
-    flat = " ".join(str(text or "").split())
-    return flat if len(flat) <= length else flat[: length - 1] + "…"
-
-
 def cmd_status(ctx: Context) -> Output:
     task = ctx.api.task(ctx.args.task)
     return Output(data=task, text=describe_task(task))
@@ -431,16 +406,26 @@ def cmd_list(ctx: Context) -> Output:
                 "percent": progress.get("percent"),
                 "created_at": task.get("created_at"),
                 "language": (task.get("request") or {}).get("language"),
-                "brief": _short((task.get("request") or {}).get("brief"), 120),
+                "brief": short((task.get("request") or {}).get("brief"), 120),
                 "strategy_name": strategy.get("strategy_name"),
             }
         )
     lines = [
         f"{str(r['created_at'])[:19].replace('T', ' ')}  {r['task_id']}  {r['status']:<10}  "
-        f"{_short(r['strategy_name'] or r['brief'], 60)}"
+        f"{short(r['strategy_name'] or r['brief'], 60)}"
         for r in rows
     ]
     return Output(data={"tasks": rows, "count": len(rows)}, text="\n".join(lines) or "no tasks")
+
+
+def cmd_webhook_secret(ctx: Context) -> Output:
+    """The key the user's webhook events are signed with (docs/webhooks.md): alone on
+    stdout, for `export TINKERBELL_WEBHOOK_SECRET="$(tinkerbell webhook-secret)"`."""
+    made = ctx.api.webhook_secret(rotate=ctx.args.rotate)
+    note = None
+    if ctx.args.rotate and not ctx.args.quiet:
+        note = "rotated: events are signed with this secret from now on; the old one is void"
+    return Output(data=made, text=str(made["secret"]), note=note)
 
 
 def cmd_cancel(ctx: Context) -> Output:
@@ -601,6 +586,7 @@ COMMANDS: dict[str, Callable[[Context], Output]] = {
     "diff": cmd_diff,
     "delete": cmd_delete,
     "forget-me": cmd_forget_me,
+    "webhook-secret": cmd_webhook_secret,
     "image": cmd_image,
     "export": cmd_export,
     "config": cmd_config,

@@ -4,7 +4,9 @@
         --endpoint http://127.0.0.1:8002/ --max-in-flight 64
 
 Production Pub/Sub (through Eventarc) pushes many requests to ``process_task`` at
-once; the emulator's own push keeps only 2 in flight per subscription. This bridge
+once; the emulator's own push keeps only 2 in flight per subscription. ``dev/stack/``
+runs one bridge per Pub/Sub-triggered function (``process_task``, ``dead_letter_task``,
+``deliver_webhook``), each on a subscription of its own. This bridge
 pulls with a streaming pull instead and POSTs each message, concurrently, as the
 structured CloudEvent Eventarc would send (``application/cloudevents+json``,
 type ``google.cloud.pubsub.topic.v1.messagePublished``). A 2xx answer acks the
@@ -20,7 +22,8 @@ even cleanly closed and even after the subscription was deleted and created agai
 under the same name, stays registered in the Pub/Sub emulator (0.8.20) and
 swallows some messages, or all, until their ack deadline passes. ``dev/stack/``
 therefore gives a restarted bridge a subscription of a new name (and publishes the
-unfinished tasks again, which costs no second Gemini call).
+unfinished tasks again, which costs no second Gemini call, or for ``deliver_webhook``
+the pending webhook deliveries, which costs no second POST of a delivered event).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 
 from functions.events import handle_pubsub_event
 from functions.http import handles_errors, require_method
-from shared import recovery, upload_sessions
+from shared import recovery, upload_sessions, webhooks
 
 
 @functions_framework.cloud_event
@@ -24,10 +24,12 @@ def sweep_tasks(request: flask.Request) -> flask.Response:
     require_method(request, "POST")
     report = recovery.sweep()
     closed = upload_sessions.sweep_expired(datetime.now(UTC))
+    webhooks_republished = webhooks.republish_stalled()
     body = {
         "republished": len(report.republished),
         "failed": len(report.failed),
         "waiting": len(report.waiting),
         "upload_sessions_closed": closed,
+        "webhooks_republished": len(webhooks_republished),
     }
     return flask.jsonify(body)

@@ -4,7 +4,7 @@ For the task's owner: GET and DELETE /v1/tasks/{task_id}, its preview, its versi
 (GET /v1/tasks/{task_id}/versions) and its read-only links (GET/POST
 /v1/tasks/{task_id}/shares, DELETE /v1/shares/{share_id}); for anyone with a link, no
 sign-in: GET /v1/shared/{share_id} and its preview; for the signed-in user: DELETE
-/v1/me (erase everything of theirs).
+/v1/me (erase everything of theirs) and POST /v1/webhooks/secret (their signing secret).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import flask
 from pydantic import ValidationError
 
 from functions.http import handles_errors, json_response, read_json_object, require_method
-from shared import erasure, shares, tasks, uploads, versions
+from shared import erasure, shares, tasks, uploads, versions, webhook_secrets
 from shared.app_check import HEADER as APP_CHECK_HEADER
 from shared.app_check import verify_app_check
 from shared.auth import verify_user
@@ -28,6 +28,7 @@ _ID = r"[A-Za-z0-9_-]{1,128}"
 _TASK = re.compile(rf"(?:^|/)v1/tasks/(?P<task_id>{_ID})(?P<sub>/image|/shares|/versions)?/?\Z")
 _SHARE = re.compile(rf"(?:^|/)v1/(?P<kind>shares|shared)/(?P<share_id>{_ID})(?P<sub>/image)?/?\Z")
 _ME = re.compile(r"(?:^|/)v1/me/?\Z")
+_WEBHOOK_SECRET = re.compile(r"(?:^|/)v1/webhooks/secret/?\Z")
 MAX_SHARE_BODY_BYTES = 1024
 
 
@@ -36,6 +37,8 @@ def task_status(request: flask.Request) -> flask.Response:
     task, share, me = (route.search(request.path) for route in (_TASK, _SHARE, _ME))
     if share is not None and share["kind"] == "shared":
         return _shared(share["share_id"], bool(share["sub"]), request)
+    if _WEBHOOK_SECRET.search(request.path):
+        return _webhook_secret(request)
     if task is None and me is None and (share is None or share["sub"]):
         raise NotFound(f"no such route: {request.path}")
     if task is not None and task["sub"] == "/shares":
@@ -75,6 +78,18 @@ def task_status(request: flask.Request) -> flask.Response:
             return flask.Response(status=HTTPStatus.NO_CONTENT)
         return json_response(cancelled.public())
     return json_response(tasks.get_owned_task(task_id, uid=uid).public())
+
+
+def _webhook_secret(request: flask.Request) -> flask.Response:
+    """POST /v1/webhooks/secret[?rotate=true]: the key the user's events are signed with."""
+    require_method(request, "POST")
+    verify_app_check(request.headers.get(APP_CHECK_HEADER))
+    uid = verify_user(request.headers.get("Authorization"))
+    rotate = request.args.get("rotate", "").lower()
+    if rotate not in ("", "true", "false"):
+        raise InvalidArgument("rotate: must be true or false", field="rotate")
+    made = webhook_secrets.rotate(uid) if rotate == "true" else webhook_secrets.get_or_create(uid)
+    return json_response(made)
 
 
 def _shared(share_id: str, image: bool, request: flask.Request) -> flask.Response:

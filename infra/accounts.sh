@@ -5,7 +5,7 @@
 # act as each of them, on the account itself, and as no other account of the project.
 # Needs PROJECT, and gc (infra/gcloud.sh).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-RUNTIME_ACCOUNTS=(api worker recovery trigger scheduler builder)
+RUNTIME_ACCOUNTS=(api worker recovery webhooks trigger scheduler builder)
 
 sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
 
@@ -14,6 +14,7 @@ account_title() {
     api) echo "Tinkerbell HTTP API (submit_strategy, task_status)" ;;
     worker) echo "Tinkerbell worker (process_task)" ;;
     recovery) echo "Tinkerbell recovery (dead_letter_task, sweep_tasks)" ;;
+    webhooks) echo "Tinkerbell webhook deliveries (deliver_webhook)" ;;
     trigger) echo "Tinkerbell Eventarc trigger identity" ;;
     scheduler) echo "Tinkerbell Cloud Scheduler identity" ;;
     builder) echo "Tinkerbell function builds" ;;

@@ -10,7 +10,7 @@
 # tinkerbell-deployer: cloudbuild.deploy.yaml (infra/deploy.sh and nothing else). It
 #   can grant project roles, but only the ones deploy.sh grants (an IAM condition on
 #   iam.googleapis.com/modifiedGrantsByRole), so it cannot make itself or anyone Owner.
-#   It may act as the six runtime accounts (made here, with the right to act as each
+#   It may act as the seven runtime accounts (made here, with the right to act as each
 #   granted on the account itself) and as no other account of the project; it can
 #   manage the uploads bucket and the Gemini key's secret but read neither the users'
 #   PDFs nor the key (a custom role, below, instead of storage.admin, secretmanager.admin

@@ -2,7 +2,7 @@
 
     PROJECT=my-project [REGION=europe-west1] python -m infra.check_deploy   (make check-deploy)
 
-- IAM: reads the five functions, the sweeper's job and the IAM policies of the project,
+- IAM: reads the six functions, the sweeper's job and the IAM policies of the project,
   the bucket, the topics, the secret and the functions' Cloud Run services with gcloud,
   and runs the audit the deploy rehearsal runs (infra/iam_audit.py): every Google call
   each function's code can reach is allowed to its identity, and no identity holds a
@@ -70,10 +70,7 @@ def project_state(project: str, region: str) -> tuple[dict[str, Any], Names]:
     names = Names(
         project=project,
         bucket=worker_env["UPLOADS_BUCKET"],
-        topics={
-            "tasks_topic": worker_env["TASKS_TOPIC"],
-            "dead_letter_topic": worker_env["DEAD_LETTER_TOPIC"],
-        },
+        topics={field: worker_env[field.upper()] for field in google_calls.TOPIC_FIELDS},
     )
     job = gcloud(project, "scheduler", "jobs", "describe", SWEEP_JOB, f"--location={region}")
     roles, conditions = policy_bindings(gcloud(project, "projects", "get-iam-policy", project))

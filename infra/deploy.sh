@@ -49,6 +49,11 @@ RUNTIME=python311
 SECRET=GEMINI_API_KEY
 SWEEP_JOB=tinkerbell-sweep
 SWEEP_SCHEDULE="*/5 * * * *"
+# Webhook deliveries every retry failed for are kept here for an operator to read
+# (`gcloud pubsub subscriptions pull`): a pull subscription on the webhook dead-letter
+# topic, named after it, keeping each message 7 days and never expiring for want of use.
+WEBHOOK_INSPECT_SUFFIX=-inspect
+WEBHOOK_INSPECT_RETENTION=7d
 DATABASE="(default)"
 # What deploy.sh creates carries this label; teardown.sh deletes only what carries it.
 LABEL_KEY=app
@@ -92,7 +97,8 @@ GCLOUD_ERR="$work/gcloud.err"
 API_SA=$(sa_email api)             # submit_strategy, task_status (public HTTP, no secret)
 WORKER_SA=$(sa_email worker)       # process_task (the only one that reads the key)
 RECOVERY_SA=$(sa_email recovery)   # dead_letter_task, sweep_tasks
-TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the two Pub/Sub functions
+WEBHOOKS_SA=$(sa_email webhooks)   # deliver_webhook (Firestore and its dead letters only)
+TRIGGER_SA=$(sa_email trigger)     # Eventarc's push identity: invokes the three Pub/Sub functions
 SCHEDULER_SA=$(sa_email scheduler) # Cloud Scheduler's identity: invokes sweep_tasks
 BUILDER_SA=$(sa_email builder)     # Cloud Build, when it builds the functions' images
 # True when the resource exists (a describe that fails for any reason counts as
@@ -242,10 +248,20 @@ else
 fi
 
 log "Pub/Sub topics"
-for topic in "$TASKS_TOPIC" "$DEAD_LETTER_TOPIC"; do
+for topic in "$TASKS_TOPIC" "$DEAD_LETTER_TOPIC" "$WEBHOOKS_TOPIC" "$WEBHOOK_DEAD_LETTER_TOPIC"; do
   exists gc pubsub topics describe "$topic" ||
     gc pubsub topics create "$topic" --labels="$LABEL_KEY=$LABEL_VALUE"
 done
+# A message published to a topic with no subscription is lost: the webhook dead letters
+# get theirs from the start. Unused pull subscriptions expire after 31 days by default.
+WEBHOOK_INSPECT=$WEBHOOK_DEAD_LETTER_TOPIC$WEBHOOK_INSPECT_SUFFIX
+inspect_flags=(--message-retention-duration="$WEBHOOK_INSPECT_RETENTION" --expiration-period=never)
+if exists gc pubsub subscriptions describe "$WEBHOOK_INSPECT"; then
+  gc pubsub subscriptions update "$WEBHOOK_INSPECT" "${inspect_flags[@]}" >&2
+else
+  gc pubsub subscriptions create "$WEBHOOK_INSPECT" --topic="$WEBHOOK_DEAD_LETTER_TOPIC" \
+    "${inspect_flags[@]}" --labels="$LABEL_KEY=$LABEL_VALUE" >&2
+fi
 
 log "Bucket gs://$BUCKET"
 # Abandoned uploads and task sources (uploads/), then previews (results/), age out.
@@ -311,7 +327,7 @@ for role in "${RUNTIME_ACCOUNTS[@]}"; do
 done
 
 log "IAM bindings"
-for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA"; do
+for sa in "$API_SA" "$WORKER_SA" "$RECOVERY_SA" "$WEBHOOKS_SA"; do
   bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$sa" \
     --role=roles/datastore.user --condition=None
 done
@@ -336,6 +352,16 @@ for sa in "$API_SA" "$RECOVERY_SA"; do
 done
 bind gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \
   --member="serviceAccount:$WORKER_SA" --role=roles/pubsub.publisher
+# Whoever ends a task announces it to deliver_webhook: the worker, the API (a cancel) and
+# recovery (tasks failed as abandoned; the sweeper republishes stalled deliveries).
+for sa in "$WORKER_SA" "$API_SA" "$RECOVERY_SA"; do
+  bind gc pubsub topics add-iam-policy-binding "$WEBHOOKS_TOPIC" --member="serviceAccount:$sa" \
+    --role=roles/pubsub.publisher
+done
+# deliver_webhook gives up to the webhook dead-letter topic. It holds nothing else: no
+# bucket, no Gemini key (a webhook's receiver is any user's URL).
+bind gc pubsub topics add-iam-policy-binding "$WEBHOOK_DEAD_LETTER_TOPIC" \
+  --member="serviceAccount:$WEBHOOKS_SA" --role=roles/pubsub.publisher
 if [ "$vertex" = 1 ]; then
   # The worker calls Gemini models on Vertex AI as itself (Vertex AI User: predict, and
   # the publisher models check-gemini reads).
@@ -495,15 +521,25 @@ invoker dead_letter_task "serviceAccount:$TRIGGER_SA"
 deploy_function sweep_tasks "$RECOVERY_SA" --trigger-http --no-allow-unauthenticated \
   --memory=256Mi --timeout="${SWEEP_TIMEOUT_S}s" --max-instances=1
 invoker sweep_tasks "serviceAccount:$SCHEDULER_SA"
+# One attempt per message; 503 until the next is due (WEBHOOK_RETRY_SCHEDULE_S).
+deploy_function deliver_webhook "$WEBHOOKS_SA" --trigger-topic="$WEBHOOKS_TOPIC" --retry \
+  --trigger-service-account="$TRIGGER_SA" --memory=256Mi \
+  --timeout="${WEBHOOK_FUNCTION_TIMEOUT_S}s"
+invoker deliver_webhook "serviceAccount:$TRIGGER_SA"
 
 log "Worker subscription: delivery policy (SPEC §4)"
 # The documented path: the function's Eventarc trigger, then the trigger's subscription.
-TRIGGER=$(gc functions describe process_task --region="$REGION" --v2 \
-  --format='value(eventTrigger.trigger)')
-[ -n "$TRIGGER" ] || die "process_task has no Eventarc trigger"
-SUBSCRIPTION=$(gc eventarc triggers describe "$TRIGGER" --location="$REGION" \
-  --format='value(transport.pubsub.subscription)')
-[ -n "$SUBSCRIPTION" ] || die "the trigger $TRIGGER has no Pub/Sub subscription"
+subscription_of() {
+  local trigger subscription
+  trigger=$(gc functions describe "$1" --region="$REGION" --v2 \
+    --format='value(eventTrigger.trigger)')
+  [ -n "$trigger" ] || die "$1 has no Eventarc trigger"
+  subscription=$(gc eventarc triggers describe "$trigger" --location="$REGION" \
+    --format='value(transport.pubsub.subscription)')
+  [ -n "$subscription" ] || die "the trigger $trigger has no Pub/Sub subscription"
+  printf '%s' "$subscription"
+}
+SUBSCRIPTION=$(subscription_of process_task)
 gc pubsub subscriptions update "$SUBSCRIPTION" --ack-deadline="$ACK_DEADLINE_SECONDS" \
   --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
   --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" >&2
@@ -512,6 +548,20 @@ bind gc pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --member="$PUB
   --role=roles/pubsub.publisher
 bind gc pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --member="$PUBSUB_AGENT" \
   --role=roles/pubsub.subscriber
+
+log "Webhook subscription: delivery policy"
+# The tasks' backoff brings a refused message back (503: not due yet, or failed with
+# retries left). No Pub/Sub dead-letter policy, on purpose: deliver_webhook dead-letters
+# a delivery itself once WEBHOOK_RETRY_SCHEDULE_S is spent (about a day), while Pub/Sub
+# gives up after 100 deliveries at most, which at the 600 s backoff is about 16 h.
+# Eventarc keeps a message 24 hours (https://cloud.google.com/eventarc/docs/retry-events);
+# this retention outlasts the schedule (infra/deploy_env.py). The ack deadline is the
+# function's timeout: no second push while an attempt may be running.
+WEBHOOK_SUBSCRIPTION=$(subscription_of deliver_webhook)
+gc pubsub subscriptions update "$WEBHOOK_SUBSCRIPTION" \
+  --ack-deadline="$WEBHOOK_FUNCTION_TIMEOUT_S" \
+  --min-retry-delay="${RETRY_MIN_BACKOFF_S}s" --max-retry-delay="${RETRY_MAX_BACKOFF_S}s" \
+  --message-retention-duration="${WEBHOOK_MESSAGE_RETENTION_S}s" --clear-dead-letter-policy >&2
 
 log "Scheduler job $SWEEP_JOB"
 SWEEP_URI=$(gc functions describe sweep_tasks --region="$REGION" --v2 \
@@ -551,6 +601,8 @@ cat >&2 <<EOF
   submit       $SUBMIT_URL
   status       $STATUS_URL
   subscription $SUBSCRIPTION
+  webhooks     $WEBHOOK_SUBSCRIPTION
+  given up     gcloud pubsub subscriptions pull $WEBHOOK_INSPECT --project=$PROJECT
 EOF
 cat <<EOF
 GOOGLE_CLOUD_PROJECT=$PROJECT

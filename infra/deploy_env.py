@@ -10,8 +10,9 @@ set, so the checks of a deployed function apply) from the operator's environment
 overrides) plus what the script knows (project, status URL, the web app's origins), and
 
 - prints shell assignments for the values the scripts need themselves (the worker's
-  timeout is the lease; the subscription's delivery policy; topics, bucket, TTL
-  policies, lifecycle ages, the sweeper's timeout, the Gemini backend), for ``eval``;
+  timeout is the lease; the subscriptions' delivery policies; topics, bucket, TTL
+  policies, lifecycle ages, the sweeper's and the webhook function's timeouts, the
+  Gemini backend), for ``eval``;
 - with ``--env-file``, writes the YAML for ``gcloud functions deploy --env-vars-file``:
   every setting the operator overrode (names read from ``Settings.model_fields``, so a
   new setting flows through), plus the deployment's own values. Never a secret: the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -60,8 +62,9 @@ TTL_FIELDS: dict[str, str] = {
 # Settings the deployment itself decides (the script's arguments), never taken from
 # the operator's shell: a stray GOOGLE_CLOUD_PROJECT must not redirect the functions.
 DEPLOYMENT_FIELDS = ("google_cloud_project", "status_base_url", "cors_origins")
-# Settings the infrastructure is built from (topics, bucket, subscription policy):
-# always written, so the functions check the same numbers the subscription has.
+# Settings the infrastructure is built from (topics, bucket, subscription policy; the
+# webhook function's timeout and its subscription's retention): always written, so the
+# functions check the same numbers the subscriptions have.
 INFRA_FIELDS = (
     "tasks_topic",
     "dead_letter_topic",
@@ -70,7 +73,27 @@ INFRA_FIELDS = (
     "retry_min_backoff_s",
     "retry_max_backoff_s",
     "max_delivery_attempts",
+    "webhooks_topic",
+    "webhook_dead_letter_topic",
+    "webhook_timeout_s",
+    "webhook_retry_schedule_s",
 )
+# Settings for the local stack alone, never written to a deployed function's environment
+# (the settings refuse them set in one anyway): WEBHOOK_ALLOW_LOOPBACK would let any user
+# make deliver_webhook call the function's own host.
+LOCAL_ONLY_FIELDS = ("webhook_allow_loopback",)
+# deliver_webhook (shared/webhooks.py): one attempt is a task read, a conditional write,
+# the secret's read (or creation), the POST (WEBHOOK_TIMEOUT_S at most), the attempt's
+# write and, after the last retry, a dead-letter publish (PUBLISH_TIMEOUT_S): its timeout
+# is those two bounds plus this much for the Firestore calls, and never under a minute.
+WEBHOOK_FIRESTORE_MARGIN_S = 30
+WEBHOOK_MIN_TIMEOUT_S = 60
+# Eventarc makes its subscriptions with a day's retention; deliver_webhook's retries take
+# about a day (WEBHOOK_RETRY_SCHEDULE_S) and Pub/Sub would drop the message before its
+# last one. Its subscription keeps messages this long, or as long as a longer schedule
+# needs (whole days), up to Pub/Sub's limit for a subscription.
+WEBHOOK_MIN_RETENTION_S = 2 * 86400
+MAX_SUBSCRIPTION_RETENTION_S = 31 * 86400
 # What a deployed function's environment looks like to the settings (Cloud Run sets it).
 DEPLOYED_MARKER = "K_SERVICE"
 
@@ -93,7 +116,10 @@ def operator_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     return {
         name: lowered[name]
         for name in Settings.model_fields
-        if name in lowered and name not in DEPLOYMENT_FIELDS and not is_secret(name)
+        if name in lowered
+        and name not in DEPLOYMENT_FIELDS
+        and name not in LOCAL_ONLY_FIELDS
+        and not is_secret(name)
     }
 
 
@@ -158,7 +184,41 @@ def build_settings(
             f"{' and '.join(unpriced)} have no price in GEMINI_PRICES: the day budgets "
             "(DAILY_BUDGET_*) cannot be kept without one (docs/costs.md)"
         )
+    timeout = webhook_function_timeout_s(settings)
+    if timeout > MAX_EVENT_FUNCTION_TIMEOUT_S:
+        raise Refused(
+            f"deliver_webhook's timeout would be {timeout} s (WEBHOOK_TIMEOUT_S plus "
+            f"PUBLISH_TIMEOUT_S plus {WEBHOOK_FIRESTORE_MARGIN_S} s), and an event-driven "
+            f"function may run {MAX_EVENT_FUNCTION_TIMEOUT_S} s at most"
+        )
+    if webhook_message_retention_s(settings) > MAX_SUBSCRIPTION_RETENTION_S:
+        raise Refused(
+            f"WEBHOOK_RETRY_SCHEDULE_S lasts {webhook_span_s(settings) / 86400:.1f} days "
+            "with Pub/Sub's redelivery delays: its subscription keeps a message "
+            f"{MAX_SUBSCRIPTION_RETENTION_S // 86400} days at most"
+        )
     return settings
+
+
+def webhook_function_timeout_s(settings: Settings) -> int:
+    """deliver_webhook's timeout, and its subscription's ack deadline: Pub/Sub must not
+    push the message again while an attempt may still be running."""
+    needed = settings.webhook_timeout_s + settings.publish_timeout_s + WEBHOOK_FIRESTORE_MARGIN_S
+    return max(WEBHOOK_MIN_TIMEOUT_S, math.ceil(needed))
+
+
+def webhook_span_s(settings: Settings) -> float:
+    """How long a delivery's message must live: every wait of the schedule, each attempt
+    (the first and one after each wait) run to its timeout and pushed at most
+    RETRY_MAX_BACKOFF_S after it is due."""
+    attempts = len(settings.webhook_retry_schedule_s) + 1
+    per_attempt = settings.retry_max_backoff_s + webhook_function_timeout_s(settings)
+    return sum(settings.webhook_retry_schedule_s) + attempts * per_attempt
+
+
+def webhook_message_retention_s(settings: Settings) -> int:
+    days = math.ceil(webhook_span_s(settings) / 86400)
+    return max(WEBHOOK_MIN_RETENTION_S, days * 86400)
 
 
 def worker_size(settings: Settings) -> capacity.WorkerSize:
@@ -182,12 +242,18 @@ def function_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, st
     env["STATUS_BASE_URL"] = settings.status_base_url
     env["CORS_ORIGINS"] = settings.cors_origins
     for name in INFRA_FIELDS:
-        env[name.upper()] = str(getattr(settings, name))
+        env[name.upper()] = env_value(getattr(settings, name))
     secrets = {name.upper() for name in Settings.model_fields if is_secret(name)}
     leaked = secrets & env.keys()
     if leaked:  # operator_overrides drops them; never write one by mistake
         raise Refused(f"refusing to write {', '.join(sorted(leaked))} to an env file")
     return dict(sorted(env.items()))
+
+
+def env_value(value: object) -> str:
+    """A setting as its environment variable reads it back: lists and maps as JSON (how
+    pydantic-settings parses complex fields), anything else as text."""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def env_yaml(env: Mapping[str, str]) -> str:
@@ -212,6 +278,12 @@ def shell_values(settings: Settings, environ: Mapping[str, str]) -> dict[str, st
         "MAX_DELIVERY_ATTEMPTS": str(settings.max_delivery_attempts),
         "TASKS_TOPIC": settings.tasks_topic,
         "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+        # deliver_webhook: its topics, its timeout (also its subscription's ack
+        # deadline) and how long its subscription keeps a message.
+        "WEBHOOKS_TOPIC": settings.webhooks_topic,
+        "WEBHOOK_DEAD_LETTER_TOPIC": settings.webhook_dead_letter_topic,
+        "WEBHOOK_FUNCTION_TIMEOUT_S": str(webhook_function_timeout_s(settings)),
+        "WEBHOOK_MESSAGE_RETENTION_S": str(webhook_message_retention_s(settings)),
         "BUCKET": settings.bucket_name,
         "CORS_ORIGINS": settings.cors_origins,
         "TTL_POLICIES": " ".join(ttl),

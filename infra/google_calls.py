@@ -66,7 +66,7 @@ FIRESTORE_METHODS = {
 }
 AUTH_LOOKUPS = {"verify_id_token", "get_user", "get_user_by_email", "revoke_refresh_tokens"}
 AUTH_DELETES = {"delete_user", "delete_users"}
-TOPIC_FIELDS = ("tasks_topic", "dead_letter_topic")
+TOPIC_FIELDS = ("tasks_topic", "dead_letter_topic", "webhooks_topic", "webhook_dead_letter_topic")
 UNRESOLVED_TOPIC = "topic:?"
 GEMINI = ("gemini.generate", "backend")
 

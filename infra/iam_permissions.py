@@ -110,7 +110,7 @@ SECRET_MOUNT = "secretmanager.versions.access"  # noqa: S105 (a permission)
 # against the grants the same way (the rehearsal's functions and their triggers say
 # which function each invokes).
 PLATFORM_NEEDS: dict[str, str] = {
-    "trigger": "run.routes.invoke",  # Eventarc's push to the two Pub/Sub functions
+    "trigger": "run.routes.invoke",  # Eventarc's push to the three Pub/Sub functions
     "scheduler": "run.routes.invoke",  # Cloud Scheduler's call to the sweeper
 }
 # The build identity (https://cloud.google.com/functions/docs/securing/build-custom-sa):
@@ -175,9 +175,12 @@ DEPLOYER_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # https://cloud.google.com/iam/docs/roles-permissions/pubsub
     "roles/pubsub.admin": frozenset(
         {
+            "pubsub.subscriptions.create",
+            "pubsub.subscriptions.get",
             "pubsub.subscriptions.getIamPolicy",
             "pubsub.subscriptions.setIamPolicy",
             "pubsub.subscriptions.update",
+            "pubsub.topics.attachSubscription",
             "pubsub.topics.create",
             "pubsub.topics.get",
             "pubsub.topics.getIamPolicy",
@@ -313,6 +316,12 @@ DEPLOY_COMMANDS: dict[str, tuple[str, ...]] = {
     "gcloud.pubsub.topics.add-iam-policy-binding": (
         "pubsub.topics.getIamPolicy",
         "pubsub.topics.setIamPolicy",
+    ),
+    "gcloud.pubsub.subscriptions.describe": ("pubsub.subscriptions.get",),
+    # The webhook dead letters' pull subscription: made in the project, on the topic.
+    "gcloud.pubsub.subscriptions.create": (
+        "pubsub.subscriptions.create",
+        "pubsub.topics.attachSubscription",
     ),
     "gcloud.pubsub.subscriptions.update": ("pubsub.subscriptions.update",),
     "gcloud.pubsub.subscriptions.add-iam-policy-binding": (

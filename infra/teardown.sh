@@ -5,8 +5,9 @@
 #
 # Deletes only what deploy.sh made, as the project itself records it (deploy.sh labels
 # what it creates app=tinkerbell, and keeps a record of the rest as labels on the
-# bucket it created): the scheduler job, the five functions (with their Eventarc
-# triggers and subscriptions), the labelled topics and bucket (with everything in it),
+# bucket it created): the scheduler job, the six functions (with their Eventarc
+# triggers and subscriptions), the labelled subscriptions (the webhook dead letters'),
+# topics and bucket (with everything in it),
 # the Firestore database with all its data and the Hosting site's content only if
 # deploy.sh created them, the service accounts and their project-level bindings.
 # Nothing is found from the current environment's settings, so other overrides than
@@ -37,8 +38,7 @@ PYTHON=${PYTHON:-python3}
 SECRET=GEMINI_API_KEY
 SWEEP_JOB=tinkerbell-sweep
 DATABASE="(default)"
-FUNCTIONS=(sweep_tasks dead_letter_task process_task submit_strategy task_status)
-ROLES=(api worker recovery trigger scheduler builder)
+FUNCTIONS=(sweep_tasks deliver_webhook dead_letter_task process_task submit_strategy task_status)
 # As infra/deploy.sh labels and records what it creates.
 LABEL_KEY=app
 LABEL_VALUE=tinkerbell
@@ -71,7 +71,10 @@ fb() {
     "${FIREBASE[@]}" "$command" "$@" --project="$PROJECT" --non-interactive
 }
 
-sa_email() { printf 'tinkerbell-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
+# The runtime accounts (RUNTIME_ACCOUNTS) and their addresses (sa_email), as deploy.sh
+# makes them.
+# shellcheck source=infra/accounts.sh
+. infra/accounts.sh
 # Reads a JSON object on stdin; prints its labels' value for KEY (empty if none).
 label_of() {
   "$PYTHON" -c '
@@ -101,6 +104,7 @@ list_ours() {
 # What deploy.sh made, read back from the project.
 BUCKETS=$(list_ours storage buckets list)
 TOPICS=$(list_ours pubsub topics list)
+SUBSCRIPTIONS=$(list_ours pubsub subscriptions list)
 database_created=""
 site_created=""
 for bucket in $BUCKETS; do
@@ -119,10 +123,11 @@ site_line="  - the Hosting site $site_created's content (the site stops serving)
 cat >&2 <<EOF
 This deletes from project $PROJECT ($REGION):
   - scheduler job $SWEEP_JOB; functions ${FUNCTIONS[*]} (those labelled $LABEL_KEY=$LABEL_VALUE)
+  - subscriptions labelled $LABEL_KEY=$LABEL_VALUE, with the messages they keep: $(echo "${SUBSCRIPTIONS:-none}" | sed 's#projects/[^/]*/subscriptions/##' | tr '\n' ' ')
   - topics labelled $LABEL_KEY=$LABEL_VALUE: $(echo "${TOPICS:-none}" | sed 's#projects/[^/]*/topics/##' | tr '\n' ' ')
   - buckets labelled $LABEL_KEY=$LABEL_VALUE, with every upload and preview in them: ${BUCKETS:-none}
 $database_line
-  - service accounts tinkerbell-{${ROLES[*]// /,}} and their bindings
+  - service accounts tinkerbell-{${RUNTIME_ACCOUNTS[*]// /,}} and their bindings
 $site_line
 $([ "$delete_secret" = 1 ] && echo "  - the secret $SECRET" || echo "It keeps the secret $SECRET (--delete-secret deletes it).")
 EOF
@@ -147,7 +152,11 @@ for name in "${FUNCTIONS[@]}"; do
   fi
 done
 
-log "Topics"
+log "Subscriptions and topics"
+# The subscriptions first: a topic's deletion leaves them, detached, in place.
+for subscription in $SUBSCRIPTIONS; do
+  gc pubsub subscriptions delete "$subscription"
+done
 for topic in $TOPICS; do
   gc pubsub topics delete "$topic"
 done
@@ -162,7 +171,7 @@ fi
 log "Service accounts"
 # Bindings first: a deleted account's bindings would linger as deleted:serviceAccount:...
 policy=$(gc projects get-iam-policy "$PROJECT" --format=json)
-for role_name in "${ROLES[@]}"; do
+for role_name in "${RUNTIME_ACCOUNTS[@]}"; do
   email=$(sa_email "$role_name")
   member="serviceAccount:$email"
   roles=$(printf '%s' "$policy" | "$PYTHON" -c '

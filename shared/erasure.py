@@ -20,7 +20,16 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from shared import auth, clients, idempotency, quotas, shares, tasks, upload_sessions
+from shared import (
+    auth,
+    clients,
+    idempotency,
+    quotas,
+    shares,
+    tasks,
+    upload_sessions,
+    webhook_secrets,
+)
 from shared.errors import FailedPrecondition
 from shared.log import get_logger
 from shared.models import Erasure, TaskRecord
@@ -106,6 +115,7 @@ def erase_user(uid: str, *, budget_s: float | None = None) -> Erasure:
     erased.objects += _delete_prefix(upload_sessions.user_prefix(uid))
     erased.idempotency_keys = idempotency.delete_keys_of(uid)
     erased.counters = quotas.delete_user_counters(uid)
+    erased.webhook_secret = webhook_secrets.delete(uid)
     erased.auth_user = auth.delete_user(uid)
     erased.done = True
     log.info("user erased", extra={"tasks": erased.tasks, "objects": erased.objects})

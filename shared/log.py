@@ -45,6 +45,7 @@ LOGGED_KEYS = (
     "outcome",
     "http_status",
     "message_id",
+    "event_id",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +85,8 @@ class StrategyRequest(BaseModel):
     language: str = "en"
     image: bool = True
     grounding: bool = False
+    # POSTed a signed event when the task ends (docs/webhooks.md).
+    webhook_url: str | None = None
 
 
 class PdfRef(BaseModel):
@@ -101,6 +104,7 @@ class RevisionRequest(BaseModel):
     instruction: str
     image: bool = True
     language: str | None = None  # default: the parent's
+    webhook_url: str | None = None
 
 
 class Revision(BaseModel):
@@ -123,6 +127,7 @@ class TaskRequest(BaseModel):
     # A revision of an earlier strategy: the same sources, the parent's strategy and
     # the instruction (shared/prompts.py).
     revision: Revision | None = None
+    webhook_url: str | None = None
 
 
 # ---------------------------------------------------------------- task
@@ -233,6 +238,37 @@ class TaskError(BaseModel):
     retryable: bool = False
 
 
+class WebhookState(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"  # every retry failed: given up to the dead-letter topic
+
+
+class WebhookAttempt(BaseModel):
+    """One POST of a task's event: when, the receiver's status code (None: no answer,
+    ``error`` says why) and how long it took."""
+
+    at: datetime
+    status_code: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+
+
+class WebhookDelivery(BaseModel):
+    """The delivery of a task's end to its webhook_url (shared/webhooks.py), set when the
+    task ends: one event, whose id every retry sends again."""
+
+    event_id: str
+    event_type: str
+    state: WebhookState = WebhookState.PENDING
+    # The next attempt is not made before this; None once delivered or given up.
+    due_at: datetime | None = None
+    # An attempt is sending until then: another delivery of the message waits.
+    sending_until: datetime | None = None
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
+    finished_at: datetime | None = None
+
+
 class TaskPublic(BaseModel):
     """A task as its owner sees it (GET /v1/tasks/{id})."""
 
@@ -256,6 +292,8 @@ class TaskPublic(BaseModel):
     parent_task_id: str | None = None
     root_task_id: str | None = None
     version: int = 1
+    # Set when a task with a webhook_url ends: the event's delivery and its attempts.
+    webhook: WebhookDelivery | None = None
 
 
 class TaskRecord(TaskPublic):
@@ -359,7 +397,34 @@ class Erasure(BaseModel):
     idempotency_keys: int = 0
     counters: int = 0
     shares: int = 0
+    webhook_secret: bool = False
     auth_user: bool = False
+
+
+class WebhookSecret(BaseModel):
+    """POST /v1/webhooks/secret: the key the user's events are signed with."""
+
+    secret: str
+    created_at: datetime
+
+
+class WebhookEvent(BaseModel):
+    """The body POSTed to a task's webhook_url when it ends (Standard Webhooks headers:
+    ``webhook-id`` is ``event_id``). Nothing the receiver could not ask for itself."""
+
+    type: Literal["task.completed", "task.failed", "task.cancelled"]
+    event_id: str
+    task_id: str
+    status: TaskStatus
+    created_at: datetime
+    completed_at: datetime | None = None
+    version: int = 1
+    parent_task_id: str | None = None
+    root_task_id: str | None = None
+    language: str
+    status_url: str
+    strategy: MarketingStrategy | None = None
+    error: TaskError | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -50,6 +50,7 @@ class TaskStore(Protocol):
         result: TaskResult | None = None,
         error: TaskError | None = None,
         spent_micros: int | None = 0,
+        webhook_url: str | None = None,
     ) -> bool: ...
 
     def release_stopped(self, task_id: str, *, lease_owner: str | None) -> bool: ...

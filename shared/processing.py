@@ -358,6 +358,7 @@ class Worker:
             result=result,
             error=error,
             spent_micros=spent_micros,
+            webhook_url=task.request.webhook_url,
         )
         if not kept:
             # Cancelled, or taken over after our lease expired: the other state wins.

@@ -41,6 +41,11 @@ def publish_task(task_id: str) -> str:
     return _publish(get_settings().tasks_topic, task_id)
 
 
+def publish_webhook(task_id: str) -> str:
+    """Announce the end of a task with a webhook_url to ``deliver_webhook``."""
+    return _publish(get_settings().webhooks_topic, task_id)
+
+
 def dead_letter(task_id: str, *, reason: str) -> str:
     """Put the message of a task the worker gave up on in the dead-letter topic.
 
@@ -49,6 +54,12 @@ def dead_letter(task_id: str, *, reason: str) -> str:
     every message given up on, whoever gave up (``reason`` tells why).
     """
     return _publish(get_settings().dead_letter_topic, task_id, reason=reason)
+
+
+def dead_letter_webhook(task_id: str, *, event_id: str, reason: str) -> str:
+    """Keep a delivery every retry failed for in the webhook dead-letter topic."""
+    topic = get_settings().webhook_dead_letter_topic
+    return _publish(topic, task_id, event_id=event_id, reason=reason)
 
 
 def _publish(topic_name: str, task_id: str, **extra_attributes: str) -> str:

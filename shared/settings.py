@@ -239,6 +239,33 @@ class Settings(BaseSettings):
     shares_collection: str = "shares"
     share_base_url: str = ""
     share_lookups_per_client_per_minute: int = Field(default=60, ge=0)
+    # Signed webhooks (shared/webhooks.py, docs/webhooks.md): the end of a task that
+    # names a webhook_url is published to WEBHOOKS_TOPIC; deliver_webhook POSTs the event,
+    # cut after WEBHOOK_TIMEOUT_S, and retries after each wait of WEBHOOK_RETRY_SCHEDULE_S
+    # (JSON list; about a day in all), then gives up to WEBHOOK_DEAD_LETTER_TOPIC.
+    webhooks_topic: str = "tinkerbell-webhooks"
+    webhook_dead_letter_topic: str = "tinkerbell-webhooks-dead"
+    webhook_secrets_collection: str = "webhook_secrets"
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [
+            10.0,
+            60.0,
+            300.0,
+            1800.0,
+            3600.0,
+            7200.0,
+            14400.0,
+            28800.0,
+            28800.0,
+        ],
+        max_length=30,
+    )
+    # A delivery still due this long after its time lost its message (a crash between the
+    # task's end and the publish): the sweeper publishes it again.
+    webhook_stall_s: float = Field(default=1800.0, ge=1)
+    # http://127.0.0.1:PORT receivers, for the local stack only (refused outside demo-*).
+    webhook_allow_loopback: bool = False
     # DELETE /v1/me erases this long, then answers done=false (202): call again to go on.
     erasure_budget_s: float = Field(default=20.0, gt=0, le=300)
     # The operator's kill switch: new tasks get 503 paused, tasks in flight finish. Set
@@ -293,6 +320,10 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    def status_url(self, task_id: str) -> str:
+        """Where the owner reads a task (GET /v1/tasks/{task_id})."""
+        return f"{self.status_base_url.rstrip('/')}/v1/tasks/{task_id}"
 
     @property
     def bucket_name(self) -> str:
@@ -410,6 +441,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "APP_CHECK_ENFORCED needs APP_CHECK_PROJECT_NUMBER (the project number of "
                 "the Firebase project, which App Check tokens name as their issuer)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        if any(wait < 0 for wait in self.webhook_retry_schedule_s):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE_S: every wait must be 0 seconds or more")
+        # A loopback receiver is how the local stack tests deliveries; in a real project
+        # it would let any user make the function call its own host.
+        if self.webhook_allow_loopback and (self.is_deployed or not self.is_demo_project):
+            raise ValueError(
+                f"WEBHOOK_ALLOW_LOOPBACK is for the local stack: '{DEMO_PROJECT_PREFIX}*' "
+                "projects only, never a deployed function"
             )
         return self
 

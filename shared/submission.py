@@ -80,7 +80,7 @@ class PdfUpload:
 
 
 def status_url(task_id: str) -> str:
-    return f"{get_settings().status_base_url.rstrip('/')}/v1/tasks/{task_id}"
+    return get_settings().status_url(task_id)
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,8 @@ class Submitter:
                 "image": body.image,
                 "language": body.language or parent.request.language,
                 "revision": revision,
+                # The revision's own: a parent's webhook was for the parent's end.
+                "webhook_url": body.webhook_url,
             }
         )
         reserved = costs.worst_case_micros(task_request) if settings.budgets_on else 0

@@ -19,7 +19,8 @@ from google.api_core.exceptions import Aborted
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore
 
-from shared import clients, quotas
+from shared import clients, endings, quotas
+from shared.endings import terminal_fields
 from shared.errors import FailedPrecondition, NotFound
 from shared.models import (
     Progress,
@@ -28,6 +29,7 @@ from shared.models import (
     TaskRecord,
     TaskResult,
     TaskStatus,
+    WebhookDelivery,
 )
 from shared.settings import get_settings
 
@@ -257,6 +259,8 @@ def claim_task(task_id: str, *, lease_owner: str, now: datetime) -> Claim:
         if claim.outcome is ClaimOutcome.CLAIMED and claim.task is not None:
             task = claim.task
             _remember(lease_owner, _Attempt(results[0].update_time, Hold.of(task)))
+        elif claim.task is not None and claim.task.request.webhook_url:
+            endings.announce(task_id)  # failed here: its attempts were used up
         return claim
     return Claim(ClaimOutcome.LEASED)
 
@@ -277,7 +281,7 @@ def decide_claim(
     if task.attempts >= get_settings().max_task_attempts:
         error = attempts_exhausted(task.attempts)
         return Claim(ClaimOutcome.EXHAUSTED, task), terminal_fields(
-            TaskStatus.FAILED, now, error=error
+            TaskStatus.FAILED, now, error=error, webhook_url=task.request.webhook_url
         )
     changes: dict[str, Any] = {
         "status": TaskStatus.PROCESSING.value,
@@ -317,30 +321,9 @@ def _as_model_fields(changes: dict[str, Any]) -> dict[str, Any]:
     fields["status"] = TaskStatus(fields["status"])
     if "progress" in fields:
         fields["progress"] = Progress.model_validate(fields["progress"])
+    if fields.get("webhook") is not None:
+        fields["webhook"] = WebhookDelivery.model_validate(fields["webhook"])
     return fields
-
-
-def terminal_fields(
-    status: TaskStatus,
-    now: datetime,
-    *,
-    result: TaskResult | None = None,
-    error: TaskError | None = None,
-) -> dict[str, Any]:
-    return {
-        "status": status.value,
-        "updated_at": now,
-        "completed_at": now,
-        "lease_expires_at": None,
-        "result": result.model_dump() if result else None,
-        "error": error.model_dump() if error else None,
-        "draft": None,
-        "checkpoint": None,
-        "progress": Progress(stage="done", message=status.value.lower(), percent=100).model_dump(),
-        # A finished task is kept TASK_RETENTION_DAYS, then a TTL policy deletes it (its
-        # objects age out sooner, by the bucket's lifecycle).
-        "expires_at": now + timedelta(days=get_settings().task_retention_days),
-    }
 
 
 def finish_task(
@@ -351,6 +334,7 @@ def finish_task(
     result: TaskResult | None = None,
     error: TaskError | None = None,
     spent_micros: int | None = 0,
+    webhook_url: str | None = None,
 ) -> bool:
     """COMPLETED with ``result`` or FAILED with ``error``, if this attempt still owns it;
     ``spent_micros``: what this attempt's paid answers cost (the budget is settled
@@ -360,10 +344,11 @@ def finish_task(
     meanwhile: that attempt's outcome is then discarded.
     """
     status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
-    changes = terminal_fields(status, now, result=result, error=error)
-    return bool(
-        _outcome_retry()(_update_if_owned)(task_id, lease_owner, changes, spent=spent_micros)
-    )
+    changes = terminal_fields(status, now, result=result, error=error, webhook_url=webhook_url)
+    kept = _outcome_retry()(_update_if_owned)(task_id, lease_owner, changes, spent=spent_micros)
+    if kept and webhook_url:
+        endings.announce(task_id)
+    return bool(kept)
 
 
 def _outcome_retry() -> Retry:
@@ -524,7 +509,7 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
             raise NotFound("no such task")
         if task.status.is_terminal:
             raise FailedPrecondition(f"the task is already {task.status.value}")
-        changes = terminal_fields(TaskStatus.CANCELLED, now)
+        changes = terminal_fields(TaskStatus.CANCELLED, now, webhook_url=task.request.webhook_url)
         if held_by_an_attempt(task, now):
             # The attempt still streams until its watch stops it: it keeps its lease,
             # and so its in-flight places, until it has (release_stopped); what it
@@ -535,7 +520,10 @@ def cancel_task(task_id: str, *, uid: str) -> TaskRecord:
         transaction.update(ref, changes)
         return task.model_copy(update=_as_model_fields(changes))
 
-    return run(clients.firestore().transaction())
+    cancelled = run(clients.firestore().transaction())
+    if cancelled.request.webhook_url:
+        endings.announce(task_id)
+    return cancelled
 
 
 def held_by_an_attempt(task: TaskRecord, now: datetime) -> bool:
@@ -614,18 +602,24 @@ def fail_if_abandoned(task_id: str, *, now: datetime, error: TaskError) -> Claim
     FINISHED when it had ended already, EXHAUSTED when this call failed it.
     """
     ref = _ref(task_id)
+    webhook_url: list[str | None] = [None]  # the failed task's, known once it is read
 
     @firestore.transactional
     def run(transaction: Transaction) -> ClaimOutcome:
         task = _record(ref.get(transaction=transaction))
         outcome = decide_abandoned(task, now)
         if outcome is ClaimOutcome.EXHAUSTED and task is not None:
-            transaction.update(ref, terminal_fields(TaskStatus.FAILED, now, error=error))
+            webhook_url[0] = url = task.request.webhook_url
+            ending = terminal_fields(TaskStatus.FAILED, now, error=error, webhook_url=url)
+            transaction.update(ref, ending)
             # Its last attempt may have paid before it died: the reservation stays.
             _give_back(transaction, Hold.of(task), None)
         return outcome
 
-    return run(clients.firestore().transaction())
+    outcome = run(clients.firestore().transaction())
+    if outcome is ClaimOutcome.EXHAUSTED and webhook_url[0]:
+        endings.announce(task_id)
+    return outcome
 
 
 def decide_abandoned(task: TaskRecord | None, now: datetime) -> ClaimOutcome:

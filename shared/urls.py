@@ -42,6 +42,37 @@ def check_url(url: str, *, max_chars: int) -> str:
     return url
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_webhook_url(url: str, *, max_chars: int, allow_loopback: bool) -> str:
+    """A task's webhook_url: https to a public host; with ``allow_loopback`` (the local
+    stack's WEBHOOK_ALLOW_LOOPBACK) also http(s) to this machine's loopback."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError as exc:
+        raise UrlRejected("is not a valid URL") from exc
+    if allow_loopback and host in LOOPBACK_HOSTS and parts.scheme.lower() in ALLOWED_SCHEMES:
+        if len(url) > max_chars or "@" in parts.netloc:
+            raise UrlRejected(f"must be at most {max_chars} characters, with no user information")
+        return url
+    if parts.scheme.lower() != "https":
+        raise UrlRejected("must use https")
+    return check_url(url, max_chars=max_chars)
+
+
+def is_public_address(address: str, *, allow_loopback: bool = False) -> bool:
+    """Whether a resolved address may be called (the delivery's check, after DNS)."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if allow_loopback and parsed.is_loopback:
+        return True
+    return _is_public(parsed)
+
+
 def _check_host(host: str) -> None:
     if ":" in host:
         ascii_host = host

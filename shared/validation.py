@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from shared.errors import InvalidArgument
 from shared.models import RevisionRequest, StrategyRequest, TaskRequest
 from shared.settings import Settings, get_settings
-from shared.urls import UrlRejected, check_url
+from shared.urls import UrlRejected, check_url, check_webhook_url
 
 # BCP 47 in practice: a 2–3 letter language, then subtags of 1–8 alphanumerics.
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")
@@ -95,7 +95,20 @@ def to_task_request(request: StrategyRequest, settings: Settings) -> TaskRequest
         language=language,
         image=request.image,
         grounding=request.grounding,
+        webhook_url=checked_webhook_url(request.webhook_url, settings),
     )
+
+
+def checked_webhook_url(url: str | None, settings: Settings) -> str | None:
+    """A submit's or revision's webhook_url: https to a public host (SPEC §2.1)."""
+    if url is None:
+        return None
+    try:
+        return check_webhook_url(
+            url, max_chars=settings.max_url_chars, allow_loopback=settings.webhook_allow_loopback
+        )
+    except UrlRejected as exc:
+        raise InvalidArgument(f"webhook_url: {exc}", field="webhook_url") from None
 
 
 def parse_revision_request(data: Any, settings: Settings) -> RevisionRequest:
@@ -122,4 +135,7 @@ def parse_revision_request(data: Any, settings: Settings) -> RevisionRequest:
             "language: must be a BCP 47 language tag such as 'en', 'ro' or 'de-AT'",
             field="language",
         )
-    return request.model_copy(update={"instruction": instruction, "language": language})
+    webhook_url = checked_webhook_url(request.webhook_url, settings)
+    return request.model_copy(
+        update={"instruction": instruction, "language": language, "webhook_url": webhook_url}
+    )

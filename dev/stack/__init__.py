@@ -7,17 +7,21 @@ start it again with the same command and environment (crash tests, issue 4).
 (``plan_recovery()``): the emulators keep running with their data, and so does
 every other part. A dead bridge gets a fresh subscription (a streaming pull that
 went away leaves a dead stream behind) and the unfinished tasks are published
-again for it. Only a dead Firestore or Pub/Sub emulator means starting over.
+again for it (for ``bridge-webhooks``: the pending webhook deliveries). Only a dead
+Firestore or Pub/Sub emulator means starting over.
 
 Starts, on loopback only, the Firestore, Pub/Sub, Firebase Auth and Cloud Storage
 emulators, the Gemini stand-in (unless a real or other endpoint is configured), the
 three functions under functions-framework plus the dead-letter handler
-(``dead_letter_task``, part ``deadletter``), two Pub/Sub → CloudEvent delivery
+(``dead_letter_task``, part ``deadletter``) and the webhook deliveries
+(``deliver_webhook``, part ``webhooks``), three Pub/Sub → CloudEvent delivery
 bridges (``bridge``: the tasks subscription to ``process_task``;
 ``bridge-deadletter``: the dead-letter topic's ``-handler`` subscription to
-``dead_letter_task``) and, when ``web/`` exists, a web server that serves it as
-Firebase Hosting does, headers and Content-Security-Policy included
-(``dev/web_server.py``, ``infra/hosting.py``).
+``dead_letter_task``; ``bridge-webhooks``: the webhooks topic's ``-deliver``
+subscription to ``deliver_webhook``) and, when ``web/`` exists, a web server that
+serves it as Firebase Hosting does, headers and Content-Security-Policy included
+(``dev/web_server.py``, ``infra/hosting.py``). The functions may call webhook
+receivers on loopback (``WEBHOOK_ALLOW_LOOPBACK=true``: the tests' receivers).
 
 The package has two halves:
 
@@ -85,7 +89,13 @@ from .recovery import (
     plan_differences,
     plan_recovery,
 )
-from .resources import bridge_feeds, requeue_unfinished, resubscribe, subscription_name
+from .resources import (
+    bridge_feeds,
+    requeue_unfinished,
+    requeue_webhooks,
+    resubscribe,
+    subscription_name,
+)
 from .state import build_state, part_alive, read_state, recorded_group_is_ours, write_state
 
 __all__ = [
@@ -131,6 +141,7 @@ __all__ = [
     "read_state",
     "recorded_group_is_ours",
     "requeue_unfinished",
+    "requeue_webhooks",
     "restart_part",
     "resubscribe",
     "settled_health",

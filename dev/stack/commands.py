@@ -54,6 +54,7 @@ from .resources import (
     create_bucket,
     create_resources,
     requeue_unfinished,
+    requeue_webhooks,
     resubscribe,
 )
 from .state import (
@@ -73,6 +74,7 @@ def print_urls(state: Mapping[str, Any]) -> None:
         ("status", f"{env['STATUS_URL']}/v1/tasks/{{task_id}}"),
         ("process", f"{env['PROCESS_URL']}/  (CloudEvents, fed by the bridge)"),
         ("deadletter", f"{env.get('DEADLETTER_URL')}/  (CloudEvents, the dead-letter handler)"),
+        ("webhooks", f"{env.get('WEBHOOKS_URL')}/  (CloudEvents, the webhook deliveries)"),
         ("firestore", env["FIRESTORE_EMULATOR_HOST"]),
         ("pubsub", env["PUBSUB_EMULATOR_HOST"]),
         ("auth", env["AUTH_EMULATOR_URL"]),
@@ -227,6 +229,7 @@ def _recover(
     restarted: list[Running] = []
     previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     requeued: list[str] = []
+    requeued_webhooks: list[str] = []
     try:
         plain = [name for name in recovery.restart if not is_bridge(name)]
         for name in plain:
@@ -254,11 +257,18 @@ def _recover(
             restarted.extend(bridges)
             write_state(stack.state_path, state)
             wait_all_ready(bridges, timeout, started, watch=restarted)
-            requeued = _or_fail(
-                "resources",
-                "publishing the unfinished tasks again",
-                lambda: requeue_unfinished(stack),
-            )
+            if recovery.requeue:
+                requeued = _or_fail(
+                    "resources",
+                    "publishing the unfinished tasks again",
+                    lambda: requeue_unfinished(stack),
+                )
+            if recovery.requeue_webhooks:
+                requeued_webhooks = _or_fail(
+                    "resources",
+                    "publishing the pending webhook deliveries again",
+                    lambda: requeue_webhooks(stack),
+                )
     except PartFailed as failure:
         _report_failure(failure)
         stop_runnings(restarted, timeout=3.0)
@@ -286,6 +296,8 @@ def _recover(
     print(describe_recovered(stack.name, recovery, round(time.monotonic() - started, 1)))
     if recovery.requeue:
         print(f"  published again: {len(requeued)} unfinished task(s)")
+    if recovery.requeue_webhooks:
+        print(f"  published again: {len(requeued_webhooks)} pending webhook delivery(ies)")
     print_urls(state)
     return 0
 

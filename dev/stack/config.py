@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsError,
+)
 
 from shared.settings import DEMO_PROJECT_PREFIX, Settings
 
@@ -52,13 +57,16 @@ HTTP_CONCURRENCY = 32
 # client, ~1 s, for every `status` and `env`).
 BRIDGE_READY_MESSAGE = "streaming pull open"
 # Parts that must be ready before the resources are made and the bridges start.
-BRIDGE_NEEDS = frozenset({"pubsub", "storage", "process", "deadletter"})
+BRIDGE_NEEDS = frozenset({"pubsub", "storage", "process", "deadletter", "webhooks"})
 # The dead-letter handler sees few messages; a handful of threads is plenty.
 DEADLETTER_CONCURRENCY = 8
+# Webhook deliveries wait on the receivers (up to WEBHOOK_TIMEOUT_S each), not on
+# Gemini: a few more than the dead letters, far fewer than the tasks.
+WEBHOOKS_CONCURRENCY = 16
 # Parts `kill-part` / `start-part` may stop and start alone. Never a bridge (a
 # killed streaming pull leaves a dead stream in the emulator: `up` brings a dead
 # bridge back on a fresh subscription) nor an emulator.
-RESTARTABLE_PARTS = ("submit", "process", "status", "deadletter", "gemini", "web")
+RESTARTABLE_PARTS = ("submit", "process", "status", "deadletter", "webhooks", "gemini", "web")
 # The emulators keep their data in memory: one that died has lost it already.
 EMULATORS = ("firestore", "pubsub", "auth", "storage")
 # What each emulator's data is, for `up` to say what was lost or kept.
@@ -92,6 +100,8 @@ PORT_DEFAULTS: dict[str, tuple[str, int]] = {
     "status": ("STATUS_PORT", 8003),
     # PROCESS_PORT + 10: the dead-letter handler, fed by its own bridge.
     "deadletter": ("DEADLETTER_PORT", 8012),
+    # PROCESS_PORT + 11: the webhook deliveries, fed by their own bridge.
+    "webhooks": ("WEBHOOKS_PORT", 8013),
     "web": ("WEB_PORT", 5000),
 }
 
@@ -101,6 +111,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "process": ("process_task", "cloudevent"),
     "status": ("task_status", "http"),
     "deadletter": ("dead_letter_task", "cloudevent"),
+    "webhooks": ("deliver_webhook", "cloudevent"),
 }
 
 
@@ -156,6 +167,10 @@ class Resources:
     subscription: str
     inspect_subscription: str
     deadletter_subscription: str  # the dead-letter topic -> dead_letter_task
+    webhooks_topic: str
+    webhook_dead_letter_topic: str  # deliveries deliver_webhook gave up on
+    webhooks_subscription: str  # the webhooks topic -> deliver_webhook
+    webhook_inspect_subscription: str  # what was given up, for the tests to read
     ack_deadline_s: int
     min_backoff_s: int
     max_backoff_s: int
@@ -293,12 +308,27 @@ class _EnvOnlySettings(Settings):
         return (init_settings,)
 
 
+class _GivenEnvSource(EnvSettingsSource):
+    """pydantic-settings' own environment source, reading the variables given instead of
+    os.environ: it parses them as a function's settings do (JSON for a list or a dict,
+    such as WEBHOOK_RETRY_SCHEDULE_S=[1,1]), which plain init values are not."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._given = env  # before super().__init__, which loads the variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._given.items()}  # case-insensitive
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """What ``shared.settings.get_settings()`` gives a process started with `env`."""
-    fields = {name.lower(): value for name, value in env.items()}
-    known = {name: value for name, value in fields.items() if name in Settings.model_fields}
     try:
-        return _EnvOnlySettings.model_validate(known)
+        values = _GivenEnvSource(Settings, env)()
+        return _EnvOnlySettings.model_validate(values)
+    except SettingsError as error:  # a variable that does not parse (bad JSON...)
+        hint = "a list or a dict is read as JSON"
+        raise PlanError(f"the settings refuse this environment: {error} ({hint})") from None
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
@@ -316,6 +346,10 @@ def plan_resources(settings: Settings) -> Resources:
         subscription=f"{settings.tasks_topic}-process",
         inspect_subscription=f"{settings.dead_letter_topic}-inspect",
         deadletter_subscription=f"{settings.dead_letter_topic}-handler",
+        webhooks_topic=settings.webhooks_topic,
+        webhook_dead_letter_topic=settings.webhook_dead_letter_topic,
+        webhooks_subscription=f"{settings.webhooks_topic}-deliver",
+        webhook_inspect_subscription=f"{settings.webhook_dead_letter_topic}-inspect",
         ack_deadline_s=settings.ack_deadline_seconds,
         min_backoff_s=settings.retry_min_backoff_s,
         max_backoff_s=settings.retry_max_backoff_s,
@@ -361,6 +395,10 @@ def functions_env(
     result["CORS_ORIGINS"] = f"http://{HOST}:{ports['web']},http://localhost:{ports['web']}"
     # A read-only link opens the web app's page for it (/s/{share_id}).
     result["SHARE_BASE_URL"] = f"http://{HOST}:{ports['web']}"
+    # The tests' webhook receivers listen on http://127.0.0.1:PORT, which deliver_webhook
+    # refuses unless told otherwise; the settings allow it for demo-* projects only,
+    # and the stack runs no other (resolve_project).
+    result["WEBHOOK_ALLOW_LOOPBACK"] = "true"
     result["PYTHONUNBUFFERED"] = "1"  # logs reach the log file as they happen
     if gemini.base_url is None:
         result.pop("GEMINI_BASE_URL", None)  # an empty value must not reach the SDK
@@ -390,6 +428,7 @@ def client_env(
         STATUS_URL=f"http://{HOST}:{ports['status']}",
         PROCESS_URL=f"http://{HOST}:{ports['process']}",
         DEADLETTER_URL=f"http://{HOST}:{ports['deadletter']}",
+        WEBHOOKS_URL=f"http://{HOST}:{ports['webhooks']}",
         AUTH_EMULATOR_URL=f"http://{HOST}:{ports['auth']}",
         TB_STACK_STATE=str(state_path),
     )

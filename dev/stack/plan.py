@@ -22,6 +22,7 @@ from .config import (
     HTTP_CONCURRENCY,
     PROCESS_CONCURRENCY,
     ROOT,
+    WEBHOOKS_CONCURRENCY,
     GeminiChoice,
     PartSpec,
     Probe,
@@ -283,6 +284,16 @@ def _bridge_parts(
             resources,
             resources.deadletter_subscription,
             DEADLETTER_CONCURRENCY,
+        ),
+        _bridge_part(
+            "bridge-webhooks",
+            root,
+            python,
+            ports["webhooks"],
+            fn_env,
+            resources,
+            resources.webhooks_subscription,
+            WEBHOOKS_CONCURRENCY,
         ),
     )
 

@@ -9,6 +9,9 @@ from typing import Any
 from .config import EMULATOR_DATA, EMULATORS, PORT_DEFAULTS, START_OVER_EMULATORS, StackPlan
 from .plan import is_bridge
 
+# The bridge whose lost messages are webhook deliveries, not tasks to run.
+WEBHOOKS_BRIDGE = "bridge-webhooks"
+
 EMULATOR_TITLES = {
     "firestore": "Firestore",
     "pubsub": "Pub/Sub",
@@ -38,8 +41,14 @@ class Recovery:
 
     @property
     def requeue(self) -> bool:
-        """A bridge's old subscription goes: its unfinished tasks are published again."""
-        return bool(self.resubscribe)
+        """A task bridge's old subscription goes: the unfinished tasks are published again."""
+        return any(bridge != WEBHOOKS_BRIDGE for bridge in self.resubscribe)
+
+    @property
+    def requeue_webhooks(self) -> bool:
+        """The webhooks bridge's old subscription goes: the pending deliveries are
+        published again."""
+        return WEBHOOKS_BRIDGE in self.resubscribe
 
     @property
     def lost(self) -> tuple[str, ...]:
@@ -164,9 +173,10 @@ def describe_recovery(name: str, recovery: Recovery, lease_seconds: int | None) 
             f"(LEASE_SECONDS: {lease}), as Pub/Sub delivers them again"
         )
     for bridge in recovery.resubscribe:
+        again = "pending webhook deliveries" if bridge == WEBHOOKS_BRIDGE else "unfinished tasks"
         lines.append(
             f"  {bridge} starts over on a fresh subscription (a dead streaming pull stays "
-            "registered under the old one), and the unfinished tasks are published again"
+            f"registered under the old one), and the {again} are published again"
         )
     return lines
 

@@ -1,5 +1,5 @@
 """Resources in the emulators: the bucket, topics and subscriptions, the bridges' feeds,
-and the unfinished tasks published again after a recovery."""
+and the unfinished tasks and pending webhook deliveries published again after a recovery."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def subscription_name(base: str, generation: int) -> str:
     A streaming pull that went away leaves a dead stream registered under the
     subscription's name (even across a delete + create), so a bridge that starts
     over needs a name never used before. The last word stays (``-process``,
-    ``-handler``): the dead-letter attributes name the source subscription.
+    ``-handler``, ``-deliver``): the dead-letter attributes name the source subscription.
     """
     if generation <= 1:
         return base
@@ -93,6 +93,17 @@ def bridge_feeds(res: Resources) -> dict[str, BridgeFeed]:
             res.dead_letter_topic,
             dead_letter_topic=None,
         ),
+        # deliver_webhook's subscription (production: its Eventarc trigger). It answers
+        # 503 until an attempt is due and after each failed one, so Pub/Sub's backoff
+        # paces the retries; no dead-letter policy: the function gives up by itself
+        # after WEBHOOK_RETRY_SCHEDULE_S (about a day), which Pub/Sub's 100 attempts at
+        # most 600 s apart would cut short.
+        "bridge-webhooks": BridgeFeed(
+            "webhooks_subscription",
+            res.webhooks_subscription,
+            res.webhooks_topic,
+            dead_letter_topic=None,
+        ),
     }
 
 
@@ -121,7 +132,7 @@ def create_bucket(stack: StackPlan) -> None:
 
 
 def create_resources(stack: StackPlan) -> None:
-    """Bucket, topic, dead-letter topic, fresh process and handler subscriptions, inspect."""
+    """Bucket, topics, the bridges' fresh subscriptions, the two inspect subscriptions."""
     # Imported here: planning, `status`, `env` and the unit tests need none of them.
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import pubsub_v1
@@ -131,10 +142,15 @@ def create_resources(stack: StackPlan) -> None:
     with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
-        topic, dead = res.topic_path(res.topic), res.topic_path(res.dead_letter_topic)
-        for name in (topic, dead):
+        topics = (
+            res.topic,
+            res.dead_letter_topic,
+            res.webhooks_topic,
+            res.webhook_dead_letter_topic,
+        )
+        for name in topics:
             with contextlib.suppress(AlreadyExists):
-                publisher.create_topic(name=name)
+                publisher.create_topic(name=res.topic_path(name))
         # Always fresh, on a fresh emulator: a streaming-pull client that goes away
         # (even cleanly, and even across a delete + create under the same name:
         # measured with emulator 0.8.20) leaves a dead stream that swallows some
@@ -142,10 +158,20 @@ def create_resources(stack: StackPlan) -> None:
         # again beside a running emulator gets a new name (`resubscribe`).
         for feed in bridge_feeds(res).values():
             _create_feed(subscriber, res, feed, feed.base)
-        with contextlib.suppress(AlreadyExists):
-            subscriber.create_subscription(
-                request={"name": res.subscription_path(res.inspect_subscription), "topic": dead}
-            )
+        # Pull subscriptions nothing reads but the tests: what was dead-lettered, and
+        # which webhook deliveries were given up.
+        inspected = (
+            (res.inspect_subscription, res.dead_letter_topic),
+            (res.webhook_inspect_subscription, res.webhook_dead_letter_topic),
+        )
+        for subscription, topic in inspected:
+            with contextlib.suppress(AlreadyExists):
+                subscriber.create_subscription(
+                    request={
+                        "name": res.subscription_path(subscription),
+                        "topic": res.topic_path(topic),
+                    }
+                )
         subscriber.close()
         publisher.stop()
 
@@ -156,7 +182,8 @@ def resubscribe(stack: StackPlan, bridge: str, old: str | None, generation: int)
     The new one exists before the old one goes, so that no message published
     meanwhile misses both. What only the old one held (the dead bridge's
     deliveries, what was published while it was down) goes with it:
-    ``requeue_unfinished`` publishes those tasks again. Returns the new path.
+    ``requeue_unfinished`` publishes those tasks again (``requeue_webhooks`` the
+    webhook deliveries, for ``bridge-webhooks``). Returns the new path.
     """
     from google.api_core.exceptions import NotFound
     from google.cloud import pubsub_v1
@@ -185,6 +212,27 @@ def requeue_unfinished(stack: StackPlan) -> list[str]:
     under a live lease answers 503 until that lease ends, a finished task is
     acknowledged as it is).
     """
+    res = stack.resources
+    return _publish_again(stack, res.topic, "status", "in", ["PENDING", "PROCESSING"])
+
+
+def requeue_webhooks(stack: StackPlan) -> list[str]:
+    """Publish again the message of every task whose webhook delivery is still pending.
+
+    What the sweeper does for stalled deliveries, without WEBHOOK_STALL_S: a copy
+    costs nothing either, since deliver_webhook answers 503 to a delivery not yet
+    due or being sent by another attempt, and acknowledges one that is finished.
+    """
+    from shared.models import WebhookState
+
+    res = stack.resources
+    pending = WebhookState.PENDING.value
+    return _publish_again(stack, res.webhooks_topic, "webhook.state", "==", pending)
+
+
+def _publish_again(stack: StackPlan, topic: str, field: str, op: str, value: Any) -> list[str]:
+    """Publish a task message (shared.queue's encoding) on `topic` for each task whose
+    `field` matches; returns their ids."""
     from google.cloud import firestore, pubsub_v1
     from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -194,12 +242,12 @@ def requeue_unfinished(stack: StackPlan) -> list[str]:
     with _env_vars(emulator_env(stack.project, stack.ports, res.bucket)):
         db = firestore.Client(project=stack.project)
         try:
-            unfinished = (
+            matching = (
                 db.collection(res.tasks_collection)
-                .where(filter=FieldFilter("status", "in", ["PENDING", "PROCESSING"]))
+                .where(filter=FieldFilter(field, op, value))
                 .select(["status"])
             )
-            task_ids = [snap.id for snap in unfinished.stream()]
+            task_ids = [snap.id for snap in matching.stream()]
         finally:
             db.close()
         publisher = pubsub_v1.PublisherClient()
@@ -207,7 +255,7 @@ def requeue_unfinished(stack: StackPlan) -> list[str]:
             futures = []
             for task_id in task_ids:
                 data, attributes = encode(task_id)
-                futures.append(publisher.publish(res.topic_path(res.topic), data, **attributes))
+                futures.append(publisher.publish(res.topic_path(topic), data, **attributes))
             for future in futures:
                 future.result(timeout=30)
         finally:

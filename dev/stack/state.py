@@ -32,6 +32,7 @@ def write_state(path: Path, state: Mapping[str, Any]) -> None:
 def build_state(
     stack: StackPlan, runnings: Sequence[Running], status: str, up_seconds: float | None = None
 ) -> dict[str, Any]:
+    res = stack.resources
     return {
         "name": stack.name,
         "status": status,
@@ -45,16 +46,16 @@ def build_state(
             "base_url": stack.gemini.base_url,
         },
         "resources": {
-            "bucket": stack.resources.bucket,
-            "topic": stack.resources.topic_path(stack.resources.topic),
-            "dead_letter_topic": stack.resources.topic_path(stack.resources.dead_letter_topic),
-            "subscription": stack.resources.subscription_path(stack.resources.subscription),
-            "inspect_subscription": stack.resources.subscription_path(
-                stack.resources.inspect_subscription
-            ),
-            "deadletter_subscription": stack.resources.subscription_path(
-                stack.resources.deadletter_subscription
-            ),
+            "bucket": res.bucket,
+            "topic": res.topic_path(res.topic),
+            "dead_letter_topic": res.topic_path(res.dead_letter_topic),
+            "subscription": res.subscription_path(res.subscription),
+            "inspect_subscription": res.subscription_path(res.inspect_subscription),
+            "deadletter_subscription": res.subscription_path(res.deadletter_subscription),
+            "webhooks_topic": res.topic_path(res.webhooks_topic),
+            "webhook_dead_letter_topic": res.topic_path(res.webhook_dead_letter_topic),
+            "webhooks_subscription": res.subscription_path(res.webhooks_subscription),
+            "webhook_inspect_subscription": res.subscription_path(res.webhook_inspect_subscription),
         },
         "subscription_generations": {bridge.name: 1 for bridge in stack.bridges},
         "settings": dict(stack.settings),

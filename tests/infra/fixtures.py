@@ -183,6 +183,21 @@ def subscription(project_id: str, name: str, topic_name: str, push_endpoint: str
     }
 
 
+def pull_subscription(project_id: str, name: str, topic_name: str) -> Json:
+    # https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#Subscription
+    # As `gcloud pubsub subscriptions create` makes one without flags: pull, a 10 s ack
+    # deadline, 7 days' retention, deleted after 31 days without use.
+    return {
+        "name": f"projects/{project_id}/subscriptions/{name}",
+        "topic": f"projects/{project_id}/topics/{topic_name}",
+        "pushConfig": {},
+        "ackDeadlineSeconds": 10,
+        "messageRetentionDuration": "604800s",
+        "expirationPolicy": {"ttl": "2678400s"},
+        "state": "ACTIVE",
+    }
+
+
 def bucket(name: str, location: str) -> Json:
     # What `gcloud storage buckets describe` prints: not the JSON API's field names but
     # gcloud's own display keys, googlecloudsdk/command_lib/storage/resources/

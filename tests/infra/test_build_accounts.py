@@ -23,7 +23,7 @@ from tests.infra.test_iam_coverage import names
 CI = f"serviceAccount:tinkerbell-ci@{PROJECT}.iam.gserviceaccount.com"
 DEPLOYER_EMAIL = f"tinkerbell-deployer@{PROJECT}.iam.gserviceaccount.com"
 DEPLOYER = f"serviceAccount:{DEPLOYER_EMAIL}"
-RUNTIME = ("api", "worker", "recovery", "trigger", "scheduler", "builder")
+RUNTIME = ("api", "worker", "recovery", "webhooks", "trigger", "scheduler", "builder")
 
 
 def build_steps(name: str) -> list[dict[str, Any]]:

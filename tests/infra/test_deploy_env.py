@@ -144,8 +144,9 @@ def test_the_deployed_marker_does_not_leak() -> None:
 def test_every_expiring_collection_has_a_ttl_policy() -> None:
     """A new collection setting must say whether its documents expire (TTL_FIELDS)."""
     collections = {name for name in Settings.model_fields if name.endswith("_collection")}
-    # The service config is one document (tasks expire: TASK_RETENTION_DAYS).
-    kept = {"service_config_collection"}
+    # The service config is one document (tasks expire: TASK_RETENTION_DAYS); a user's
+    # webhook secret lasts until it is rotated or the user erased (DELETE /v1/me).
+    kept = {"service_config_collection", "webhook_secrets_collection"}
     assert collections - kept == set(deploy_env.TTL_FIELDS)
     for module in ("idempotency", "gemini_files", "upload_sessions"):
         assert '"expires_at"' in (REPO / "shared" / f"{module}.py").read_text()
@@ -176,3 +177,72 @@ def test_the_worker_is_sized_to_the_gemini_tier_and_a_cap_beyond_it_refused() ->
     script = f"{default.stdout}\necho $WORKER_MAX_INSTANCES $WORKER_CONCURRENCY"
     echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert echoed.stdout.split() == ["100", "8"]  # no tier given: the defaults
+
+
+def env_file_of(tmp_path: Path, **env: str) -> dict[str, str]:
+    env_file = tmp_path / "env.yaml"
+    args = ["--project", PROJECT, "--status-base-url", STATUS, "--env-file", str(env_file)]
+    result = run(args, **env)
+    assert result.returncode == 0, result.stderr
+    written: dict[str, str] = yaml.safe_load(env_file.read_text())
+    return written
+
+
+def test_the_webhook_settings_reach_the_functions_as_the_settings_read_them(
+    tmp_path: Path,
+) -> None:
+    """The topics, the attempt's timeout and the schedule are always written (the
+    subscription is built from them); the schedule as JSON, which the settings parse."""
+    env = env_file_of(tmp_path, WEBHOOK_RETRY_SCHEDULE_S="[5, 60, 3600]", WEBHOOK_TIMEOUT_S="20")
+    assert json.loads(env["WEBHOOK_RETRY_SCHEDULE_S"]) == [5, 60, 3600]
+    assert env["WEBHOOK_TIMEOUT_S"] == "20.0"
+    defaults = settings_as_deployed()
+    assert env["WEBHOOKS_TOPIC"] == defaults.webhooks_topic
+    assert env["WEBHOOK_DEAD_LETTER_TOPIC"] == defaults.webhook_dead_letter_topic
+    read_back = settings_as_deployed({"WEBHOOK_RETRY_SCHEDULE_S": env["WEBHOOK_RETRY_SCHEDULE_S"]})
+    assert read_back.webhook_retry_schedule_s == [5, 60, 3600]
+    default_env = env_file_of(tmp_path)
+    assert json.loads(default_env["WEBHOOK_RETRY_SCHEDULE_S"]) == defaults.webhook_retry_schedule_s
+
+
+def test_loopback_receivers_are_never_deployed(tmp_path: Path) -> None:
+    refused = run(["--project", PROJECT], WEBHOOK_ALLOW_LOOPBACK="true")
+    assert refused.returncode == 2
+    assert "WEBHOOK_ALLOW_LOOPBACK is for the local stack" in refused.stderr
+    # Not even its "false": the variable has no business in a deployed function.
+    assert "WEBHOOK_ALLOW_LOOPBACK" not in env_file_of(tmp_path, WEBHOOK_ALLOW_LOOPBACK="false")
+
+
+def test_deliver_webhooks_timeout_and_retention_follow_the_settings() -> None:
+    def values(**env: str) -> dict[str, str]:
+        result = run(["--project", PROJECT], **env)
+        assert result.returncode == 0, result.stderr
+        return dict(line.split("=", 1) for line in result.stdout.splitlines())
+
+    # The defaults: a minute for an attempt of at most 10 s; the schedule (about a day)
+    # outlives Eventarc's day of retention, so its subscription keeps two.
+    default = values()
+    assert default["WEBHOOK_FUNCTION_TIMEOUT_S"] == "60"
+    assert default["WEBHOOK_MESSAGE_RETENTION_S"] == str(2 * 86400)
+    assert default["WEBHOOKS_TOPIC"] == settings_as_deployed().webhooks_topic
+    # The longest attempt (60 s) and its dead-letter publish, with room for its writes.
+    slow = values(WEBHOOK_TIMEOUT_S="60")
+    assert slow["WEBHOOK_FUNCTION_TIMEOUT_S"] == "100"
+    # A schedule of four days: five days' retention (whole days, with Pub/Sub's delays).
+    long = values(WEBHOOK_RETRY_SCHEDULE_S=json.dumps([86400] * 4))
+    assert long["WEBHOOK_MESSAGE_RETENTION_S"] == str(5 * 86400)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEBHOOK_RETRY_SCHEDULE_S": json.dumps([86400 * 8] * 4)}, "keeps a message 31 days"),
+        ({"PUBLISH_TIMEOUT_S": "600"}, "deliver_webhook's timeout would be 640 s"),
+    ],
+)
+def test_webhook_settings_the_platform_cannot_keep_are_refused(
+    env: dict[str, str], message: str
+) -> None:
+    result = run(["--project", PROJECT], **env)
+    assert result.returncode == 2
+    assert message in result.stderr

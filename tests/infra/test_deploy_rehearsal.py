@@ -38,7 +38,9 @@ FUNCTIONS = {
     "process_task": "worker",
     "dead_letter_task": "recovery",
     "sweep_tasks": "recovery",
+    "deliver_webhook": "webhooks",
 }
+RUNTIME_ACCOUNTS = ("api", "worker", "recovery", "webhooks", "trigger", "scheduler", "builder")
 APIS = {
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -186,7 +188,7 @@ def test_ttl_policies_cover_every_collection_with_an_expiry(rehearsed: Rehearsed
     assert set(rehearsed.after_first["fields"]["(default)"].values()) == {"ACTIVE"}
 
 
-def test_five_functions_with_their_entry_points_and_identities(rehearsed: Rehearsed) -> None:
+def test_six_functions_with_their_entry_points_and_identities(rehearsed: Rehearsed) -> None:
     functions = rehearsed.after_first["functions"]
     assert set(functions) == set(FUNCTIONS)
     settings = settings_as_deployed(OVERRIDES)
@@ -219,11 +221,12 @@ def test_five_functions_with_their_entry_points_and_identities(rehearsed: Rehear
     assert [s["secret"] for s in worker["serviceConfig"]["secretEnvironmentVariables"]] == [
         "GEMINI_API_KEY"
     ]
-    for name in ("submit_strategy", "task_status", "dead_letter_task", "sweep_tasks"):
-        assert functions[name]["serviceConfig"]["secretEnvironmentVariables"] == []
+    for name in set(FUNCTIONS) - {"process_task"}:
+        assert functions[name]["serviceConfig"]["secretEnvironmentVariables"] == [], name
     for name, topic in (
         ("process_task", settings.tasks_topic),
         ("dead_letter_task", settings.dead_letter_topic),
+        ("deliver_webhook", settings.webhooks_topic),
     ):
         trigger = functions[name]["eventTrigger"]
         assert trigger["pubsubTopic"] == f"projects/{PROJECT}/topics/{topic}"
@@ -231,14 +234,19 @@ def test_five_functions_with_their_entry_points_and_identities(rehearsed: Rehear
         assert trigger["retryPolicy"] == "RETRY_POLICY_RETRY"
 
 
+def trigger_subscription(state: dict[str, Any], function: str) -> dict[str, Any]:
+    """The Pub/Sub subscription of a function's Eventarc trigger."""
+    trigger = state["functions"][function]["eventTrigger"]["trigger"]
+    path = state["triggers"][trigger.rsplit("/", 1)[-1]]["transport"]["pubsub"]["subscription"]
+    subscription: dict[str, Any] = state["subscriptions"][path.rsplit("/", 1)[-1]]
+    return subscription
+
+
 def test_the_worker_subscription_has_the_delivery_policy(rehearsed: Rehearsed) -> None:
     state = rehearsed.after_first
     settings = settings_as_deployed(OVERRIDES)
-    worker_trigger = state["functions"]["process_task"]["eventTrigger"]["trigger"]
-    subscription_path = state["triggers"][worker_trigger.rsplit("/", 1)[-1]]["transport"]["pubsub"][
-        "subscription"
-    ]
-    subscription = state["subscriptions"][subscription_path.rsplit("/", 1)[-1]]
+    subscription = trigger_subscription(state, "process_task")
+    subscription_path = subscription["name"]
     assert subscription["ackDeadlineSeconds"] == settings.ack_deadline_seconds
     assert subscription["retryPolicy"] == {
         "minimumBackoff": f"{settings.retry_min_backoff_s}s",
@@ -254,13 +262,55 @@ def test_the_worker_subscription_has_the_delivery_policy(rehearsed: Rehearsed) -
     }
 
 
+def test_the_webhook_subscription_retries_for_the_whole_schedule(rehearsed: Rehearsed) -> None:
+    """deliver_webhook gives up by itself after WEBHOOK_RETRY_SCHEDULE_S (about a day):
+    its subscription has the tasks' backoff, no dead-letter policy (Pub/Sub's would cut
+    the schedule at 100 deliveries), keeps a message beyond the schedule and waits for an
+    attempt as long as the function may run."""
+    state = rehearsed.after_first
+    settings = settings_as_deployed(OVERRIDES)
+    subscription = trigger_subscription(state, "deliver_webhook")
+    assert "deadLetterPolicy" not in subscription
+    assert subscription["retryPolicy"] == {
+        "minimumBackoff": f"{settings.retry_min_backoff_s}s",
+        "maximumBackoff": f"{settings.retry_max_backoff_s}s",
+    }
+    retention = int(subscription["messageRetentionDuration"].removesuffix("s"))
+    # Two days: more than Eventarc's one, and than the schedule with every attempt and
+    # Pub/Sub's redelivery delays.
+    assert retention == 2 * 86400
+    assert retention > deploy_env.webhook_span_s(settings) > 86400
+    function = state["functions"]["deliver_webhook"]["serviceConfig"]
+    assert function["timeoutSeconds"] == subscription["ackDeadlineSeconds"] == 60
+    assert function["timeoutSeconds"] > settings.webhook_timeout_s + settings.publish_timeout_s
+    assert function["availableMemory"] == "256Mi"
+    # Nobody binds the Pub/Sub agent on it: it forwards no dead letters from here.
+    assert f"subscription:{subscription['name'].rsplit('/', 1)[-1]}" not in state["iam"]
+
+
+def test_given_up_webhooks_are_kept_for_an_operator(rehearsed: Rehearsed) -> None:
+    settings = settings_as_deployed(OVERRIDES)
+    dead = settings.webhook_dead_letter_topic
+    inspect = rehearsed.after_first["subscriptions"][f"{dead}-inspect"]
+    assert inspect["topic"] == f"projects/{PROJECT}/topics/{dead}"
+    assert inspect["pushConfig"] == {}  # pull: read with gcloud pubsub subscriptions pull
+    assert inspect["messageRetentionDuration"] == f"{7 * 86400}s"
+    assert inspect["expirationPolicy"] == {}  # never deleted for want of use
+    assert inspect["labels"] == {"app": "tinkerbell"}
+    topics = rehearsed.after_first["topics"]
+    assert {settings.webhooks_topic, dead} <= set(topics)
+    assert f"{dead}-inspect" in rehearsed.result("run1").stderr
+
+
 def test_least_privilege_bindings(rehearsed: Rehearsed) -> None:
     iam = rehearsed.after_first["iam"]
     settings = settings_as_deployed(OVERRIDES)
     ours = {k: {role: sorted(m) for role, m in v.items() if m} for k, v in iam.items()}
     assert ours == {
         "project": {
-            "roles/datastore.user": sorted(member(r) for r in ("api", "worker", "recovery")),
+            "roles/datastore.user": sorted(
+                member(r) for r in ("api", "worker", "recovery", "webhooks")
+            ),
             "roles/firebaseauth.admin": [member("api")],
             "roles/logging.logWriter": [member("builder")],
             "roles/artifactregistry.writer": [member("builder")],
@@ -276,19 +326,25 @@ def test_least_privilege_bindings(rehearsed: Rehearsed) -> None:
         f"topic:{settings.dead_letter_topic}": {
             "roles/pubsub.publisher": sorted([member("worker"), PUBSUB_AGENT])
         },
+        # Whoever ends a task announces it; deliver_webhook alone gives up deliveries.
+        f"topic:{settings.webhooks_topic}": {
+            "roles/pubsub.publisher": sorted(member(r) for r in ("api", "worker", "recovery"))
+        },
+        f"topic:{settings.webhook_dead_letter_topic}": {
+            "roles/pubsub.publisher": [member("webhooks")]
+        },
         "secret:GEMINI_API_KEY": {"roles/secretmanager.secretAccessor": [member("worker")]},
         "run:submit-strategy": {"roles/run.invoker": ["allUsers"]},
         "run:task-status": {"roles/run.invoker": ["allUsers"]},
         "run:process-task": {"roles/run.invoker": [member("trigger")]},
         "run:dead-letter-task": {"roles/run.invoker": [member("trigger")]},
         "run:sweep-tasks": {"roles/run.invoker": [member("scheduler")]},
+        "run:deliver-webhook": {"roles/run.invoker": [member("trigger")]},
         next(k for k in ours if k.startswith("subscription:")): {
             "roles/pubsub.subscriber": [PUBSUB_AGENT]
         },
     }
-    assert set(rehearsed.after_first["service_accounts"]) == {
-        sa(r) for r in ("api", "worker", "recovery", "trigger", "scheduler", "builder")
-    }
+    assert set(rehearsed.after_first["service_accounts"]) == {sa(r) for r in RUNTIME_ACCOUNTS}
     # The builder writes objects only in Cloud Functions' source buckets, never users' PDFs.
     assert rehearsed.after_first["iam_conditions"]["project"] == {
         f"roles/storage.objectAdmin {member('builder')}": (

@@ -74,7 +74,9 @@ def test_least_privilege_bindings_for_vertex_ai(rehearsed: Rehearsed) -> None:
     iam = rehearsed.after_first["iam"]
     ours = {k: {role: sorted(m) for role, m in v.items() if m} for k, v in iam.items()}
     assert ours["project"] == {
-        "roles/datastore.user": sorted(member(r) for r in ("api", "worker", "recovery")),
+        "roles/datastore.user": sorted(
+            member(r) for r in ("api", "worker", "recovery", "webhooks")
+        ),
         "roles/firebaseauth.admin": [member("api")],
         "roles/logging.logWriter": [member("builder")],
         "roles/artifactregistry.writer": [member("builder")],

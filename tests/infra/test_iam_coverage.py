@@ -25,7 +25,7 @@ from tests.infra.test_deploy_rehearsal import explain
 
 def names() -> Names:
     settings = settings_as_deployed({})
-    topics = {"tasks_topic": settings.tasks_topic, "dead_letter_topic": settings.dead_letter_topic}
+    topics = {field: getattr(settings, field) for field in google_calls.TOPIC_FIELDS}
     return Names(project=PROJECT, bucket=settings.bucket_name, topics=topics)
 
 
@@ -64,6 +64,17 @@ def test_the_functions_code_reaches_the_calls_we_know_of() -> None:
     assert ("pubsub.topics.publish", "topic:dead_letter_topic") in operations["process_task"]
     assert google_calls.GEMINI not in operations["submit_strategy"]
     assert ("datastore.entities.update", "project") in operations["dead_letter_task"]
+    # Signed webhooks: whoever ends a task announces it (the worker, a cancel, the
+    # recovery functions; the sweeper republishes stalled deliveries) ...
+    for name in ("process_task", "task_status", "dead_letter_task", "sweep_tasks"):
+        assert ("pubsub.topics.publish", "topic:webhooks_topic") in operations[name], name
+    # ... and deliver_webhook reads and writes the task and the user's secret, and gives
+    # up to its dead-letter topic: no bucket, no Gemini.
+    webhook = operations["deliver_webhook"]
+    assert ("datastore.entities.update", "project") in webhook
+    assert ("pubsub.topics.publish", "topic:webhook_dead_letter_topic") in webhook
+    assert google_calls.GEMINI not in webhook
+    assert not [op for op in webhook if op[1] == "bucket" or op[0].startswith("storage.")]
 
 
 def test_the_audit_sees_a_missing_and_an_unused_role(deployed: dict[str, Any]) -> None:
@@ -79,10 +90,22 @@ def test_the_audit_sees_a_missing_and_an_unused_role(deployed: dict[str, Any]) -
     # As the builder was: storage.objectAdmin on the whole project (every bucket).
     builder = f"serviceAccount:tinkerbell-builder@{PROJECT}.iam.gserviceaccount.com"
     state["iam_conditions"]["project"].pop(f"roles/storage.objectAdmin {builder}")
+    # The webhook deliveries' identity with the users' PDFs, and with the tasks topic.
+    webhooks = f"serviceAccount:tinkerbell-webhooks@{PROJECT}.iam.gserviceaccount.com"
+    state["iam"][f"bucket:{settings.bucket_name}"]["roles/storage.objectUser"].append(webhooks)
+    state["iam"][f"topic:{settings.tasks_topic}"]["roles/pubsub.publisher"].append(webhooks)
     problems = audit(state, google_calls.function_operations(), names())
     assert (
         f"builder reaches bucket:{settings.bucket_name} through roles/storage.objectAdmin "
         "on project, which none of its uses needs"
+    ) in problems
+    assert (
+        f"webhooks reaches bucket:{settings.bucket_name} through roles/storage.objectUser "
+        f"on bucket:{settings.bucket_name}, which none of its uses needs"
+    ) in problems
+    assert (
+        f"webhooks holds roles/pubsub.publisher on topic:{settings.tasks_topic}, "
+        "which none of its uses needs"
     ) in problems
     assert f"recovery lacks storage.objects.delete on bucket:{settings.bucket_name}" in problems
     assert (

@@ -38,6 +38,7 @@ class World:
     other: User
     done_id: str  # COMPLETED, with a preview image
     key_doc_id: str  # idempotency_keys/{id} made by the owner's keyed submit
+    secret: str  # webhook_secrets/{owner uid}, made by POST /v1/webhooks/secret
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def world(api: Api, new_user: Callable[[], User], watcher: TaskWatcher) -> World
     assert task["status"] == "COMPLETED", task.get("error")
     assert task["result"]["image"] is not None
     key_doc_id = hashlib.sha256(f"{owner.uid}\0{key}".encode()).hexdigest()
-    return World(owner=owner, other=other, done_id=done_id, key_doc_id=key_doc_id)
+    made = api.http.post(f"{api.stack['STATUS_URL']}/v1/webhooks/secret", headers=owner.headers)
+    assert made.status_code == 200, made.text
+    return World(owner, other, done_id, key_doc_id, secret=made.json()["secret"])
 
 
 class Rest:
@@ -154,14 +157,27 @@ def test_a_missing_task_is_denied_not_revealed(rest: Rest, world: World) -> None
 
 
 @pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
-@pytest.mark.parametrize("collection", ["idempotency_keys", "gemini_files"])
+@pytest.mark.parametrize("collection", ["idempotency_keys", "gemini_files", "webhook_secrets"])
 def test_internal_collections_are_unreadable(
     rest: Rest, world: World, gemini_file_id: str, who: str, collection: str
 ) -> None:
     user = {"owner": world.owner, "other": world.other, "anonymous": None}[who]
-    doc_id = world.key_doc_id if collection == "idempotency_keys" else gemini_file_id
+    doc_id = {
+        "idempotency_keys": world.key_doc_id,
+        "gemini_files": gemini_file_id,
+        # Not even its owner reads their signing secret here (only the API hands it out).
+        "webhook_secrets": world.owner.uid,
+    }[collection]
     assert _denied(rest.get(user, f"{collection}/{doc_id}"))
     assert _denied(rest.query(user, collection, None))
+    assert _denied(rest.query(user, collection, world.owner.uid))
+
+
+def test_webhook_secret_document_is_genuine(firestore_client: Any, world: World) -> None:
+    """The denied reads above were of the secret the API made for the owner."""
+    snap = firestore_client.collection("webhook_secrets").document(world.owner.uid).get()
+    assert snap.exists
+    assert snap.to_dict()["secret"] == world.secret
 
 
 def test_idempotency_key_document_is_genuine(firestore_client: Any, world: World) -> None:
@@ -200,7 +216,9 @@ def test_listing_the_collection_is_denied(rest: Rest, world: World) -> None:
 
 
 @pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
-@pytest.mark.parametrize("collection", ["tasks", "idempotency_keys", "gemini_files", "anything"])
+@pytest.mark.parametrize(
+    "collection", ["tasks", "idempotency_keys", "gemini_files", "webhook_secrets", "anything"]
+)
 def test_clients_cannot_create(rest: Rest, world: World, who: str, collection: str) -> None:
     user = {"owner": world.owner, "other": world.other, "anonymous": None}[who]
     doc_id = f"client-made-{os.urandom(4).hex()}"
@@ -227,10 +245,16 @@ def test_clients_cannot_touch_internal_documents(
     rest: Rest, world: World, gemini_file_id: str, firestore_client: Any, who: str
 ) -> None:
     user = {"owner": world.owner, "other": world.other, "anonymous": None}[who]
-    for path in (f"idempotency_keys/{world.key_doc_id}", f"gemini_files/{gemini_file_id}"):
+    for path in (
+        f"idempotency_keys/{world.key_doc_id}",
+        f"gemini_files/{gemini_file_id}",
+        f"webhook_secrets/{world.owner.uid}",
+    ):
         assert _denied(rest.update(user, path)), path
         assert _denied(rest.delete(user, path)), path
     assert firestore_client.collection("idempotency_keys").document(world.key_doc_id).get().exists
+    secret = firestore_client.collection("webhook_secrets").document(world.owner.uid).get()
+    assert secret.to_dict()["secret"] == world.secret
 
 
 # ------------------------------------------------------------- HTTP ownership

@@ -44,6 +44,10 @@ from shared.models import (
     TaskPublic,
     VersionList,
     VersionSummary,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSecret,
 )
 from tests.integration.conftest import Api, TaskWatcher, User
 
@@ -295,6 +299,10 @@ def _doc() -> dict[str, Any]:
         ("RevisionRequest", RevisionRequest),
         ("VersionSummary", VersionSummary),
         ("VersionList", VersionList),
+        ("WebhookSecret", WebhookSecret),
+        ("WebhookDelivery", WebhookDelivery),
+        ("WebhookAttempt", WebhookAttempt),
+        ("WebhookEvent", WebhookEvent),  # the body POSTed to a webhook_url, not an answer
     ],
 )
 def test_document_schemas_name_the_models_fields(component: str, model: Any) -> None:
@@ -340,6 +348,7 @@ def test_document_is_valid_openapi_3_1(schema: Any) -> None:
         "POST /v1/strategies",
         "POST /v1/tasks/{task_id}/revisions",
         "POST /v1/tasks/{task_id}/shares",
+        "POST /v1/webhooks/secret",
     ]
     assert _doc()["openapi"].startswith("3.1")
 

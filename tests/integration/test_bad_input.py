@@ -60,6 +60,11 @@ JSON_CASES = [
     ({"brief": "ok", "image": "yes"}, 400, "image"),
     ({"brief": "ok", "grounding": 1}, 400, "grounding"),
     ({"brief": "ok", "upload_id": "../../etc"}, 400, "upload_id"),
+    ({"brief": "ok", "webhook_url": "http://hooks.example.com/x"}, 400, "webhook_url"),
+    ({"brief": "ok", "webhook_url": "https://10.0.0.1/x"}, 400, "webhook_url"),
+    ({"brief": "ok", "webhook_url": "https://[::ffff:169.254.169.254]/"}, 400, "webhook_url"),
+    ({"brief": "ok", "webhook_url": "https://metadata.google.internal/x"}, 400, "webhook_url"),
+    ({"brief": "ok", "webhook_url": 42}, 400, "webhook_url"),
 ]
 
 

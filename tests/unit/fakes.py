@@ -116,12 +116,15 @@ class FakeTaskStore:
         result: TaskResult | None = None,
         error: TaskError | None = None,
         spent_micros: int | None = 0,
+        webhook_url: str | None = None,
     ) -> bool:
         with self._lock:
             self.calls.append("finish_task")
             self.failures.maybe_raise("finish_task")
             status = TaskStatus.COMPLETED if result is not None else TaskStatus.FAILED
-            changes = terminal_fields(status, now, result=result, error=error)
+            changes = terminal_fields(
+                status, now, result=result, error=error, webhook_url=webhook_url
+            )
             before = int((self.docs.get(task_id) or {}).get("spent_micros") or 0)
             kept = self._if_owned(task_id, lease_owner, changes)
             if kept:  # what the budget was settled at (None: the reservation stays)

@@ -20,8 +20,9 @@ print(json.dumps(sorted({m.split(".")[0] + "." + m.split(".")[1] for m in sys.mo
 """
 
 
-@pytest.mark.parametrize("entry_point", ["submit_strategy", "task_status"])
+@pytest.mark.parametrize("entry_point", ["submit_strategy", "task_status", "deliver_webhook"])
 def test_the_http_functions_do_not_load_the_gemini_sdk(entry_point: str) -> None:
+    # deliver_webhook too: it signs and POSTs events, and never calls Gemini.
     done = subprocess.run(
         [sys.executable, "-c", PROBE, entry_point],
         cwd=REPO,

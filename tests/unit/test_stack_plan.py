@@ -14,6 +14,7 @@ import pytest
 
 from dev import stack
 from dev.stack import PLACEHOLDER_GEMINI_KEY, PlanError, plan
+from dev.stack.config import STACK_PORT_OFFSET
 
 DEV_PORTS = {
     "firestore": 8080,
@@ -27,6 +28,7 @@ DEV_PORTS = {
     "process": 8002,
     "status": 8003,
     "deadletter": 8012,
+    "webhooks": 8013,
     "web": 5000,
 }
 EMULATOR_VARIABLES = (
@@ -66,6 +68,17 @@ def test_test_stack_shifts_every_port_by_10000() -> None:
     ]
 
 
+def test_every_stack_has_ports_of_its_own_below_the_ephemeral_range() -> None:
+    # Stacks run side by side (dev beside `make test`'s test and test2...): no port
+    # of one may be a port of another, and none may be one Linux hands out itself.
+    seen: dict[int, str] = {}
+    for name in STACK_PORT_OFFSET:
+        for part_name, port in plan({}, name).ports.items():
+            assert port < 32_768, (name, part_name, port)
+            assert port not in seen, f"{name}/{part_name} and {seen[port]} share port {port}"
+            seen[port] = f"{name}/{part_name}"
+
+
 def test_each_port_is_overridable_by_its_variable() -> None:
     env = {
         "FIRESTORE_PORT": "28080",
@@ -76,6 +89,7 @@ def test_each_port_is_overridable_by_its_variable() -> None:
         "SUBMIT_PORT": "28001",
         "PROCESS_PORT": "28002",
         "STATUS_PORT": "28003",
+        "WEBHOOKS_PORT": "28013",
         "WEB_PORT": "25000",
     }
     ports = plan(env, "test").ports
@@ -90,6 +104,7 @@ def test_each_port_is_overridable_by_its_variable() -> None:
         28003,
         25000,
     )
+    assert ports["webhooks"] == 28013
     assert ports["auth_hub"] == 14400  # not overridden: still the test stack's
 
 
@@ -242,13 +257,14 @@ def test_each_function_runs_its_own_target_with_its_own_gunicorn_socket() -> Non
         ("process", "process_task", "cloudevent"),
         ("status", "task_status", "http"),
         ("deadletter", "dead_letter_task", "cloudevent"),
+        ("webhooks", "deliver_webhook", "cloudevent"),
     ):
         spec = part(stack_plan, name)
         assert f"--target={target}" in spec.argv
         assert f"--signature-type={signature}" in spec.argv
         assert "--host=127.0.0.1" in spec.argv
         runtime_dirs.add(spec.env["XDG_RUNTIME_DIR"])
-    assert len(runtime_dirs) == 4
+    assert len(runtime_dirs) == 5
     assert int(part(stack_plan, "process").env["THREADS"]) >= 32
 
 
@@ -260,6 +276,7 @@ def test_client_env_has_what_tests_need() -> None:
     assert env["STATUS_URL"] == "http://127.0.0.1:18003"
     assert env["PROCESS_URL"] == "http://127.0.0.1:18002"
     assert env["DEADLETTER_URL"] == "http://127.0.0.1:18012"
+    assert env["WEBHOOKS_URL"] == "http://127.0.0.1:18013"
     assert env["AUTH_EMULATOR_URL"] == "http://127.0.0.1:19099"
     assert env["GEMINI_STANDIN_URL"] == "http://127.0.0.1:18090"
     assert env["TB_STACK_STATE"].endswith(".stack/test/state.json")
@@ -304,13 +321,24 @@ def test_resources_follow_the_settings() -> None:
     assert resources.max_delivery_attempts == 22
     assert "--timeout" in plan(env, "test").bridge.argv
     assert resources.deadletter_subscription == f"{resources.dead_letter_topic}-handler"
+    assert resources.webhooks_topic == "tinkerbell-webhooks"
+    assert resources.webhook_dead_letter_topic == "tinkerbell-webhooks-dead"
+    assert resources.webhooks_subscription == "tinkerbell-webhooks-deliver"
+    assert resources.webhook_inspect_subscription == "tinkerbell-webhooks-dead-inspect"
+    renamed = plan(
+        {"WEBHOOKS_TOPIC": "hooks", "WEBHOOK_DEAD_LETTER_TOPIC": "hooks-given-up"}, "test"
+    ).resources
+    assert (renamed.webhooks_subscription, renamed.webhook_inspect_subscription) == (
+        "hooks-deliver",
+        "hooks-given-up-inspect",
+    )
 
 
 def test_dead_letters_reach_the_handler_through_a_bridge_of_their_own() -> None:
     stack_plan = plan({}, "test")
     res = stack_plan.resources
     by_name = {spec.name: spec for spec in stack_plan.bridges}
-    assert set(by_name) == {"bridge", "bridge-deadletter"}
+    assert set(by_name) == {"bridge", "bridge-deadletter", "bridge-webhooks"}
 
     def arg(spec: stack.PartSpec, flag: str) -> str:
         return spec.argv[spec.argv.index(flag) + 1]
@@ -327,10 +355,65 @@ def test_dead_letters_reach_the_handler_through_a_bridge_of_their_own() -> None:
     assert not any(stack.is_bridge(spec.name) for spec in stack_plan.parts)
 
 
+def test_webhook_deliveries_reach_deliver_webhook_through_a_bridge_of_their_own() -> None:
+    stack_plan = plan({}, "test")
+    res = stack_plan.resources
+    bridge = part(stack_plan, "bridge-webhooks")
+
+    def arg(flag: str) -> str:
+        return bridge.argv[bridge.argv.index(flag) + 1]
+
+    assert arg("--subscription") == res.subscription_path("tinkerbell-webhooks-deliver")
+    assert arg("--endpoint") == "http://127.0.0.1:18013/"
+    assert arg("--max-in-flight") == "16"
+    assert arg("--timeout") == str(res.ack_deadline_s)
+    assert stack_plan.ports["webhooks"] == stack_plan.ports["process"] + 11
+    assert "webhooks" in stack.BRIDGE_NEEDS  # the bridge waits for its function
+    feed = stack.bridge_feeds(res)["bridge-webhooks"]
+    assert (feed.base, feed.topic) == (res.webhooks_subscription, res.webhooks_topic)
+    # deliver_webhook gives up by itself after about a day; a Pub/Sub dead-letter
+    # policy (at most 100 attempts) would cut that short.
+    assert feed.dead_letter_topic is None
+    assert feed.state_key == "webhooks_subscription"
+    assert stack.build_state(stack_plan, [], "up")["resources"][feed.state_key] == arg(
+        "--subscription"
+    )
+
+
+def test_the_state_names_the_webhook_topics_and_subscriptions() -> None:
+    stack_plan = plan({}, "test")
+    resources = stack.build_state(stack_plan, [], "up")["resources"]
+    project = "projects/demo-tinkerbell"
+    assert resources["webhooks_topic"] == f"{project}/topics/tinkerbell-webhooks"
+    assert resources["webhook_dead_letter_topic"] == f"{project}/topics/tinkerbell-webhooks-dead"
+    assert resources["webhooks_subscription"] == (
+        f"{project}/subscriptions/tinkerbell-webhooks-deliver"
+    )
+    assert resources["webhook_inspect_subscription"] == (
+        f"{project}/subscriptions/tinkerbell-webhooks-dead-inspect"
+    )
+    # What was there before stays where the tests read it.
+    assert resources["inspect_subscription"].endswith("-dead-inspect")
+    assert resources["deadletter_subscription"].endswith("-dead-handler")
+
+
+def test_the_functions_may_call_webhook_receivers_on_loopback() -> None:
+    stack_plan = plan({}, "test")
+    assert stack_plan.functions_env["WEBHOOK_ALLOW_LOOPBACK"] == "true"
+    assert part(stack_plan, "webhooks").env["WEBHOOK_ALLOW_LOOPBACK"] == "true"
+    assert part(stack_plan, "submit").env["WEBHOOK_ALLOW_LOOPBACK"] == "true"  # validation
+    assert stack_plan.settings["WEBHOOK_ALLOW_LOOPBACK"] is True  # the settings accept it
+    # The stack's own setting wins over a caller's (its receivers are on loopback).
+    assert plan({"WEBHOOK_ALLOW_LOOPBACK": "false"}, "test").settings["WEBHOOK_ALLOW_LOOPBACK"]
+    assert "WEBHOOK_ALLOW_LOOPBACK" not in stack_plan.client_env
+
+
 def test_only_function_like_parts_may_be_killed_alone() -> None:
     assert "process" in stack.RESTARTABLE_PARTS
     assert "deadletter" in stack.RESTARTABLE_PARTS
-    for name in ("bridge", "bridge-deadletter", "pubsub", "firestore", "auth", "storage"):
+    assert "webhooks" in stack.RESTARTABLE_PARTS
+    bridges = ("bridge", "bridge-deadletter", "bridge-webhooks")
+    for name in (*bridges, "pubsub", "firestore", "auth", "storage"):
         assert name not in stack.RESTARTABLE_PARTS
     state = {"parts": {"bridge": {"pid": 1}}}
     with pytest.raises(stack.PartError, match="cannot be killed"):
@@ -342,6 +425,19 @@ def test_only_function_like_parts_may_be_killed_alone() -> None:
 def test_settings_that_break_the_timing_rules_are_refused_before_starting() -> None:
     with pytest.raises(PlanError, match="LEASE_SECONDS"):
         plan({"LEASE_SECONDS": "30", "ACK_DEADLINE_SECONDS": "60"}, "dev")
+
+
+def test_list_settings_are_read_as_json_as_the_functions_read_them() -> None:
+    # make test's TEST_SETTINGS give WEBHOOK_RETRY_SCHEDULE_S=[1,1]: a plain init value
+    # would be the string, which the settings refuse.
+    stack_plan = plan({"WEBHOOK_RETRY_SCHEDULE_S": "[1,1]", "WEBHOOK_TIMEOUT_S": "2"}, "test")
+    assert stack_plan.settings["WEBHOOK_RETRY_SCHEDULE_S"] == [1.0, 1.0]
+    assert stack_plan.settings["WEBHOOK_TIMEOUT_S"] == 2.0
+    assert stack_plan.functions_env["WEBHOOK_RETRY_SCHEDULE_S"] == "[1,1]"  # passed on as is
+    with pytest.raises(PlanError, match="webhook_retry_schedule_s"):
+        plan({"WEBHOOK_RETRY_SCHEDULE_S": "[1,"}, "test")
+    with pytest.raises(PlanError, match="WEBHOOK_RETRY_SCHEDULE_S"):
+        plan({"WEBHOOK_RETRY_SCHEDULE_S": "[-1]"}, "test")
 
 
 def test_settings_are_read_from_the_given_env_only(monkeypatch: pytest.MonkeyPatch) -> None:

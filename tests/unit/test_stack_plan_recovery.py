@@ -45,7 +45,7 @@ def test_a_dead_worker_alone_is_started_again_and_everything_else_kept() -> None
     assert recovery.down == {"process": "exited"}
     assert set(recovery.keep) == set(PLANNED) - {"process"}
     assert set(EMULATORS) <= set(recovery.keep)
-    assert {"bridge", "bridge-deadletter"} <= set(recovery.keep)  # the subscription stays
+    assert {"bridge", "bridge-deadletter", "bridge-webhooks"} <= set(recovery.keep)
     assert recovery.resubscribe == () and not recovery.requeue
     assert recovery.stop_first == () and recovery.lost == ()
 
@@ -59,10 +59,11 @@ def test_a_part_that_lives_but_does_not_answer_is_stopped_then_started() -> None
 
 
 def test_dead_functions_stand_in_and_web_start_again_in_plan_order() -> None:
-    down = {name: DEAD for name in ("web", "status", "gemini", "submit", "deadletter")}
+    down = {name: DEAD for name in ("web", "status", "gemini", "submit", "deadletter", "webhooks")}
     recovery = stack.plan_recovery("up", health_with(**down), PLANNED)
     assert recovery.action == "restart_parts"
-    assert recovery.restart == ("gemini", "submit", "status", "deadletter", "web")
+    assert recovery.restart == ("gemini", "submit", "status", "deadletter", "webhooks", "web")
+    assert recovery.resubscribe == ()  # their bridges keep their subscriptions
     assert set(EMULATORS) <= set(recovery.keep)
 
 
@@ -73,8 +74,26 @@ def test_a_dead_bridge_starts_over_on_a_fresh_subscription_after_its_function() 
     assert recovery.resubscribe == ("bridge",)
     assert recovery.requeue  # what only the old subscription held is published again
     assert "bridge-deadletter" in recovery.keep and "pubsub" in recovery.keep
+    assert not recovery.requeue_webhooks  # the webhooks bridge keeps its subscription
     dead_letters = stack.plan_recovery("up", health_with(**{"bridge-deadletter": DEAD}), PLANNED)
     assert dead_letters.resubscribe == ("bridge-deadletter",) and dead_letters.requeue
+
+
+def test_a_dead_webhooks_bridge_starts_over_and_its_deliveries_are_published_again() -> None:
+    down = {"bridge-webhooks": DEAD, "webhooks": DEAD}
+    recovery = stack.plan_recovery("up", health_with(**down), PLANNED)
+    assert recovery.action == "restart_parts"
+    assert recovery.restart == ("webhooks", "bridge-webhooks")  # the function first
+    assert recovery.resubscribe == ("bridge-webhooks",)
+    # What only its old subscription held were webhook deliveries, not tasks to run.
+    assert recovery.requeue_webhooks and not recovery.requeue
+    text = "\n".join(stack.describe_recovery("test", recovery, 52))
+    assert "bridge-webhooks starts over on a fresh subscription" in text
+    assert "the pending webhook deliveries are published again" in text
+    both = stack.plan_recovery(
+        "up", health_with(**{"bridge": DEAD, "bridge-webhooks": DEAD}), PLANNED
+    )
+    assert both.requeue and both.requeue_webhooks
 
 
 @pytest.mark.parametrize("emulator", ["firestore", "pubsub"])
@@ -162,6 +181,8 @@ def test_a_bridge_that_starts_over_reads_a_subscription_never_used_before() -> N
     assert stack.subscription_name(res.subscription, 2) == "tinkerbell-tasks-r2-process"
     second = stack.subscription_name(res.deadletter_subscription, 3)
     assert second == "tinkerbell-tasks-dead-r3-handler"
+    webhooks = stack.subscription_name(res.webhooks_subscription, 2)
+    assert webhooks == "tinkerbell-webhooks-r2-deliver"
     # The dead-letter attributes name the source subscription: its last word stays.
     assert stack.subscription_name(res.subscription, 7).endswith("-process")
     path = res.subscription_path("tinkerbell-tasks-r2-process")
@@ -171,9 +192,11 @@ def test_a_bridge_that_starts_over_reads_a_subscription_never_used_before() -> N
     feeds = stack.bridge_feeds(res)
     assert feeds["bridge"].dead_letter_topic == res.dead_letter_topic
     assert feeds["bridge-deadletter"].dead_letter_topic is None
+    assert feeds["bridge-webhooks"].dead_letter_topic is None
     assert stack.build_state(stack_plan, [], "up")["subscription_generations"] == {
         "bridge": 1,
         "bridge-deadletter": 1,
+        "bridge-webhooks": 1,
     }
 
 
@@ -261,6 +284,7 @@ def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
     monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
     monkeypatch.setattr(commands, "resubscribe", resubscribe)
     monkeypatch.setattr(commands, "requeue_unfinished", lambda plan_: ["t1", "t2"])
+    monkeypatch.setattr(commands, "requeue_webhooks", lambda plan_: pytest.fail("no webhook"))
     assert stack.cmd_up(stack_plan, timeout=1) == 0
 
     res = stack_plan.resources
@@ -271,9 +295,58 @@ def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
     after = stack.read_state(stack_plan.state_path)
     assert after is not None
     assert after["resources"]["subscription"] == new_path
-    assert after["subscription_generations"] == {"bridge": 2, "bridge-deadletter": 1}
+    assert after["subscription_generations"] == {
+        "bridge": 2,
+        "bridge-deadletter": 1,
+        "bridge-webhooks": 1,
+    }
     assert after["parts"]["pubsub"] == before["parts"]["pubsub"]  # type: ignore[index]
     assert "published again: 2 unfinished task(s)" in capsys.readouterr().out
+
+
+def test_up_gives_a_dead_webhooks_bridge_a_fresh_subscription_and_requeues_deliveries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_plan, before = fake_stack(tmp_path)
+    started: list[stack.PartSpec] = []
+    calls: list[tuple[str, str | None, int]] = []
+
+    def start(spec: stack.PartSpec, log_dir: Path, *, append: bool = False) -> stack.Running:
+        started.append(spec)
+        return stack.Running(spec, FakeProc(9000 + len(started)), log_dir / "x.log", None)  # type: ignore[arg-type]
+
+    def resubscribe(plan_: stack.StackPlan, bridge: str, old: str | None, generation: int) -> str:
+        calls.append((bridge, old, generation))
+        res = plan_.resources
+        return res.subscription_path(stack.subscription_name(res.webhooks_subscription, generation))
+
+    parts = tuple(spec.name for spec in stack_plan.all_parts)
+    health = health_with(parts, **{"bridge-webhooks": DEAD})
+    monkeypatch.setattr(commands, "settled_health", lambda state: health)
+    monkeypatch.setattr(commands, "start_part", start)
+    monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
+    monkeypatch.setattr(commands, "resubscribe", resubscribe)
+    monkeypatch.setattr(commands, "requeue_unfinished", lambda plan_: pytest.fail("no task"))
+    monkeypatch.setattr(commands, "requeue_webhooks", lambda plan_: ["t1"])
+    assert stack.cmd_up(stack_plan, timeout=1) == 0
+
+    res = stack_plan.resources
+    new_path = res.subscription_path("tinkerbell-webhooks-r2-deliver")
+    assert calls == [("bridge-webhooks", res.subscription_path(res.webhooks_subscription), 2)]
+    assert [spec.name for spec in started] == ["bridge-webhooks"]
+    assert started[0].argv[started[0].argv.index("--subscription") + 1] == new_path
+    assert started[0].argv[started[0].argv.index("--endpoint") + 1] == (
+        f"http://127.0.0.1:{stack_plan.ports['webhooks']}/"
+    )
+    after = stack.read_state(stack_plan.state_path)
+    assert after is not None
+    assert after["resources"]["webhooks_subscription"] == new_path
+    assert after["resources"]["subscription"] == before["resources"]["subscription"]  # type: ignore[index]
+    assert after["subscription_generations"]["bridge-webhooks"] == 2
+    assert after["parts"]["webhooks"] == before["parts"]["webhooks"]  # type: ignore[index]
+    out = capsys.readouterr().out
+    assert "published again: 1 pending webhook delivery(ies)" in out
+    assert "unfinished task(s)" not in out
 
 
 def test_up_refuses_to_mix_settings_and_touches_nothing(

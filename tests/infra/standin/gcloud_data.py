@@ -148,15 +148,68 @@ def subscriptions_describe(call: Call) -> Json:
     return subscription_of(call)
 
 
-@command("gcloud.pubsub.subscriptions.update")
-def subscriptions_update(call: Call) -> None:
-    # Ranges: https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions
-    subscription = subscription_of(call)
+def seconds(value: int | str) -> int:
+    """A duration as gcloud's parser hands it over: 604800, or "604800s" (update's flags
+    are formatted for the API: command_lib/pubsub/flags.py, ParseSubscriptionRetention...)."""
+    return value if isinstance(value, int) else int(str(value).removesuffix("s"))
+
+
+def apply_subscription_flags(call: Call, subscription: Json) -> None:
+    """What create and update both set. Ranges:
+    https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions"""
     ack = call.arg("--ack-deadline")
     if ack is not None:
         if not 10 <= ack <= 600:
             fail("INVALID_ARGUMENT", f"Invalid ack deadline: {ack} (10 to 600 seconds)")
         subscription["ackDeadlineSeconds"] = ack
+    retention = call.arg("--message-retention-duration")
+    if retention is not None:
+        subscription["messageRetentionDuration"] = f"{seconds(retention)}s"
+    expiration = call.arg("--expiration-period")
+    if expiration == "never":
+        subscription["expirationPolicy"] = {}  # no ttl: never expires
+    elif expiration is not None:
+        ttl = seconds(expiration)
+        if ttl < 86400:
+            fail("INVALID_ARGUMENT", "expiration period must be at least 1 day")
+        subscription["expirationPolicy"] = {"ttl": f"{ttl}s"}
+
+
+@command("gcloud.pubsub.subscriptions.create")
+def subscriptions_create(call: Call) -> None:
+    topic_name = topic_of(call, call.arg("--topic"))
+    for given in call.positional("SUBSCRIPTION"):
+        name = short(given)
+        if name in call.state["subscriptions"]:
+            fail("ALREADY_EXISTS", f"Resource already exists in the project (resource={name}).")
+        subscription = fx.pull_subscription(call.project, name, topic_name)
+        if call.arg("--labels"):
+            subscription["labels"] = dict(call.arg("--labels"))
+        apply_subscription_flags(call, subscription)
+        call.state["subscriptions"][name] = subscription
+        event("create", "subscription", name)
+
+
+@command("gcloud.pubsub.subscriptions.list")
+def subscriptions_list(call: Call) -> list[Json]:
+    return [call.state["subscriptions"][name] for name in sorted(call.state["subscriptions"])]
+
+
+@command("gcloud.pubsub.subscriptions.delete")
+def subscriptions_delete(call: Call) -> None:
+    for given in call.positional("SUBSCRIPTION"):
+        name = short(given)
+        if name not in call.state["subscriptions"]:
+            fail("NOT_FOUND", f"Resource not found (resource={name}).")
+        del call.state["subscriptions"][name]
+        call.state["iam"].pop(f"subscription:{name}", None)
+        event("delete", "subscription", name)
+
+
+@command("gcloud.pubsub.subscriptions.update")
+def subscriptions_update(call: Call) -> None:
+    subscription = subscription_of(call)
+    apply_subscription_flags(call, subscription)
     low, high = call.arg("--min-retry-delay"), call.arg("--max-retry-delay")
     if low is not None or high is not None:
         low, high = low if low is not None else 10, high if high is not None else 600
@@ -173,6 +226,8 @@ def subscriptions_update(call: Call) -> None:
             "deadLetterTopic": f"projects/{call.project}/topics/{short(dead)}",
             "maxDeliveryAttempts": attempts,
         }
+    if call.arg("--clear-dead-letter-policy"):
+        subscription.pop("deadLetterPolicy", None)
     event("update", "subscription", short(subscription["name"]))
 
 
