@@ -300,8 +300,15 @@ class Smoke:
     """The steps, in order; the users are kept so that they are deleted in any case."""
 
     def __init__(
-        self, target: Target, http: httpx.Client, reporter: Reporter, timeout: float, marker: str
+        self,
+        target: Target,
+        http: httpx.Client,
+        reporter: Reporter,
+        timeout: float,
+        marker: str,
+        webhook_url: str | None = None,
     ) -> None:
+        self.webhook_url = webhook_url
         self.target = target
         self.http = http
         self.reporter = reporter
@@ -326,6 +333,7 @@ class Smoke:
                     ("submit", self.submit),
                     ("follow", self.follow),
                     ("image", self.image),
+                    ("webhook", self.webhook),
                     ("other-user", self.other_user),
                     ("cancel", self.cancel),
                 ):
@@ -414,6 +422,7 @@ class Smoke:
                 ("language", (None, "ro")),
                 ("urls", (None, SAMPLE_URL)),
                 ("pdf", ("verificare.pdf", pdf, "application/pdf")),
+                *([("webhook_url", (None, self.webhook_url))] if self.webhook_url else []),
             ],
         )
         expect(answer, 202, f"POST {url}")
@@ -484,6 +493,34 @@ class Smoke:
             {"mime_type": served, "bytes": len(answer.content)},
         )
 
+    def webhook(self) -> Outcome:
+        """The signing secret; with --webhook-url, the task's event delivered there by the
+        deployed deliver_webhook (its account, its egress, the receiver's 2xx)."""
+        url = f"{self.target.status_url}/v1/webhooks/secret"
+        answer = expect(self.http.post(url, headers=self.owner.headers), 200, f"POST {url}")
+        if not str(json_field(answer, "secret", f"POST {url}")).startswith("whsec_"):
+            raise StepFailed(f"POST {url} answered a secret without the whsec_ prefix")
+        if not self.webhook_url:
+            return Outcome("secret ok; no --webhook-url, so no delivery checked")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            task = expect(
+                self.http.get(self.task_url(self.task_id), headers=self.owner.headers),
+                200,
+                f"GET {self.task_url(self.task_id)}",
+            ).json()
+            delivery = task.get("webhook") or {}
+            attempts = [
+                f"{a.get('status_code') or a.get('error')} in {a.get('latency_ms')} ms"
+                for a in delivery.get("attempts", [])
+            ]
+            if delivery.get("state") == "DELIVERED":
+                return Outcome(f"delivered: {'; '.join(attempts)}", {"attempts": attempts})
+            if delivery.get("state") == "FAILED" or time.monotonic() > deadline:
+                state = delivery.get("state") or "not started"
+                raise StepFailed(f"webhook {state}: {'; '.join(attempts) or 'no attempt yet'}")
+            time.sleep(1.0)
+
     def other_user(self) -> Outcome:
         stranger = self.users[1]
         for url in (self.task_url(self.task_id), f"{self.task_url(self.task_id)}/image"):
@@ -548,6 +585,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="a text put in the briefs, to find them in logs (default: smoke-<random>)",
     )
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help="an https receiver of yours: the smoke task's event must be delivered there",
+    )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
@@ -571,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     timeout = httpx.Timeout(60.0, connect=10.0)
     with httpx.Client(timeout=timeout, headers={"User-Agent": "tinkerbell-smoke"}) as http:
-        code = Smoke(target, http, reporter, args.timeout, marker).run()
+        code = Smoke(target, http, reporter, args.timeout, marker, args.webhook_url).run()
     verdict = "all steps ok" if code == EXIT_OK else "FAILED"
     reporter.note(f"smoke {verdict} in {time.monotonic() - started:.1f} s (marker {marker})")
     return code

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from shared import (
     auth,
@@ -38,6 +39,7 @@ from shared.uploads import preview_prefix, source_prefix, split_gcs_uri
 
 log = get_logger("erasure")
 PAGE = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def delete_task(task_id: str, *, uid: str) -> TaskRecord | None:
@@ -64,8 +66,21 @@ def erase_task(task_id: str, *, uid: str) -> int:
     pdf = task.request.pdf
     if pdf is not None:
         deleted += _delete_pdf_if_unused(uid, pdf.gcs_uri)
+        _expire_gemini_copy(pdf.sha256)
     log.info("task erased", extra={"task_id": task_id, "objects": deleted})
     return deleted
+
+
+def _expire_gemini_copy(sha256: str) -> None:
+    """A kept File API copy of an erased PDF (GEMINI_FILE_KEEP_S) is due for deletion at
+    once: the worker's next tidy deletes it (this function holds no Gemini key)."""
+    if get_settings().gemini_file_keep_s <= 0:
+        return
+    ref = clients.firestore().collection(get_settings().gemini_files_collection).document(sha256)
+    snapshot = ref.get()
+    data = snapshot.to_dict() if snapshot.exists else None
+    if data and data.get("users", 1) <= 0:
+        ref.update({"idle_since": EPOCH})
 
 
 def _delete_pdf_if_unused(uid: str, gcs_uri: str) -> int:

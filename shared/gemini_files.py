@@ -4,7 +4,10 @@ The PDF streams from Cloud Storage into the File API in the SDK's 8 MiB
 chunks (no full copy in memory). Tasks that use the same PDF (same sha256)
 at the same time share one uploaded file: a Firestore document
 ``gemini_files/{sha256}`` counts its users, and the last one to finish
-deletes the file, on success and on failure alike.
+deletes the file, on success and on failure alike; or, with GEMINI_FILE_KEEP_S, keeps
+it that long for a revision of its task (issue 19): the file is idle (``users`` 0,
+``idle_since``), the next task with the PDF takes it back, and the first PDF task after
+the window deletes every file idle past it (``tidy_soon``).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def pdf_for_gemini(pdf: PdfRef, *, task_id: str, deadline: float) -> Iterator[Ge
         yield file
     finally:
         _leave(pdf.sha256, file)
+        tidy_soon()
 
 
 class Role(StrEnum):
@@ -110,13 +114,23 @@ def _acquire(sha256: str, task_id: str) -> tuple[Role, GeminiFile | None]:
     now = datetime.now(UTC)
     upload_budget = timedelta(seconds=get_settings().pdf_upload_worst_case_s())
 
+    kept_since = now - timedelta(seconds=get_settings().gemini_file_keep_s)
+    replaced: list[GeminiFile] = []  # an idle copy past its time, that we upload anew
+
     @firestore.transactional
     def run(transaction: Transaction) -> tuple[Role, GeminiFile | None]:
+        replaced.clear()
         snapshot = ref.get(transaction=transaction)
         data = snapshot.to_dict() if snapshot.exists else None
-        if data and data["state"] == "active" and data["expires_at"] > now + REUSE_MARGIN:
-            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+        active = bool(data and data["state"] == "active")
+        idle = active and data is not None and data["users"] <= 0
+        kept = not idle or (data is not None and data.get("idle_since", now) > kept_since)
+        if active and kept and data is not None and data["expires_at"] > now + REUSE_MARGIN:
+            changes = {"users": data["users"] + 1, "last_used_at": now, "idle_since": None}
+            transaction.update(ref, changes)
             return Role.USE, _file_of(data)
+        if idle and data is not None:
+            replaced.append(_file_of(data))
         if data and data["state"] == "uploading" and data["started_at"] > now - upload_budget:
             transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
             return Role.WAIT, None
@@ -132,7 +146,10 @@ def _acquire(sha256: str, task_id: str) -> tuple[Role, GeminiFile | None]:
         )
         return Role.UPLOAD, None
 
-    return run(clients.firestore().transaction())
+    role, file = run(clients.firestore().transaction())
+    for stale in replaced:
+        _delete_file(stale)
+    return role, file
 
 
 def _file_of(data: dict[str, Any]) -> GeminiFile:
@@ -222,8 +239,10 @@ def _contended_retry() -> Retry:
 
 
 def _leave(sha256: str, file: GeminiFile) -> None:
-    """Count ourselves out; the last user deletes the file and its record."""
+    """Count ourselves out; the last user deletes the file and its record (or, with
+    GEMINI_FILE_KEEP_S, leaves it idle for that long)."""
     ref = _ref(sha256)
+    keep = get_settings().gemini_file_keep_s > 0
 
     @firestore.transactional
     def run(transaction: Transaction) -> bool:
@@ -231,6 +250,9 @@ def _leave(sha256: str, file: GeminiFile) -> None:
         data = snapshot.to_dict() if snapshot.exists else None
         if not data or data.get("name") != file.name:
             return True  # not (or no longer) the shared file: ours alone
+        if data["users"] <= 1 and keep:
+            transaction.update(ref, {"users": 0, "idle_since": datetime.now(UTC)})
+            return False  # kept for a revision: tidy_soon deletes it once idle too long
         if data["users"] <= 1:
             transaction.delete(ref)
             return True
@@ -331,3 +353,69 @@ def _delete_now(file: GeminiFile) -> None:
     except Exception:
         # It expires by itself within 48 h; a failed delete costs nothing more.
         log.warning("could not delete a File API file", extra={"outcome": "file_delete_failed"})
+
+
+# Idle copies are looked for at most this often per instance, after a task with a PDF.
+TIDY_INTERVAL_S = 60.0
+_tidy_lock = threading.Lock()
+_last_tidy = [-TIDY_INTERVAL_S]
+
+
+def tidy_soon() -> None:
+    """In the background, at most once a TIDY_INTERVAL_S: delete idle copies past their
+    GEMINI_FILE_KEEP_S. Nothing to do when copies are not kept."""
+    if get_settings().gemini_file_keep_s <= 0:
+        return
+    with _tidy_lock:
+        if time.monotonic() - _last_tidy[0] < TIDY_INTERVAL_S:
+            return
+        _last_tidy[0] = time.monotonic()
+    threading.Thread(target=_tidy_logged, name="gemini-file-tidy", daemon=True).start()
+
+
+def _tidy_logged() -> None:
+    try:
+        tidy()
+    except Exception:
+        log.exception("could not tidy idle File API copies")
+
+
+def tidy(now: datetime | None = None, *, limit: int = 100) -> int:
+    """Delete the copies idle since before GEMINI_FILE_KEEP_S ago; returns how many."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(seconds=get_settings().gemini_file_keep_s)
+    collection = clients.firestore().collection(get_settings().gemini_files_collection)
+    idle = (
+        collection.where(filter=FieldFilter("users", "==", 0))
+        .where(filter=FieldFilter("idle_since", "<", cutoff))
+        .limit(limit)
+    )
+    deleted = 0
+    for snapshot in idle.stream():
+        file = _take_idle(snapshot.id, cutoff)
+        if file is not None:
+            _delete_now(file)
+            deleted += 1
+    return deleted
+
+
+def _take_idle(sha256: str, cutoff: datetime) -> GeminiFile | None:
+    """Drop the record of a copy still idle since before ``cutoff`` (a task may have
+    taken it back since the query); the copy is then the caller's to delete."""
+    ref = _ref(sha256)
+
+    @firestore.transactional
+    def run(transaction: Transaction) -> GeminiFile | None:
+        snapshot = ref.get(transaction=transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if not data or data["users"] > 0 or not data.get("idle_since"):
+            return None
+        if data["idle_since"] >= cutoff:
+            return None
+        transaction.delete(ref)
+        return _file_of(data)
+
+    result: GeminiFile | None = run(clients.firestore().transaction())
+    return result

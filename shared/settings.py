@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     # API may take this long to make the PDF ACTIVE.
     gemini_upload_timeout_s: float = Field(default=20.0, gt=0)
     file_active_timeout_s: float = Field(default=45.0, gt=0)
+    # A PDF's File API copy is kept this long after its last task ended, so that a revision
+    # (or another task with the same PDF) uses it without uploading it again; the next
+    # task with a PDF after that deletes it (Gemini does, 48 h after the upload, anyway).
+    # 0: deleted as soon as its last task ends (docs/privacy.md: the default).
+    gemini_file_keep_s: float = Field(default=0.0, ge=0, le=40 * 3600)
     # The preview's shape: the web app shows it 16:9.
     gemini_image_aspect_ratio: Literal[
         "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"

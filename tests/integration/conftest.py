@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.receivers import Receiver, running_receiver
+
 STATE_FILE = Path(os.environ.get("TB_STACK_STATE", ".stack/test/state.json"))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
@@ -352,3 +354,39 @@ def dead_letter_probe(stack: dict[str, str]) -> Iterator[Callable[[], list[dict[
 
     with _probe(get_settings().dead_letter_topic) as published:
         yield published
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on this machine (answers 204 unless scripted otherwise)."""
+    with running_receiver() as made:
+        yield made
+
+
+@contextlib.contextmanager
+def worker_at_standin(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch, **env: str | None
+) -> Iterator[Any]:
+    """A worker in this process, wired to the real adapters, its settings changed by
+    ``env`` (None: unset) and Gemini at the stack's stand-in; this process's settings
+    and Gemini client come back after."""
+    from shared import clients, gemini_port, queue, tasks, uploads
+    from shared.processing import Worker
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_BASE_URL", standin.base)
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    saved = clients._instances.pop("gemini", None)
+    get_settings.cache_clear()
+    try:
+        yield Worker(store=tasks, previews=uploads, dead_letters=queue, gemini=gemini_port)
+    finally:
+        clients._instances.pop("gemini", None)
+        if saved is not None:
+            clients._instances["gemini"] = saved
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.conftest import STATE_FILE, StandIn
 from tests.local_servers import free_port
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,7 @@ ALL_STEPS = [
     "submit",
     "follow",
     "image",
+    "webhook",
     "other-user",
     "cancel",
     "delete-users",
@@ -77,13 +79,22 @@ def existing_users(stack: dict[str, str], http: httpx.Client, uids: list[str]) -
 
 
 def test_smoke_passes_every_step_on_the_local_stack(
-    stack: dict[str, str], http: httpx.Client, standin: StandIn, tasks_collection: Any, marker: str
+    stack: dict[str, str],
+    http: httpx.Client,
+    standin: StandIn,
+    tasks_collection: Any,
+    marker: str,
+    receiver: Receiver,
 ) -> None:
     # The stand-in answers at once; the task to cancel must still be unfinished when
     # the DELETE comes (real Gemini takes 10-60 s): its strategy call never answers in
     # time (504 at each attempt's deadline), however busy the machine.
     standin.fault(f"({marker}), sarcin", endpoint="generateContent", latency_s=60)
-    run = run_smoke("--stack", stack_name(), "--json", "--timeout", "120", "--marker", marker)
+    hook = f"{receiver.url}/smoke"
+    run = run_smoke(
+        "--stack", stack_name(), "--json", "--timeout", "120", "--marker", marker,
+        "--webhook-url", hook,
+    )  # fmt: skip
 
     assert run.returncode == 0, run.stdout + run.stderr
     steps = steps_of(run)
@@ -96,6 +107,9 @@ def test_smoke_passes_every_step_on_the_local_stack(
     assert stages == [stage for stage in STAGES if stage in stages], stages
     assert stages[-1] == "done"
     assert steps["image"]["mime_type"] in ("image/jpeg", "image/png")
+    assert steps["webhook"]["attempts"][-1].startswith("204 in ")
+    (call,) = receiver.calls
+    assert json.loads(call.body)["task_id"] == steps["submit"]["task_id"]
     # What the smoke did is real: its tasks, the stand-in's calls, no users left.
     uids = steps["sign-up"]["users"]
     assert len(set(uids)) == 2

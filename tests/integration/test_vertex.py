@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from shared import clients, gemini_port, queue, tasks, uploads
+from shared import uploads
 from shared.models import PdfRef, TaskMessage, TaskRecord, TaskRequest, TaskStatus
 from shared.processing import RedeliverLater, Worker
 from shared.queue import Delivery
 from shared.settings import get_settings
-from tests.integration.conftest import StandIn
+from tests.integration.conftest import StandIn, worker_at_standin
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +36,15 @@ FILE_API = ("upload", "files")
 def vertex(
     stack: dict[str, str], standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Worker]:
-    """This process's settings switched to Vertex AI at the stack's stand-in, and a worker
-    wired to the real adapters; the Developer API settings and client come back after."""
-    monkeypatch.setenv("GEMINI_BACKEND", "vertex")
-    monkeypatch.setenv("GEMINI_BASE_URL", standin.base)
-    monkeypatch.delenv("GEMINI_VERTEX_LOCATION", raising=False)
-    monkeypatch.delenv("GEMINI_API_VERSION", raising=False)
-    saved = clients._instances.pop("gemini", None)
-    get_settings.cache_clear()
-    assert get_settings().uses_vertex
-    try:
-        yield Worker(store=tasks, previews=uploads, dead_letters=queue, gemini=gemini_port)
-    finally:
-        clients._instances.pop("gemini", None)
-        if saved is not None:
-            clients._instances["gemini"] = saved
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    """This process's settings switched to Vertex AI at the stack's stand-in."""
+    env: dict[str, str | None] = {
+        "GEMINI_BACKEND": "vertex",
+        "GEMINI_VERTEX_LOCATION": None,
+        "GEMINI_API_VERSION": None,
+    }
+    with worker_at_standin(standin, monkeypatch, **env) as worker:
+        assert get_settings().uses_vertex
+        yield worker
 
 
 def write_task(tasks_collection: Any, request: TaskRequest, task_id: str | None = None) -> str:
