@@ -233,7 +233,10 @@ check_secret() {
   printf %s \"\$KEY\" | gcloud secrets create $SECRET --data-file=- --replication-policy=automatic --project=$PROJECT
 "
   fi
-  if [ -z "$(gc secrets versions list "$SECRET" --filter=state:ENABLED --limit=1 --format='value(name)')" ]; then
+  local enabled
+  enabled=$(gc secrets versions list "$SECRET" --filter=state:ENABLED --limit=1 \
+    --format='value(name)') || die "could not list the versions of the secret $SECRET (above)"
+  if [ -z "$enabled" ]; then
     die "the secret $SECRET has no enabled version. Add one:
 
   printf %s \"\$KEY\" | gcloud secrets versions add $SECRET --data-file=- --project=$PROJECT
@@ -391,7 +394,12 @@ bind gc projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUI
   --condition="expression=resource.name.startsWith(\"projects/_/buckets/gcf-v2-\"),title=gcf-v2-buckets-only,description=Function sources only"
 
 log "Firebase"
-if [ -z "$(fb projects:list --json | json_field result projectId "$PROJECT" projectId)" ]; then
+# Each answer is read on its own line: inside `[ -z "$(...)" ]` a failed command reads
+# as an empty answer (set -e does not reach it), and a denied list would look like "no
+# Firebase yet".
+firebase_projects=$(fb projects:list --json) ||
+  die "firebase projects:list failed (above): cannot tell whether $PROJECT has Firebase"
+if [ -z "$(json_field result projectId "$PROJECT" projectId <<<"$firebase_projects")" ]; then
   fb projects:addfirebase "$PROJECT" >&2
 fi
 site_before=$(fb hosting:sites:list --json | json_field result.sites type DEFAULT_SITE name)
@@ -402,7 +410,8 @@ fi
 [ -n "$APP_ID" ] || die "could not register the web app $WEB_APP_NAME"
 site_of() { fb hosting:sites:list --json | json_field result.sites type DEFAULT_SITE "$1"; }
 # A project with a web app of its own but no site yet: the site apps:create would make.
-if [ -z "$(site_of name)" ]; then
+default_site=$(site_of name) || die "firebase hosting:sites:list failed (above)"
+if [ -z "$default_site" ]; then
   fb hosting:sites:create "$PROJECT" --app="$APP_ID" >&2
 fi
 WEB_URL=$(site_of defaultUrl)

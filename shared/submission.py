@@ -146,7 +146,9 @@ class Submitter:
             )
         if request.upload_id is not None:
             task_request.pdf = self.sessions.use_upload(uid, request.upload_id)
-        return self._accept(uid, task_id, task_request, pdf, idempotency_key, anonymous, None)
+        return self._accept(
+            uid, task_id, task_request, pdf, idempotency_key, anonymous, None, reserved
+        )
 
     def revise(
         self,
@@ -189,7 +191,9 @@ class Submitter:
             version=parent.version + 1,
         )
         task_id = uuid.uuid4().hex
-        return self._accept(uid, task_id, task_request, None, idempotency_key, anonymous, lineage)
+        return self._accept(
+            uid, task_id, task_request, None, idempotency_key, anonymous, lineage, reserved
+        )
 
     def _accept(
         self,
@@ -200,8 +204,10 @@ class Submitter:
         idempotency_key: str | None,
         anonymous: bool,
         lineage: Lineage | None,
+        reserved: int,
     ) -> Submitted:
-        """The common tail: the idempotency key, the counted create, the publish."""
+        """The common tail: the idempotency key, the counted create, the publish;
+        ``reserved``: the worst case the caller checked the budgets with."""
         now = datetime.now(UTC)
         if idempotency_key is not None:
             reservation = self.keys.reserve(
@@ -211,7 +217,7 @@ class Submitter:
                 accepted = self._replayed(uid, idempotency_key, reservation.task_id)
                 return Submitted(accepted=accepted, created=False)
         try:
-            task = self._create(uid, task_id, task_request, pdf, now, anonymous, lineage)
+            task = self._create(uid, task_id, task_request, pdf, now, anonymous, lineage, reserved)
         except Exception:
             if idempotency_key is not None:
                 self.keys.release(uid, idempotency_key)
@@ -262,6 +268,7 @@ class Submitter:
         now: datetime,
         anonymous: bool,
         lineage: Lineage | None,
+        reserved: int,
     ) -> TaskRecord:
         budgets = get_settings().budgets_on
         lineage = lineage or Lineage(parent_task_id=None, root_task_id=task_id, version=1)
@@ -278,7 +285,7 @@ class Submitter:
             progress=Progress(stage="queued", message="Waiting for a worker", percent=0),
             # The day budgets hold the task's worst case until it ends (shared/costs.py).
             budget_day=quotas.day_of(now) if budgets else None,
-            budget_reserved_micros=costs.worst_case_micros(task_request) if budgets else 0,
+            budget_reserved_micros=reserved if budgets else 0,
             anonymous_user=anonymous,
         )
         self._write_task_and_upload(task, pdf)

@@ -108,6 +108,19 @@ def test_domain_restricted_sharing_stops_with_the_org_policy_guidance(
     )
 
 
+def test_a_denied_firebase_project_list_stops_deploy_instead_of_adding_firebase(
+    rehearsal: Rehearsal,
+) -> None:
+    create_secret(rehearsal)
+    result = rehearsal.run(
+        "fbdeny", ["bash", "infra/deploy.sh"], REHEARSAL_FIREBASE_DENY="projects:list"
+    )
+    assert result.returncode != 0
+    assert "firebase projects:list failed" in result.stderr
+    commands = [c["command"] for c in rehearsal.records("calls.jsonl")]
+    assert not any("addfirebase" in command for command in commands), commands
+
+
 def test_hosting_site_is_refused_rather_than_ignored(rehearsal: Rehearsal) -> None:
     result = rehearsal.run("site", ["bash", "infra/deploy.sh"], HOSTING_SITE="my-site")
     assert result.returncode != 0

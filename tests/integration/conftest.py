@@ -278,6 +278,17 @@ class Api:
         task_id: str = answer.json()["task_id"]
         return task_id
 
+    def submit_pdf(self, user: User, pdf: bytes, **fields: str) -> str:
+        """A multipart submit with a PDF (form fields as strings): its task id, a 202."""
+        parts: list[tuple[str, Any]] = [(name, (None, value)) for name, value in fields.items()]
+        parts.append(("pdf", ("brief.pdf", pdf, "application/pdf")))
+        answer = self.http.post(
+            f"{self.stack['SUBMIT_URL']}/v1/strategies", headers=user.headers, files=parts
+        )
+        assert answer.status_code == 202, answer.text
+        task_id: str = answer.json()["task_id"]
+        return task_id
+
     def status(self, user: User | None, task_id: str) -> httpx.Response:
         headers = user.headers if user else {}
         return self.http.get(f"{self.stack['STATUS_URL']}/v1/tasks/{task_id}", headers=headers)

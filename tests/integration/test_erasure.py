@@ -13,7 +13,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import clients, erasure, quotas
 from shared.settings import get_settings
-from tests.integration.conftest import StandIn, TaskWatcher, User
+from tests.integration.conftest import Api, StandIn, TaskWatcher, User
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,7 @@ def _task_objects(task_id: str) -> set[str]:
 
 
 def _submit_with_pdf(http: httpx.Client, stack: dict, user: User, brief: str) -> str:
-    answer = http.post(
-        f"{stack['SUBMIT_URL']}/v1/strategies",
-        headers=user.headers,
-        data={"brief": brief, "image": "true"},
-        files={"pdf": ("brief.pdf", PDF, "application/pdf")},
-    )
-    assert answer.status_code == 202, answer.text
-    task_id: str = answer.json()["task_id"]
-    return task_id
+    return Api(stack, http).submit_pdf(user, PDF, brief=brief, image="true")
 
 
 def _upload(http: httpx.Client, stack: dict, user: User) -> str:

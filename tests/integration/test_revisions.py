@@ -13,7 +13,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import clients
 from shared.settings import get_settings
-from tests.integration.conftest import StandIn, TaskWatcher, User
+from tests.integration.conftest import Api, StandIn, TaskWatcher, User
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +44,8 @@ def _tasks_of(uid: str) -> set[str]:
 def _finished_with_pdf(
     http: httpx.Client, stack: dict, user: User, watcher: TaskWatcher, brief: str
 ) -> dict[str, Any]:
-    answer = http.post(
-        f"{stack['SUBMIT_URL']}/v1/strategies",
-        headers=user.headers,
-        data={"brief": brief, "language": "ro", "image": "false"},
-        files={"pdf": ("brief.pdf", PDF, "application/pdf")},
-    )
-    assert answer.status_code == 202, answer.text
-    task = watcher.wait(answer.json()["task_id"])
+    task_id = Api(stack, http).submit_pdf(user, PDF, brief=brief, language="ro", image="false")
+    task = watcher.wait(task_id)
     assert task["status"] == "COMPLETED", task.get("error")
     return task
 

@@ -37,12 +37,7 @@ def unique_pdf(size: int = 0) -> bytes:
 
 
 def submit_with_pdf(http: Any, stack: dict, user: User, pdf: bytes, **fields: str) -> str:
-    parts: list[tuple[str, Any]] = [(k, (None, v)) for k, v in fields.items()]
-    parts.append(("pdf", ("brief.pdf", pdf, "application/pdf")))
-    answer = http.post(f"{stack['SUBMIT_URL']}/v1/strategies", headers=user.headers, files=parts)
-    assert answer.status_code == 202, answer.text
-    task_id: str = answer.json()["task_id"]
-    return task_id
+    return Api(stack, http).submit_pdf(user, pdf, **fields)
 
 
 def decoded_png(png: bytes) -> Image.Image:

@@ -183,3 +183,23 @@ def test_every_request_asks_the_project_memory_with_its_reservation() -> None:
     world.submit(pdf=PDF)
     plain, with_pdf = world.caps.project_asked
     assert 0 < plain < with_pdf  # a PDF is reserved at the model's whole input
+
+
+def test_the_worst_case_is_computed_once_and_held_as_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared import costs
+
+    computed: list[int] = []
+    original = costs.worst_case_micros
+
+    def counted(*args: object, **kwargs: object) -> int:
+        computed.append(original(*args, **kwargs))  # type: ignore[arg-type]
+        return computed[-1]
+
+    monkeypatch.setattr(costs, "worst_case_micros", counted)
+    world = World()
+    task_id = world.submit(pdf=PDF).accepted.task_id
+    assert len(computed) == 1  # the prompt and schema are measured once per submit
+    assert world.tasks.docs[task_id].budget_reserved_micros == computed[0]
+    assert world.caps.project_asked == computed

@@ -303,6 +303,9 @@ def default_site(firebase_state: Json) -> Json | None:
 
 
 def fb_projects_list(state: Json, project: str, positional: list[str], options: Json) -> Any:
+    # An account that may not list Firebase projects (a test's REHEARSAL_FIREBASE_DENY).
+    if os.environ.get("REHEARSAL_FIREBASE_DENY") == "projects:list":
+        fail("PERMISSION_DENIED", "The caller does not have permission")
     if state["firebase"] is None:
         return []
     site = default_site(state["firebase"])
