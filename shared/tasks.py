@@ -576,9 +576,12 @@ def delete_finished(task_id: str, *, uid: str) -> TaskRecord:
     no task and it stops. Conditional on the version read: a change meanwhile reads again."""
     ref = _ref(task_id)
     client = clients.firestore()
+    deleting: dict[str, Any] | None = None  # a commit sent whose answer was lost
     for _ in range(CLAIM_ATTEMPTS):
         snapshot = ref.get()
         data = snapshot.to_dict() if snapshot.exists else None
+        if data is None and deleting is not None:
+            return TaskRecord.model_validate(deleting)  # that commit went through
         if data is None or data.get("uid") != uid:
             raise NotFound("no such task")
         if data.get("status") not in TERMINAL_STATUSES:
@@ -590,6 +593,11 @@ def delete_finished(task_id: str, *, uid: str) -> TaskRecord:
         try:
             batch.commit()
         except google_exceptions.FailedPrecondition:
+            continue
+        except (google_exceptions.Cancelled, google_exceptions.DeadlineExceeded):
+            # The answer was lost (the emulator has answered 499 to a commit that may have
+            # landed): read again; a task gone now was deleted by it.
+            deleting = data
             continue
         return TaskRecord.model_validate(data)
     raise google_exceptions.Aborted(f"task {task_id} kept changing while it was deleted")

@@ -270,7 +270,10 @@ def write_task(stack_env: dict[str, str]) -> Callable[[str, dict[str, Any]], Non
     base = _tasks_url(stack_env)
 
     def write(task_id: str, task: dict[str, Any]) -> None:
-        fields = {key: _firestore_encode(value) for key, value in task.items()}
+        # A whole document, as the API's own reads validate it (its id included).
+        fields = {
+            key: _firestore_encode(value) for key, value in {"task_id": task_id, **task}.items()
+        }
         answer = httpx.patch(f"{base}/{task_id}", json={"fields": fields}, headers=OWNER)
         answer.raise_for_status()
 

@@ -223,3 +223,32 @@ def test_the_sweeper_finds_a_cancelled_task_whose_attempt_died(
     later = now + timedelta(seconds=get_settings().lease_seconds + 1)
     stale = tasks.stale_task_ids(now=later, pending_before=now, limit=50)
     assert task.task_id in stale
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["commit-landed", "commit-lost"])
+def test_a_delete_whose_answer_is_lost_still_answers_deleted(
+    monkeypatch: pytest.MonkeyPatch, landed: bool
+) -> None:
+    """The emulator has answered 499 CANCELLED to a commit (CI, c6eb769): whether that
+    commit landed or not, the delete reads again and ends with the task gone."""
+    from google.api_core.exceptions import Cancelled
+    from google.cloud.firestore_v1.batch import WriteBatch
+
+    task = new_task()
+    ending = tasks.terminal_fields(TaskStatus.COMPLETED, datetime.now(UTC), result=RESULT)
+    tasks._ref(task.task_id).update(ending)
+    real_commit = WriteBatch.commit
+    answers: list[str] = []
+
+    def commit_once_lost(self: WriteBatch, *args: object, **kwargs: object) -> object:
+        if answers:
+            return real_commit(self, *args, **kwargs)
+        answers.append("lost")
+        if landed:
+            real_commit(self, *args, **kwargs)
+        raise Cancelled("call already cancelled")
+
+    monkeypatch.setattr(WriteBatch, "commit", commit_once_lost)
+    deleted = tasks.delete_finished(task.task_id, uid=task.uid)
+    assert deleted.task_id == task.task_id and answers == ["lost"]
+    assert not tasks._ref(task.task_id).get().exists
