@@ -112,9 +112,9 @@ def _acquire(sha256: str, task_id: str) -> tuple[Role, GeminiFile | None]:
     """Count ourselves in as a user of the shared file, and learn our role."""
     ref = _ref(sha256)
     now = datetime.now(UTC)
-    upload_budget = timedelta(seconds=get_settings().pdf_upload_worst_case_s())
-
-    kept_since = now - timedelta(seconds=get_settings().gemini_file_keep_s)
+    settings = get_settings()
+    upload_budget = timedelta(seconds=settings.pdf_upload_worst_case_s())
+    kept_since = now - timedelta(seconds=settings.gemini_file_keep_s)
     replaced: list[GeminiFile] = []  # an idle copy past its time, that we upload anew
 
     @firestore.transactional
@@ -122,17 +122,17 @@ def _acquire(sha256: str, task_id: str) -> tuple[Role, GeminiFile | None]:
         replaced.clear()
         snapshot = ref.get(transaction=transaction)
         data = snapshot.to_dict() if snapshot.exists else None
-        active = bool(data and data["state"] == "active")
-        idle = active and data is not None and data["users"] <= 0
-        kept = not idle or (data is not None and data.get("idle_since", now) > kept_since)
-        if active and kept and data is not None and data["expires_at"] > now + REUSE_MARGIN:
-            changes = {"users": data["users"] + 1, "last_used_at": now, "idle_since": None}
-            transaction.update(ref, changes)
-            return Role.USE, _file_of(data)
-        if idle and data is not None:
-            replaced.append(_file_of(data))
-        if data and data["state"] == "uploading" and data["started_at"] > now - upload_budget:
-            transaction.update(ref, {"users": data["users"] + 1, "last_used_at": now})
+        joined = {"users": (data or {}).get("users", 0) + 1, "last_used_at": now}
+        if data and data["state"] == "active":
+            idle = data["users"] <= 0  # kept after its last task (GEMINI_FILE_KEEP_S)
+            kept = not idle or data.get("idle_since", now) > kept_since
+            if kept and data["expires_at"] > now + REUSE_MARGIN:
+                transaction.update(ref, {**joined, "idle_since": None})
+                return Role.USE, _file_of(data)
+            if idle:  # nobody uses it: ours to replace, and to delete
+                replaced.append(_file_of(data))
+        elif data and data["state"] == "uploading" and data["started_at"] > now - upload_budget:
+            transaction.update(ref, joined)
             return Role.WAIT, None
         transaction.set(
             ref,

@@ -253,6 +253,11 @@ class WebhookAttempt(BaseModel):
     latency_ms: int = 0
     error: str | None = None
 
+    @property
+    def delivered(self) -> bool:
+        """A 2xx: the receiver took the event (a 3xx is not followed, so not one)."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
 
 class WebhookDelivery(BaseModel):
     """The delivery of a task's end to its webhook_url (shared/webhooks.py), set when the

@@ -15,11 +15,12 @@ import contextlib
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpcore
 
+from shared.models import WebhookAttempt
 from shared.urls import UrlRejected, check_webhook_url, is_public_address
 
 USER_AGENT = "Tinkerbell-Webhooks/1"
@@ -27,19 +28,6 @@ USER_AGENT = "Tinkerbell-Webhooks/1"
 
 class AddressRefused(httpcore.ConnectError):
     """The receiver's host resolves to an address no delivery may call."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one attempt got: the status code, or None and why there was none."""
-
-    status_code: int | None
-    latency_ms: int
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 class _CheckedBackend(httpcore.SyncBackend):
@@ -102,17 +90,22 @@ def post(
     timeout_s: float,
     allow_loopback: bool,
     max_url_chars: int,
-) -> Answer:
-    """POST ``body`` to ``url`` once; never raises for anything the receiver does."""
+) -> WebhookAttempt:
+    """POST ``body`` to ``url`` once: the attempt as the task records it; never raises
+    for anything the receiver does."""
+    at = datetime.now(UTC)
     started = time.monotonic()
 
     def took() -> int:
         return round((time.monotonic() - started) * 1000)
 
+    def attempt(status_code: int | None, error: str | None = None) -> WebhookAttempt:
+        return WebhookAttempt(at=at, status_code=status_code, latency_ms=took(), error=error)
+
     try:
         check_webhook_url(url, max_chars=max_url_chars, allow_loopback=allow_loopback)
     except UrlRejected as exc:
-        return Answer(None, took(), f"refused: the URL {exc}")
+        return attempt(None, f"refused: the URL {exc}")
     backend = _CheckedBackend(allow_loopback)
     timer = threading.Timer(timeout_s, backend.cut)
     timer.daemon = True
@@ -133,17 +126,17 @@ def post(
         ):
             status = response.status
     except AddressRefused as exc:
-        return Answer(None, took(), f"refused: {exc}")
+        return attempt(None, f"refused: {exc}")
     except httpcore.TimeoutException:
-        return Answer(None, took(), f"no answer within {timeout_s:g} s")
+        return attempt(None, f"no answer within {timeout_s:g} s")
     except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
         reason = "connection failed" if isinstance(exc, httpcore.ConnectError) else "no answer"
-        return Answer(None, took(), _timed_out_or(took(), timeout_s, reason))
+        return attempt(None, _timed_out_or(took(), timeout_s, reason))
     finally:
         timer.cancel()
     if 300 <= status < 400:
-        return Answer(status, took(), "redirect not followed")
-    return Answer(status, took())
+        return attempt(status, "redirect not followed")
+    return attempt(status)
 
 
 def _timed_out_or(took_ms: int, timeout_s: float, error: str) -> str:

@@ -92,7 +92,7 @@ def after_attempt(
     attempts = [*delivery.attempts, attempt]
     done_at = attempt.at + timedelta(milliseconds=attempt.latency_ms)
     base = {"attempts": attempts, "sending_until": None}
-    if attempt.status_code is not None and 200 <= attempt.status_code < 300:
+    if attempt.delivered:
         state = {"state": WebhookState.DELIVERED, "due_at": None, "finished_at": done_at}
     elif len(attempts) > len(schedule):
         state = {"state": WebhookState.FAILED, "due_at": None, "finished_at": done_at}
@@ -136,7 +136,7 @@ def handle_delivery(message: Delivery) -> None:
 
     body = event_of(task, delivery).model_dump_json().encode()
     secret = webhook_secrets.get_or_create(task.uid).secret
-    answer = webhook_http.post(
+    attempt = webhook_http.post(
         url,
         body,
         signed_headers(secret, delivery.event_id, body, int(time.time())),
@@ -144,17 +144,14 @@ def handle_delivery(message: Delivery) -> None:
         allow_loopback=settings.webhook_allow_loopback,
         max_url_chars=settings.max_url_chars,
     )
-    attempt = WebhookAttempt(
-        at=now, status_code=answer.status_code, latency_ms=answer.latency_ms, error=answer.error
-    )
     after = after_attempt(delivery, attempt, settings.webhook_retry_schedule_s)
     context = {
         "task_id": task_id,
         "event_id": delivery.event_id,
         "attempt": len(after.attempts),
-        "http_status": answer.status_code,
-        "duration_ms": answer.latency_ms,
-        "error_code": answer.error,
+        "http_status": attempt.status_code,
+        "duration_ms": attempt.latency_ms,
+        "error_code": attempt.error,
     }
     try:
         ref.update({"webhook": after.model_dump()})

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.util
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 
 
 @dataclass
@@ -80,3 +83,16 @@ def running_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+RECEIVER_EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "webhook_receiver.py"
+
+
+def load_receiver_example() -> ModuleType:
+    """docs/examples/webhook_receiver.py as a user has it: loaded by path, not as a
+    package module (the tests verify deliveries with it, so it must work)."""
+    spec = importlib.util.spec_from_file_location("webhook_receiver_example", RECEIVER_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

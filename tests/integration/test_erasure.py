@@ -82,12 +82,8 @@ def test_deleting_an_unfinished_task_cancels_it_then_erases_it(
     http: httpx.Client, stack: dict, user: User, standin: StandIn, marker: str
 ) -> None:
     standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=5)
-    answer = http.post(
-        f"{stack['SUBMIT_URL']}/v1/strategies",
-        headers=user.headers,
-        json={"brief": f"A tea room {marker}", "image": False},
-    )
-    url = f"{stack['STATUS_URL']}/v1/tasks/{answer.json()['task_id']}"
+    task_id = Api(stack, http).submit_ok(user, brief=f"A tea room {marker}", image=False)
+    url = f"{stack['STATUS_URL']}/v1/tasks/{task_id}"
     first = http.delete(url, headers=user.headers)
     assert first.status_code == 200 and first.json()["status"] == "CANCELLED"
     assert http.delete(url, headers=user.headers).status_code == 204

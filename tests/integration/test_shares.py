@@ -135,12 +135,7 @@ def test_an_unfinished_or_unknown_task_cannot_be_shared(
     http: httpx.Client, stack: dict, user: User, standin: StandIn, marker: str
 ) -> None:
     standin.fault(marker, endpoint=STRATEGY_CALL, latency_s=5)
-    answer = http.post(
-        f"{stack['SUBMIT_URL']}/v1/strategies",
-        headers=user.headers,
-        json={"brief": f"Unfinished {marker}", "image": False},
-    )
-    task_id = answer.json()["task_id"]
+    task_id = Api(stack, http).submit_ok(user, brief=f"Unfinished {marker}", image=False)
     refused = _share(http, stack, user, task_id)
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "failed_precondition"

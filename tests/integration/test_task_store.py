@@ -252,3 +252,51 @@ def test_a_delete_whose_answer_is_lost_still_answers_deleted(
     deleted = tasks.delete_finished(task.task_id, uid=task.uid)
     assert deleted.task_id == task.task_id and answers == ["lost"]
     assert not tasks._ref(task.task_id).get().exists
+
+
+ENDINGS = ["finished", "cancelled", "abandoned", "attempts_exhausted"]
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_every_end_records_its_webhook_delivery_and_announces_it(ending: str) -> None:
+    """Whoever ends a task with a webhook_url (the worker, a cancel, the dead letter or
+    the sweeper, a claim past the last attempt) writes its pending delivery in the same
+    write and publishes it for deliver_webhook; a task without one publishes nothing."""
+    from shared.models import TaskError, WebhookDelivery, WebhookState
+    from tests.integration.conftest import _probe
+
+    hook = "https://hooks.example.com/store-test"
+    with _probe(get_settings().webhooks_topic) as published:
+        with_hook, without = new_task(), new_task()
+        for task, url in ((with_hook, hook), (without, None)):
+            tasks._ref(task.task_id).update({"request.webhook_url": url})
+            now = datetime.now(UTC)
+            error = TaskError(code="x", message="y")
+            if ending == "finished":
+                owner = uuid.uuid4().hex
+                tasks.claim_task(task.task_id, lease_owner=owner, now=now)
+                assert tasks.finish_task(
+                    task.task_id, lease_owner=owner, now=now, result=RESULT, webhook_url=url
+                )
+            elif ending == "cancelled":
+                tasks.cancel_task(task.task_id, uid=task.uid)
+            elif ending == "abandoned":
+                outcome = tasks.fail_if_abandoned(task.task_id, now=now, error=error)
+                assert outcome is ClaimOutcome.EXHAUSTED
+            else:
+                attempts = get_settings().max_task_attempts
+                tasks._ref(task.task_id).update({"attempts": attempts})
+                claim = tasks.claim_task(task.task_id, lease_owner="late", now=now)
+                assert claim.outcome is ClaimOutcome.EXHAUSTED
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        announced: list[str] = []
+        while with_hook.task_id not in announced and datetime.now(UTC) < deadline:
+            announced += [a.get("task_id", "") for a in published()]
+    assert with_hook.task_id in announced and without.task_id not in announced
+    stored = tasks.get_task(with_hook.task_id)
+    assert stored is not None and stored.webhook is not None
+    assert isinstance(stored.webhook, WebhookDelivery)
+    assert stored.webhook.state is WebhookState.PENDING
+    assert stored.webhook.event_type == f"task.{stored.status.value.lower()}"
+    plain = tasks.get_task(without.task_id)
+    assert plain is not None and plain.status.is_terminal and plain.webhook is None

@@ -7,7 +7,6 @@ stopped by the task's deletion. The receiver verifies with docs/examples/webhook
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 import uuid
@@ -22,22 +21,12 @@ import pytest
 from shared import clients, queue
 from shared.models import TaskRecord, TaskRequest, TaskStatus
 from shared.settings import get_settings
-from tests.integration.conftest import Api, StandIn, TaskWatcher, User, _probe
-from tests.receivers import Call, Receiver
+from tests.integration.conftest import STATE_FILE, Api, StandIn, TaskWatcher, User, _probe
+from tests.receivers import Call, Receiver, load_receiver_example
 
 pytestmark = pytest.mark.integration
 
 STRATEGY_CALL = "generateContent"
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "webhook_receiver.py"
-
-
-def _example() -> Any:
-    """The receiver example users copy: the tests verify with it, so it must work."""
-    spec = importlib.util.spec_from_file_location("webhook_receiver_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _secret(http: httpx.Client, stack: dict, user: User, **params: str) -> httpx.Response:
@@ -70,7 +59,7 @@ def test_an_event_is_signed_retried_after_a_failure_and_recorded(
     assert watcher.wait(task_id)["status"] == "COMPLETED"
 
     first, second = receiver.wait_for(2)
-    example = _example()
+    example = load_receiver_example()
     for call in (first, second):
         event = example.verify(secret, call.headers, call.body)
         assert call.path == "/hook"
@@ -199,6 +188,16 @@ def test_deleting_a_task_stops_its_pending_deliveries(
     at_deletion = len(receiver.calls)
     time.sleep(4.0)  # two more attempts would have been made by now
     # An attempt already sending when the task went may land; none starts after it.
+    assert len(receiver.calls) <= at_deletion + 1
+    # ...and its message is acknowledged and dropped, not sent back for ever.
+    log = Path(json.loads(STATE_FILE.read_text())["parts"]["webhooks"]["log"])
+    deadline = time.monotonic() + 20  # Pub/Sub's backoff brings it back within 5 s
+    while not any(
+        task_id in line and "webhook dropped: the task was deleted" in line
+        for line in log.read_text(errors="replace").splitlines()
+    ):
+        assert time.monotonic() < deadline, f"no drop of {task_id} in {log}"
+        time.sleep(0.2)
     assert len(receiver.calls) <= at_deletion + 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -262,31 +263,56 @@ def test_up_starts_only_the_dead_worker_and_stops_nothing(
     assert "is up again in" in out and "kept running (same processes, same data)" in out
 
 
-def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+# A resubscription: (bridge, its old subscription, the new one's generation).
+Resubscribed = tuple[str, str | None, int]
+
+
+def _up_with_a_dead_bridge(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bridge: str,
+    requeued_tasks: list[str] | None,
+    requeued_webhooks: list[str] | None,
+) -> tuple[
+    stack.StackPlan, dict[str, object], list[stack.PartSpec], list[tuple[str, str | None, int]]
+]:
+    """`up` on a stack whose `bridge` died: what it started again and resubscribed. A
+    requeue given None must not be called."""
     stack_plan, before = fake_stack(tmp_path)
     started: list[stack.PartSpec] = []
-    calls: list[tuple[str, str | None, int]] = []
+    calls: list[Resubscribed] = []
 
     def start(spec: stack.PartSpec, log_dir: Path, *, append: bool = False) -> stack.Running:
         started.append(spec)
         return stack.Running(spec, FakeProc(9000 + len(started)), log_dir / "x.log", None)  # type: ignore[arg-type]
 
-    def resubscribe(plan_: stack.StackPlan, bridge: str, old: str | None, generation: int) -> str:
-        calls.append((bridge, old, generation))
+    def resubscribe(plan_: stack.StackPlan, name: str, old: str | None, generation: int) -> str:
+        calls.append((name, old, generation))
         res = plan_.resources
-        return res.subscription_path(stack.subscription_name(res.subscription, generation))
+        base = res.webhooks_subscription if name == "bridge-webhooks" else res.subscription
+        return res.subscription_path(stack.subscription_name(base, generation))
+
+    def requeue(done: list[str] | None, what: str) -> Callable[[stack.StackPlan], list[str]]:
+        return lambda plan_: done if done is not None else pytest.fail(f"no {what} requeue")
 
     parts = tuple(spec.name for spec in stack_plan.all_parts)
-    monkeypatch.setattr(commands, "settled_health", lambda state: health_with(parts, bridge=DEAD))
+    health = health_with(parts, **{bridge: DEAD})
+    monkeypatch.setattr(commands, "settled_health", lambda state: health)
     monkeypatch.setattr(commands, "start_part", start)
     monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
     monkeypatch.setattr(commands, "resubscribe", resubscribe)
-    monkeypatch.setattr(commands, "requeue_unfinished", lambda plan_: ["t1", "t2"])
-    monkeypatch.setattr(commands, "requeue_webhooks", lambda plan_: pytest.fail("no webhook"))
+    monkeypatch.setattr(commands, "requeue_unfinished", requeue(requeued_tasks, "task"))
+    monkeypatch.setattr(commands, "requeue_webhooks", requeue(requeued_webhooks, "webhook"))
     assert stack.cmd_up(stack_plan, timeout=1) == 0
+    return stack_plan, before, started, calls
 
+
+def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_plan, before, started, calls = _up_with_a_dead_bridge(
+        tmp_path, monkeypatch, "bridge", ["t1", "t2"], None
+    )
     res = stack_plan.resources
     new_path = res.subscription_path("tinkerbell-tasks-r2-process")
     assert calls == [("bridge", res.subscription_path(res.subscription), 2)]
@@ -307,29 +333,9 @@ def test_up_gives_a_dead_bridge_a_fresh_subscription_and_requeues(
 def test_up_gives_a_dead_webhooks_bridge_a_fresh_subscription_and_requeues_deliveries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_plan, before = fake_stack(tmp_path)
-    started: list[stack.PartSpec] = []
-    calls: list[tuple[str, str | None, int]] = []
-
-    def start(spec: stack.PartSpec, log_dir: Path, *, append: bool = False) -> stack.Running:
-        started.append(spec)
-        return stack.Running(spec, FakeProc(9000 + len(started)), log_dir / "x.log", None)  # type: ignore[arg-type]
-
-    def resubscribe(plan_: stack.StackPlan, bridge: str, old: str | None, generation: int) -> str:
-        calls.append((bridge, old, generation))
-        res = plan_.resources
-        return res.subscription_path(stack.subscription_name(res.webhooks_subscription, generation))
-
-    parts = tuple(spec.name for spec in stack_plan.all_parts)
-    health = health_with(parts, **{"bridge-webhooks": DEAD})
-    monkeypatch.setattr(commands, "settled_health", lambda state: health)
-    monkeypatch.setattr(commands, "start_part", start)
-    monkeypatch.setattr(commands, "wait_all_ready", lambda *args, **kwargs: None)
-    monkeypatch.setattr(commands, "resubscribe", resubscribe)
-    monkeypatch.setattr(commands, "requeue_unfinished", lambda plan_: pytest.fail("no task"))
-    monkeypatch.setattr(commands, "requeue_webhooks", lambda plan_: ["t1"])
-    assert stack.cmd_up(stack_plan, timeout=1) == 0
-
+    stack_plan, before, started, calls = _up_with_a_dead_bridge(
+        tmp_path, monkeypatch, "bridge-webhooks", None, ["t1"]
+    )
     res = stack_plan.resources
     new_path = res.subscription_path("tinkerbell-webhooks-r2-deliver")
     assert calls == [("bridge-webhooks", res.subscription_path(res.webhooks_subscription), 2)]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared import webhook_http
+from shared.models import WebhookAttempt
 from tests.receivers import Receiver, running_receiver
 
 
@@ -16,7 +17,7 @@ def receiver() -> Iterator[Receiver]:
         yield made
 
 
-def _post(url: str, *, timeout_s: float = 2.0, allow_loopback: bool = True) -> webhook_http.Answer:
+def _post(url: str, *, timeout_s: float = 2.0, allow_loopback: bool = True) -> WebhookAttempt:
     return webhook_http.post(
         url,
         b'{"type": "task.completed"}',

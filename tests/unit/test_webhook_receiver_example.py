@@ -7,35 +7,23 @@ small server answers 204 to a verified event, once per event id, and 400 otherwi
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from shared import webhook_secrets, webhooks
 from shared.models import WebhookEvent
+from tests.receivers import load_receiver_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "webhook_receiver.py"
 NOW = 1_790_000_000  # Unix seconds: when the tests say the event arrives
 EVENT_ID = "evt_0123456789abcdef0123456789abcdef"
 
 
-def _load() -> ModuleType:
-    """The file as a user has it: loaded by path, not as a package module."""
-    spec = importlib.util.spec_from_file_location("webhook_receiver_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load()
+example = load_receiver_example()
 
 
 def _body(event_id: str = EVENT_ID) -> bytes:
@@ -189,7 +177,7 @@ def test_a_malformed_secret_is_a_configuration_error() -> None:
 
 def test_importing_starts_nothing() -> None:
     before = threading.active_count()
-    _load()
+    load_receiver_example()
     assert threading.active_count() == before
 
 

@@ -210,3 +210,18 @@ def test_loopback_is_refused_for_a_real_project(monkeypatch: pytest.MonkeyPatch)
 def test_negative_waits_are_refused() -> None:
     with pytest.raises(ValueError, match="WEBHOOK_RETRY_SCHEDULE_S"):
         Settings(webhook_retry_schedule_s=[10, -1])
+
+
+def test_a_failed_announcement_never_fails_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task has ended either way: the sweeper republishes a lost announcement."""
+    from shared import endings, queue
+
+    published: list[str] = []
+
+    def unreachable(task_id: str) -> str:
+        published.append(task_id)
+        raise TimeoutError("Pub/Sub did not answer")
+
+    monkeypatch.setattr(queue, "publish_webhook", unreachable)
+    endings.announce("t1")  # does not raise
+    assert published == ["t1"]
